@@ -1,0 +1,100 @@
+"""The registry of telemetry sources: one module per format, each registering itself by name.
+
+``open_events`` is the only entry point the rest of tidewaiter needs: it picks the source (named,
+or sniffed from the first bytes), reads the file through it, and accounts for every record.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from tidewaiter.events import Event
+from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
+
+__all__ = [
+    "Decoder",
+    "ReadReport",
+    "RecordError",
+    "Source",
+    "UnknownFormat",
+    "all_sources",
+    "get",
+    "open_events",
+    "register",
+    "sniff",
+]
+
+SNIFF_BYTES = 64 * 1024
+# Import order is sniff order: the more specific formats first.
+_MODULES = ("sysmon_evtx", "tetragon", "falco", "ocsf", "sysmon_xml", "zeek")
+
+_registry: dict[str, Source] = {}
+S = TypeVar("S", bound=type[Source])
+
+
+class UnknownFormat(Exception):
+    """The input is in no format tidewaiter reads."""
+
+
+def register(cls: S) -> S:
+    """Class decorator: make a source available by its name."""
+    if cls.name in _registry:
+        raise ValueError(f"source {cls.name!r} registered twice")
+    _registry[cls.name] = cls()
+    return cls
+
+
+def _load() -> None:
+    if not _registry:
+        for module in _MODULES:
+            importlib.import_module(f"tidewaiter.sources.{module}")
+
+
+def all_sources() -> list[Source]:
+    _load()
+    return list(_registry.values())
+
+
+def get(name: str) -> Source:
+    _load()
+    try:
+        return _registry[name]
+    except KeyError:
+        raise UnknownFormat(
+            f"unknown format {name!r}; known formats: {', '.join(sorted(_registry))}"
+        ) from None
+
+
+def sniff(head: bytes, path: str) -> Source:
+    for source in all_sources():
+        if source.sniff(head):
+            return source
+    if not head.strip():
+        raise UnknownFormat(f"{path}: the file is empty")
+    raise UnknownFormat(
+        f"{path}: not in a format tidewaiter reads (tried: "
+        f"{', '.join(s.title for s in all_sources())}); name one with --format"
+    )
+
+
+def open_events(path: str, report: ReadReport, fmt: str | None = None) -> Iterator[Event]:
+    """Events from one file ("-" for standard input), every record counted in report."""
+    stream: BinaryIO
+    if path == "-":
+        stream = sys.stdin.buffer
+        head = sys.stdin.buffer.peek(SNIFF_BYTES)  # whatever is buffered: enough to sniff
+    else:
+        stream = Path(path).open("rb")  # noqa: SIM115 - closed in the finally below
+        head = stream.read(SNIFF_BYTES)
+        stream.seek(0)
+    try:
+        source = get(fmt) if fmt else sniff(head, path)
+        report.files[path] = source.name
+        yield from source.read_file(path, stream, report)
+    finally:
+        if stream is not sys.stdin.buffer:
+            stream.close()

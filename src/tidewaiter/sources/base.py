@@ -1,0 +1,143 @@
+"""What a telemetry source is, and the error accounting every source shares.
+
+A source turns one producer's records into Events and never decides what is suspicious. Line
+framed formats implement a Decoder (fed one line at a time, so the same code serves files,
+standard input and live streams); whole-file formats (EVTX) override ``read_file``. A decoder
+signals a bad record by raising RecordError; the reader counts it with its file and line and goes
+on, so no single source needs its own error handling.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, ClassVar
+
+from tidewaiter.events import Event, RawRef
+
+MAX_EXAMPLES = 20  # problems listed with their location; the rest are only counted
+
+
+class RecordError(Exception):
+    """A record this source cannot turn into events; the message is the reason, in one phrase."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    path: str
+    where: str  # "line 12", "chunk 9", "record 3610"
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.where}: {self.reason}"
+
+
+@dataclass(slots=True)
+class ReadReport:
+    """Counts of what was read, and why anything was skipped."""
+
+    records: int = 0
+    events: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: list[Problem] = field(default_factory=list)
+    files: Counter[str] = field(default_factory=Counter)  # path -> source name
+    ignored: int = 0  # records understood but carrying nothing tidewaiter uses
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def skip(self, path: str, where: str, reason: str) -> None:
+        self.skipped[reason] += 1
+        if len(self.examples) < MAX_EXAMPLES:
+            self.examples.append(Problem(path, where, reason))
+
+    def summary(self) -> str:
+        text = (
+            f"read {self.records} records from {len(self.files)} file(s): "
+            f"{self.events} events, {self.ignored} records with nothing to use, "
+            f"{self.skipped_total} skipped"
+        )
+        if self.skipped:
+            reasons = "; ".join(f"{n} {r}" for r, n in self.skipped.most_common())
+            text += f" ({reasons})"
+        return text
+
+
+class Decoder(ABC):
+    """Per-stream state for one line-framed input (a header, a partial multi-record event)."""
+
+    @abstractmethod
+    def feed(self, line: bytes, ref: RawRef) -> Iterable[Event]:
+        """Events for one line; raise RecordError for a line that cannot be read."""
+
+    def flush(self) -> Iterable[Event]:
+        """Events held back waiting for more lines, at the end of the stream."""
+        return ()
+
+
+class Source(ABC):
+    name: ClassVar[str]  # the registry key and --format value
+    title: ClassVar[str]  # what a user calls this format
+    line_framed: ClassVar[bool] = True
+
+    @abstractmethod
+    def sniff(self, head: bytes) -> bool:
+        """Whether the first bytes of a file look like this format (cheap, no full parse)."""
+
+    def decoder(self, path: str) -> Decoder:
+        raise NotImplementedError(f"{self.name} is not line framed")
+
+    def read_file(self, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
+        """Events from a whole file, counting every record and every skipped one in report."""
+        yield from read_lines(self, path, stream, report)
+
+
+def read_lines(source: Source, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
+    decoder = source.decoder(path)
+    lineno = 0
+    for lineno, line in enumerate(stream, start=1):  # noqa: B007 - lineno is used after the loop
+        if not line.strip():
+            continue
+        report.records += 1
+        yield from guarded(decoder.feed, line, RawRef(source.name, path, line=lineno), report)
+    yield from guarded_flush(decoder, path, lineno, report)
+
+
+Feed = Callable[[bytes, RawRef], Iterable[Event]]
+
+
+def guarded(feed: Feed, line: bytes, ref: RawRef, report: ReadReport) -> Iterator[Event]:
+    """Run one decoder step, turning any failure into a counted, located problem."""
+    try:
+        events = list(feed(line, ref))
+    except RecordError as exc:
+        report.skip(ref.path, _where(ref), str(exc))
+        return
+    except Exception as exc:  # a parser bug must not lose the rest of the run
+        report.skip(ref.path, _where(ref), f"unreadable record ({type(exc).__name__}: {exc})")
+        return
+    if not events:
+        report.ignored += 1
+    report.events += len(events)
+    yield from events
+
+
+def guarded_flush(decoder: Decoder, path: str, lineno: int, report: ReadReport) -> Iterator[Event]:
+    try:
+        events = list(decoder.flush())
+    except RecordError as exc:
+        report.skip(path, f"end of file (line {lineno})", str(exc))
+        return
+    report.events += len(events)
+    yield from events
+
+
+def _where(ref: RawRef) -> str:
+    if ref.line is not None:
+        return f"line {ref.line}"
+    if ref.chunk is not None:
+        return f"chunk {ref.chunk}"
+    return f"record {ref.record_id}"

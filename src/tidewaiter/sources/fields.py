@@ -1,0 +1,68 @@
+"""Coercion shared by the sources: producers drift in types (a pid as int or string, a time as
+ISO text or integer nanoseconds), so every source reads fields through these helpers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tidewaiter.sources.base import RecordError
+
+_NS_THRESHOLD = 10**14  # above this an integer time is in nanoseconds (or micro/milli, below)
+
+
+def parse_time(value: object) -> float:
+    """Epoch seconds (UTC) from ISO 8601 text or an epoch number in s, ms, us or ns."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _scale_epoch(float(value))
+    if isinstance(value, str) and value:
+        text = value.strip()
+        if text.replace(".", "", 1).isdigit():
+            return _scale_epoch(float(text))
+        try:
+            moment = datetime.fromisoformat(text.replace(" UTC", "Z"))
+        except ValueError:
+            raise RecordError(f"unreadable time {value[:40]!r}") from None
+        if moment.tzinfo is None:  # producers that omit the zone write UTC
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    raise RecordError("record has no time")
+
+
+def _scale_epoch(number: float) -> float:
+    if number > _NS_THRESHOLD * 1000:
+        return number / 1e9
+    if number > _NS_THRESHOLD * 10:
+        return number / 1e6
+    if number > _NS_THRESHOLD / 10:
+        return number / 1e3
+    return number
+
+
+def to_int(value: object) -> int | None:
+    """An integer from an int or numeric string; None for anything else (never raises)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
+            return int(text)
+        if text.lower().startswith("0x"):
+            try:
+                return int(text, 16)
+            except ValueError:
+                return None
+    return None
+
+
+def to_str(value: object) -> str | None:
+    """A non-empty string, or None for null, empty and placeholder values."""
+    if value is None:
+        return None
+    text = value if isinstance(value, str) else str(value)
+    if not text or text in ("-", "<NA>", "(empty)"):
+        return None
+    return text

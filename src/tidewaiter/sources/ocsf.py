@@ -1,0 +1,1 @@
+"""ocsf source (being written)."""

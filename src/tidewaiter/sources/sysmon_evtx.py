@@ -1,0 +1,1 @@
+"""sysmon_evtx source (being written)."""

@@ -1,0 +1,1 @@
+"""sysmon_xml source (being written)."""

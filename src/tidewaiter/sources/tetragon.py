@@ -1,0 +1,1 @@
+"""tetragon source (being written)."""

@@ -1,0 +1,1 @@
+"""zeek source (being written)."""
