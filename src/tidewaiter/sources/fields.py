@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 from tidewaiter.sources.base import RecordError
 
-_NS_THRESHOLD = 10**14  # above this an integer time is in nanoseconds (or micro/milli, below)
 
 
 def parse_time(value: object) -> float:
@@ -29,11 +28,12 @@ def parse_time(value: object) -> float:
 
 
 def _scale_epoch(number: float) -> float:
-    if number > _NS_THRESHOLD * 1000:
+    # Seconds stay below 1e11 until the year 5138; each finer unit is 1000x larger.
+    if number > 1e17:
         return number / 1e9
-    if number > _NS_THRESHOLD * 10:
+    if number > 1e14:
         return number / 1e6
-    if number > _NS_THRESHOLD / 10:
+    if number > 1e11:
         return number / 1e3
     return number
 
