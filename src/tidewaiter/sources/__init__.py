@@ -82,18 +82,30 @@ def sniff(head: bytes, path: str) -> Source:
 
 
 def open_events(path: str, report: ReadReport, fmt: str | None = None) -> Iterator[Event]:
-    """Events from one file ("-" for standard input), every record counted in report."""
+    """Events from one file ("-" for standard input), every record counted in report.
+
+    Opening and sniffing happen now, so a missing file or an unknown format raises here
+    (OSError, UnknownFormat) rather than in the middle of a merged read."""
     stream: BinaryIO
     if path == "-":
         stream = sys.stdin.buffer
         head = sys.stdin.buffer.peek(SNIFF_BYTES)  # whatever is buffered: enough to sniff
     else:
-        stream = Path(path).open("rb")  # noqa: SIM115 - closed in the finally below
+        stream = Path(path).open("rb")  # noqa: SIM115 - closed by _events
         head = stream.read(SNIFF_BYTES)
         stream.seek(0)
     try:
         source = get(fmt) if fmt else sniff(head, path)
-        report.files[path] = source.name
+    except UnknownFormat:
+        if stream is not sys.stdin.buffer:
+            stream.close()
+        raise
+    report.files[path] = source.name
+    return _events(source, path, stream, report)
+
+
+def _events(source: Source, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
+    try:
         yield from source.read_file(path, stream, report)
     finally:
         if stream is not sys.stdin.buffer:

@@ -1,0 +1,5 @@
+import sys
+
+from tidewaiter.cli.main import main
+
+sys.exit(main())

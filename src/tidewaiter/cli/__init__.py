@@ -1,0 +1,1 @@
+"""The command line: one module per subcommand; this package only wires them."""

@@ -1,0 +1,121 @@
+"""`tidewaiter detect`: read telemetry files, print or write the alerts they contain."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+
+from tidewaiter.alerts import to_ocsf
+from tidewaiter.cli.options import add_detection_options, engine_config
+from tidewaiter.detection.analytics import Finding
+from tidewaiter.events import Event
+from tidewaiter.pipeline import Engine, EngineConfig, merge_by_time
+from tidewaiter.sinks import Sink
+from tidewaiter.sinks.console import ConsoleSink
+from tidewaiter.sinks.jsonl import JsonLinesSink
+from tidewaiter.sources import ReadReport, UnknownFormat, all_sources, open_events
+
+EXIT_OK, EXIT_ALERT, EXIT_USAGE = 0, 1, 2
+
+
+def add_parser(commands: Any) -> None:
+    formats = ", ".join(s.name for s in all_sources())
+    parser = commands.add_parser(
+        "detect",
+        help="detect archive staging and exfiltration in telemetry files",
+        description="Read telemetry files (format sniffed, or named with --format) and report "
+        "archive staging and exfiltration per container. Use - for standard input.",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="telemetry files, or - for stdin")
+    parser.add_argument("--format", dest="fmt", metavar="NAME", help=f"input format ({formats})")
+    parser.add_argument("--json", action="store_true", help="JSON lines (OCSF) on stdout")
+    parser.add_argument("--out", metavar="FILE", help="also append JSON lines (OCSF) to FILE")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 2 when any record or file could not be read")
+    parser.add_argument("--fail-on-alert", action="store_true", help="exit 1 when an alert fired")
+    add_detection_options(parser)
+    parser.set_defaults(run=run)
+
+
+@dataclass
+class Outcome:
+    report: ReadReport = field(default_factory=ReadReport)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # files that could not be opened at all
+    hidden_below_min: int = 0
+
+
+def detect(
+    paths: Sequence[str], config: EngineConfig, sinks: Sequence[Sink], fmt: str | None = None
+) -> Outcome:
+    """Run detection over files; every alert goes to every sink as it is decided."""
+    outcome = Outcome()
+
+    def deliver(finding: Finding) -> None:
+        alert = to_ocsf(finding)
+        outcome.alerts.append(alert)
+        for sink in sinks:
+            sink.write(alert)
+
+    engine = Engine(deliver, config)
+    streams: list[Iterator[Event]] = []
+    for path in paths:
+        try:
+            streams.append(open_events(path, outcome.report, fmt))
+        except UnknownFormat as exc:
+            outcome.unreadable.append(str(exc))
+        except OSError as exc:
+            outcome.unreadable.append(f"{path}: cannot read ({exc.strerror or exc})")
+    for event in merge_by_time(streams):
+        engine.process(event)
+    engine.flush()
+    outcome.hidden_below_min = engine.suppressed_below_min
+    return outcome
+
+
+def run(args: argparse.Namespace) -> int:
+    sinks: list[Sink] = []
+    console_sink = None
+    if args.json:
+        sinks.append(JsonLinesSink(sys.stdout.buffer))
+    else:
+        console_sink = ConsoleSink(Console())
+        sinks.append(console_sink)
+    if args.out:
+        try:
+            sinks.append(JsonLinesSink.to_path(args.out))
+        except OSError as exc:
+            print(f"tidewaiter: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return EXIT_USAGE
+    try:
+        outcome = detect(args.paths, engine_config(args), sinks, args.fmt)
+    finally:
+        for sink in sinks:
+            sink.close()
+    report_outcome(outcome)
+    if outcome.unreadable or (args.strict and outcome.report.skipped_total):
+        return EXIT_USAGE
+    if args.fail_on_alert and outcome.alerts:
+        return EXIT_ALERT
+    return EXIT_OK
+
+
+def report_outcome(outcome: Outcome) -> None:
+    """The summary on stderr: what was read, what was skipped and where, what was hidden."""
+    err = Console(stderr=True, highlight=False)
+    for problem in outcome.unreadable:
+        err.print(f"tidewaiter: {problem}", markup=False)
+    report = outcome.report
+    for example in report.examples:
+        err.print(f"  skipped {example}", markup=False, style="yellow")
+    if report.skipped_total > len(report.examples):
+        err.print(f"  ... and {report.skipped_total - len(report.examples)} more skipped", markup=False)
+    summary = report.summary() + f"; {len(outcome.alerts)} alert(s)"
+    if outcome.hidden_below_min:
+        summary += f", {outcome.hidden_below_min} below --min-severity"
+    err.print(summary, markup=False)

@@ -1,0 +1,43 @@
+"""`tidewaiter` entry point: parses arguments and dispatches to a subcommand module."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from tidewaiter import __version__
+from tidewaiter.cli import demo, detect
+
+EXIT_OK = 0
+EXIT_ALERT = 1
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tidewaiter",
+        description="Find archive staging and exfiltration from containers in telemetry.",
+    )
+    parser.add_argument("--version", action="version", version=f"tidewaiter {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    detect.add_parser(commands)
+    demo.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # `tidewaiter detect --json ... | head`
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

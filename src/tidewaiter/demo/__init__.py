@@ -1,0 +1,1 @@
+"""Telemetry the demo replays, written by this project in the producers' formats."""

@@ -1,0 +1,252 @@
+"""The detection catalog: tools, options and patterns as data, validated on load.
+
+New archivers, uploaders and patterns are added to the YAML files beside this module; the code in
+``signals`` only knows the handful of *modes* and *destination kinds* those files name.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+from typing import Literal, TypeVar
+
+import msgspec
+
+ArchiveMode = Literal["flags", "unless_flags", "subcommand", "always"]
+OutputKind = Literal[
+    "option",
+    "first_positional",
+    "last_positional",
+    "first_after_subcommand",
+    "compressed_input",
+]
+T = TypeVar("T")
+DestinationKind = Literal["url", "remote_last", "host", "host_port", "socat", "cloud", "remote_name"]
+
+
+class Archiver(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tool: str
+    binaries: tuple[str, ...]
+    mode: ArchiveMode
+    technique: str
+    create_short: str = ""
+    create_long: tuple[str, ...] = ()
+    decompress_short: str = ""
+    decompress_long: tuple[str, ...] = ()
+    subcommands: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
+    bundled: bool = False
+    value_short: str = ""
+    output_options: tuple[str, ...] = ()
+    output: OutputKind = "option"
+    encrypt_options: tuple[str, ...] = ()
+
+
+class Encryptor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tool: str
+    binaries: tuple[str, ...]
+    technique: str
+    encrypt_options: tuple[str, ...] = ()
+    decrypt_options: tuple[str, ...] = ()
+    subcommands: tuple[str, ...] = ()
+    value_short: str = ""
+    output_options: tuple[str, ...] = ()
+
+
+class ScriptPattern(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    tool: str
+    pattern: str
+    technique: str
+    output_pattern: str | None = None
+
+
+class Transfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tool: str
+    binaries: tuple[str, ...]
+    destination: DestinationKind
+    technique: str
+    upload_options: tuple[str, ...] = ()
+    data_options: tuple[str, ...] = ()
+    listen_options: tuple[str, ...] = ()
+    subcommands: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ()
+    value_short: str = ""
+    needs_input: bool = False
+
+
+class Splitter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tool: str
+    binaries: tuple[str, ...]
+    technique: str
+
+
+class ScriptTransfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tool: str
+    pattern: str
+    destination_pattern: str
+    technique: str
+
+
+class Runtimes(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    binaries: tuple[str, ...]
+    subcommands: tuple[str, ...]
+
+
+class Shell(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    binaries: tuple[str, ...]
+    option: str | None = None
+
+
+class Shells(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    posix: Shell
+    cmd: Shell
+    powershell: Shell
+
+
+class ArchiverFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    archivers: tuple[Archiver, ...]
+    encryptors: tuple[Encryptor, ...]
+    scripts: tuple[ScriptPattern, ...]
+    interpreters: tuple[str, ...]
+    archive_extensions: tuple[str, ...]
+    encrypted_extensions: tuple[str, ...]
+    archive_magic: dict[str, str]
+
+
+class TransferFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    transfers: tuple[Transfer, ...]
+    splitters: tuple[Splitter, ...]
+    script_transfers: tuple[ScriptTransfer, ...]
+    runtimes: Runtimes
+    shells: Shells
+
+
+class Technique(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    tactic: str
+
+
+class AttackFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    tactics: dict[str, str]
+    techniques: dict[str, Technique]
+
+
+class AnalyticSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An analytic with its Alerting & Detection Strategy metadata."""
+
+    uid: str
+    name: str
+    goal: str
+    priority: str
+    attacks: tuple[str, ...]
+    blind_spots: str
+    false_positives: str
+    validation: str
+    response: str
+
+
+class AnalyticsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    analytics: tuple[AnalyticSpec, ...]
+
+
+class Catalog:
+    """The loaded catalog, indexed by executable name for the hot path."""
+
+    def __init__(
+        self,
+        archivers: ArchiverFile,
+        transfers: TransferFile,
+        attack: AttackFile,
+        analytics: AnalyticsFile,
+    ) -> None:
+        self.attack = attack
+        self.analytics = {a.uid: a for a in analytics.analytics}
+        unknown = {t for a in analytics.analytics for t in a.attacks} - set(attack.techniques)
+        if unknown:
+            raise CatalogError(f"analytics.yaml names techniques missing from attack.yaml: {unknown}")
+        self.archivers = {b: a for a in archivers.archivers for b in a.binaries}
+        self.encryptors = {b: e for e in archivers.encryptors for b in e.binaries}
+        self.scripts = [(s, re.compile(s.pattern), _maybe(s.output_pattern)) for s in archivers.scripts]
+        self.interpreters = frozenset(archivers.interpreters)
+        # Longest first, so ".tar.gz" wins over ".gz" when naming the kind.
+        self.archive_extensions = tuple(sorted(archivers.archive_extensions, key=len, reverse=True))
+        self.encrypted_extensions = tuple(archivers.encrypted_extensions)
+        self.archive_magic = {name: bytes.fromhex(h) for name, h in archivers.archive_magic.items()}
+        self.transfers = {b: t for t in transfers.transfers for b in t.binaries}
+        self.splitters = {b: s for s in transfers.splitters for b in s.binaries}
+        self.script_transfers = [
+            (s, re.compile(s.pattern), re.compile(s.destination_pattern))
+            for s in transfers.script_transfers
+        ]
+        self.runtimes = transfers.runtimes
+        self.shells = transfers.shells
+        self.posix_shells = frozenset(transfers.shells.posix.binaries)
+        self.cmd_shells = frozenset(transfers.shells.cmd.binaries)
+        self.powershells = frozenset(transfers.shells.powershell.binaries)
+        self.runtime_binaries = frozenset(transfers.runtimes.binaries)
+        # Every executable name that can make a signal; anything else is skipped at once.
+        self.interesting = frozenset(
+            [*self.archivers, *self.encryptors, *self.transfers, *self.splitters]
+            + [*self.interpreters, *self.posix_shells, *self.cmd_shells, *self.powershells]
+            + [*self.runtime_binaries]
+        )
+        # A cheap pre-filter for shell payloads and scripts: any catalog word in the text at all.
+        words = sorted(
+            {*self.archivers, *self.encryptors, *self.transfers, *self.splitters}
+            | self.runtime_binaries
+            | {"tarfile", "zipfile", "gzip", "bz2", "lzma", "make_archive", "compress"}
+            | {"Compress-Archive", "ZipFile", "Invoke-WebRequest", "Invoke-RestMethod", "iwr", "irm"}
+            | {"Upload"},
+            key=len,
+            reverse=True,
+        )
+        self.prefilter = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+
+    def technique(self, uid: str) -> tuple[Technique, str]:
+        """The technique and its tactic's name; unknown sub-techniques fall back to the parent."""
+        technique = self.attack.techniques.get(uid) or self.attack.techniques[uid.split(".")[0]]
+        return technique, self.attack.tactics[technique.tactic]
+
+    def archive_kind(self, path: str) -> str | None:
+        """The archive extension a path ends with, if any."""
+        lowered = path.lower()
+        for ext in self.archive_extensions:
+            if lowered.endswith(ext):
+                return ext
+        return None
+
+    def magic_kind(self, head: bytes) -> str | None:
+        for name, magic in self.archive_magic.items():
+            if head.startswith(magic):
+                return name
+        if len(head) >= 262 and head[257:262] == b"ustar":
+            return "tar"
+        return None
+
+
+def _maybe(pattern: str | None) -> re.Pattern[str] | None:
+    return re.compile(pattern) if pattern else None
+
+
+class CatalogError(Exception):
+    """A catalog file does not match its schema; the message names the file and the field."""
+
+
+def _load_file(name: str, kind: type[T]) -> T:
+    text = resources.files(__package__).joinpath(name).read_bytes()
+    try:
+        return msgspec.yaml.decode(text, type=kind)
+    except msgspec.ValidationError as exc:
+        raise CatalogError(f"catalog {name}: {exc}") from exc
+
+
+@cache
+def load() -> Catalog:
+    return Catalog(
+        _load_file("archivers.yaml", ArchiverFile),
+        _load_file("transfers.yaml", TransferFile),
+        _load_file("attack.yaml", AttackFile),
+        _load_file("analytics.yaml", AnalyticsFile),
+    )

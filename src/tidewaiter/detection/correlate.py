@@ -1,0 +1,183 @@
+"""Per-entity correlation: an archive followed by a transfer out, within a window.
+
+State is one open *episode* per entity (a container, or a host with no container): the archive
+signals that opened it and whatever transfers, egress and runtime links followed. Nothing else is
+kept, so an entity with no archive activity costs nothing. Episodes close and become findings
+when event time (the watermark) passes their due time, at end of input, or when the bound on open
+episodes forces the oldest out early; snapshot/restore carry them across a restart.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import OrderedDict
+from collections.abc import Callable
+
+import msgspec
+
+from tidewaiter.detection.signals import Signal, SignalKind
+from tidewaiter.events import Container
+
+ARCHIVING = frozenset({SignalKind.ARCHIVE, SignalKind.ENCRYPT, SignalKind.ARCHIVE_FILE})
+CARRYING = frozenset({SignalKind.UPLOAD, SignalKind.EGRESS})
+LINKING = frozenset({SignalKind.RUNTIME, SignalKind.SPLIT})
+
+
+class CorrelationConfig(msgspec.Struct, frozen=True):
+    window: float = 900.0  # seconds an archive stays "staged" waiting for a transfer
+    settle: float = 60.0  # seconds after the last transfer before a finding is emitted
+    max_open: int = 100_000  # open episodes kept; the oldest is closed early beyond this
+    max_evidence: int = 64  # signals kept per kind in an episode; the rest are counted
+    skew: float = 5.0  # a transfer this much earlier than the archive still counts (clock and
+    # ordering skew between sources: a pipeline's connection can be logged before its archiver)
+
+
+class Entity(msgspec.Struct, frozen=True, omit_defaults=True):
+    key: str  # "container:<12 hex>" or "host:<name>"
+    host: str | None = None
+    container: Container | None = None
+
+    @property
+    def is_container(self) -> bool:
+        return self.container is not None
+
+
+class Episode(msgspec.Struct, omit_defaults=True):
+    entity: Entity
+    archives: list[Signal]
+    transfers: list[Signal] = msgspec.field(default_factory=list)
+    links: list[Signal] = msgspec.field(default_factory=list)
+    omitted: int = 0  # evidence beyond max_evidence, counted so the alert can say so
+    last_archive: float = 0.0
+    last_transfer: float = 0.0
+    external: bool = False  # a transfer reached a non-internal destination
+
+    @property
+    def first_archive(self) -> float:
+        return self.archives[0].event.time
+
+    def due(self, config: CorrelationConfig) -> float:
+        if self.external:
+            return self.last_transfer + config.settle
+        return self.last_archive + config.window
+
+
+class Snapshot(msgspec.Struct):
+    version: int
+    watermark: float
+    episodes: list[Episode]
+
+
+SNAPSHOT_VERSION = 1
+Emit = Callable[[Episode], None]
+
+
+class Correlator:
+    def __init__(self, config: CorrelationConfig, emit: Emit) -> None:
+        self.config = config
+        self._emit = emit
+        self._open: OrderedDict[str, Episode] = OrderedDict()
+        self._due: list[tuple[float, str]] = []  # lazily validated min-heap of due times
+        self.watermark = 0.0
+
+    @property
+    def open_episodes(self) -> int:
+        return len(self._open)
+
+    def on_signal(self, signal: Signal, entity: Entity) -> None:
+        kind = signal.kind
+        time = signal.event.time
+        episode = self._open.get(entity.key)
+        if kind in ARCHIVING:
+            if episode is not None and (
+                episode.external or time - episode.last_archive > self.config.window
+            ):
+                self._close(entity.key)  # a new staging run, not more of the same one
+                episode = None
+            if episode is None:
+                episode = Episode(entity=entity, archives=[])
+                self._open[entity.key] = episode
+                self._evict_over_bound()
+            if not _duplicate(episode.archives, signal):
+                self._add(episode, episode.archives, signal)
+            episode.last_archive = max(episode.last_archive, time)
+        elif episode is None or time < episode.first_archive - self.config.skew:
+            return  # a transfer or link with nothing staged before it
+        elif time - episode.last_archive > self.config.window:
+            self._close(entity.key)
+            return
+        elif kind in CARRYING:
+            self._add_transfer(episode, signal)
+            episode.last_transfer = max(episode.last_transfer, time)
+            dst = signal.destination
+            episode.external = episode.external or (dst is not None and not dst.internal)
+        elif kind in LINKING:
+            self._add(episode, episode.links, signal)
+        if entity.container is not None and episode.entity != entity:
+            episode.entity = entity  # keep the richest identity seen (full id, image)
+        self._open.move_to_end(entity.key)
+        heapq.heappush(self._due, (episode.due(self.config), entity.key))
+
+    def _add_transfer(self, episode: Episode, signal: Signal) -> None:
+        """Sends of one flow fold into one evidence item; a flow of 10,000 sends is one line."""
+        for index in range(len(episode.transfers) - 1, -1, -1):
+            if episode.transfers[index].same_flow(signal):
+                episode.transfers[index] = episode.transfers[index].fold(signal)
+                return
+        self._add(episode, episode.transfers, signal)
+
+    def _add(self, episode: Episode, bucket: list[Signal], signal: Signal) -> None:
+        if len(bucket) < self.config.max_evidence:
+            bucket.append(signal)
+        else:
+            episode.omitted += 1
+
+    def advance(self, now: float) -> None:
+        """Move event time forward; episodes whose due time has passed become findings."""
+        if now > self.watermark:
+            self.watermark = now
+        while self._due and self._due[0][0] <= self.watermark:
+            due, key = heapq.heappop(self._due)
+            episode = self._open.get(key)
+            if episode is not None and episode.due(self.config) <= due:
+                self._close(key)
+
+    def flush(self) -> None:
+        """End of input: every open episode becomes a finding now."""
+        for key in list(self._open):
+            self._close(key)
+        self._due.clear()
+
+    def _close(self, key: str) -> None:
+        episode = self._open.pop(key, None)
+        if episode is not None:
+            self._emit(episode)
+
+    def _evict_over_bound(self) -> None:
+        while len(self._open) > self.config.max_open:
+            key = next(iter(self._open))
+            self._close(key)
+
+    def snapshot(self) -> bytes:
+        state = Snapshot(SNAPSHOT_VERSION, self.watermark, list(self._open.values()))
+        return msgspec.msgpack.encode(state)
+
+    def restore(self, data: bytes) -> None:
+        state = msgspec.msgpack.decode(data, type=Snapshot)
+        if state.version != SNAPSHOT_VERSION:
+            raise ValueError(f"snapshot version {state.version}, expected {SNAPSHOT_VERSION}")
+        self.watermark = state.watermark
+        self._open = OrderedDict((e.entity.key, e) for e in state.episodes)
+        self._due = [(e.due(self.config), e.entity.key) for e in state.episodes]
+        heapq.heapify(self._due)
+
+
+def _duplicate(signals: list[Signal], new: Signal) -> bool:
+    """The same archive seen again (a file written in many chunks, a wrapper and its child)."""
+    return any(
+        s.kind == new.kind
+        and s.archive_path == new.archive_path
+        and s.tool == new.tool
+        and (new.archive_path is not None or s.event.process == new.event.process)
+        for s in signals
+    )

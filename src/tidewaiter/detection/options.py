@@ -1,0 +1,93 @@
+"""A small, tool-agnostic option parser, steered by catalog data.
+
+Every Unix tool parses its own options; what the detector needs is the same few facts from each:
+which short letters and long options are present, what value an option carries, and which
+arguments are positional. ``value_short`` (from the catalog) says which short letters take a value,
+so `tar -C /tmp -xzf a.tgz` is not mistaken for a create.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class Parsed:
+    shorts: set[str] = field(default_factory=set)
+    longs: set[str] = field(default_factory=set)
+    values: dict[str, str] = field(default_factory=dict)  # "-f" / "--file" -> value
+    positionals: list[str] = field(default_factory=list)
+    raw_options: list[str] = field(default_factory=list)  # every option argument as written
+
+    def has(self, option: str) -> bool:
+        """`-x` (a letter in any cluster), `--long`, or a multi-letter switch like `-hp` (prefix)."""
+        if option.startswith("--"):
+            return option in self.longs
+        if option.startswith("/"):  # a Windows switch (bitsadmin /upload) parses as positional
+            return option.lower() in (p.lower() for p in self.positionals)
+        if len(option) == 2:
+            return option[1] in self.shorts
+        return any(raw.startswith(option) for raw in self.raw_options)
+
+    def value(self, *options: str) -> str | None:
+        for option in options:
+            if option in self.values:
+                return self.values[option]
+        return None
+
+
+def parse(args: list[str], value_short: str = "", bundled: bool = False) -> Parsed:
+    parsed = Parsed()
+    index = 0
+    if bundled and args and args[0][:1].isalpha() and args[0].isalpha() and len(args[0]) <= 12:
+        # Old-style `tar czf out.tgz dir`: a first argument of letters is a cluster whose value
+        # letters take the following arguments in order.
+        index = _cluster(args, 0, args[0], parsed, value_short, in_order=True)
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if arg == "--":
+            parsed.positionals.extend(args[index:])
+            break
+        if arg.startswith("--") and len(arg) > 2:
+            name, eq, value = arg.partition("=")
+            parsed.longs.add(name)
+            parsed.raw_options.append(arg)
+            if eq:
+                parsed.values[name] = value
+            elif index < len(args) and not args[index].startswith("-"):
+                # Without a schema a long option may or may not take the next argument; record
+                # it as a value but keep it positional too, so neither reading is lost.
+                parsed.values[name] = args[index]
+            continue
+        if arg.startswith("-") and len(arg) > 1:
+            parsed.raw_options.append(arg)
+            index = _cluster(args, index, arg[1:], parsed, value_short, in_order=False)
+            continue
+        parsed.positionals.append(arg)
+    return parsed
+
+
+def _cluster(
+    args: list[str], index: int, letters: str, parsed: Parsed, value_short: str, in_order: bool
+) -> int:
+    """Record a short-option cluster; returns the index of the next unread argument."""
+    if in_order:
+        index = 1
+        for letter in letters:
+            parsed.shorts.add(letter)
+            if letter in value_short and index < len(args):
+                parsed.values[f"-{letter}"] = args[index]
+                index += 1
+        return index
+    for position, letter in enumerate(letters):
+        parsed.shorts.add(letter)
+        if letter in value_short:
+            rest = letters[position + 1 :]
+            if rest:
+                parsed.values[f"-{letter}"] = rest
+            elif index < len(args):
+                parsed.values[f"-{letter}"] = args[index]
+                index += 1
+            break
+    return index

@@ -1,0 +1,541 @@
+"""Stateless indicators: one event in, the signals it carries out. No memory, no verdicts.
+
+The three indicators of the ADS are here: an archiver or compressor run with create semantics
+(or a library/cmdlet doing the same), an archive file written, and traffic leaving for a
+non-internal address. Transfer tools and container-runtime commands are signals too, so the
+correlation can join "what was packed" with "what carried it out".
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+import msgspec
+
+from tidewaiter.detection import cmdline
+from tidewaiter.detection.addresses import AddressPolicy
+from tidewaiter.detection.catalog import Archiver, Catalog, Encryptor, Transfer, load
+from tidewaiter.detection.options import Parsed, parse
+from tidewaiter.events import Activity, Event, Kind
+
+_COMPRESSED_SUFFIX = {
+    "gzip": ".gz", "pigz": ".gz", "bzip2": ".bz2", "pbzip2": ".bz2", "xz": ".xz", "pixz": ".xz",
+    "lzma": ".lzma", "zstd": ".zst", "pzstd": ".zst", "lz4": ".lz4", "lzip": ".lz", "lzop": ".lzo",
+    "compress": ".Z", "brotli": ".br",
+}  # fmt: skip
+_REMOTE_SCHEMES = ("s3://", "gs://", "az://", "https://", "http://", "wasbs://", "abfss://")
+
+
+class SignalKind(StrEnum):
+    ARCHIVE = "archive"  # an archiver, compressor or library created an archive
+    ENCRYPT = "encrypt"  # collected data (or an archive) was encrypted
+    ARCHIVE_FILE = "archive_file"  # a file with an archive's name or magic bytes was written
+    UPLOAD = "upload"  # a transfer tool sent files somewhere
+    SPLIT = "split"  # a file was split into pieces (before transfer)
+    EGRESS = "egress"  # traffic to a non-internal address
+    RUNTIME = "runtime"  # a host process reached into a container runtime (docker cp/run -v)
+
+
+class Destination(msgspec.Struct, frozen=True, omit_defaults=True):
+    host: str | None = None
+    ip: str | None = None
+    port: int | None = None
+    internal: bool = False
+
+    def label(self) -> str:
+        where = self.host or self.ip or "?"
+        return f"{where}:{self.port}" if self.port else where
+
+
+class Signal(msgspec.Struct, frozen=True, omit_defaults=True):
+    kind: SignalKind
+    tool: str
+    technique: str
+    event: Event
+    explanation: str
+    archive_path: str | None = None
+    encrypted: bool = False
+    destination: Destination | None = None
+    bytes_out: int | None = None
+    sent_paths: tuple[str, ...] = ()
+    piped: bool = False  # fed by an archiver through a pipe in the same command line
+    repeats: int = 1  # egress sends of one flow folded into this signal
+    last_time: float | None = None  # time of the last folded send
+
+    def same_flow(self, other: Signal) -> bool:
+        """Two egress signals of one process to one destination (sends of one upload)."""
+        mine, theirs = self.event, other.event
+        return (
+            self.kind is SignalKind.EGRESS
+            and other.kind is SignalKind.EGRESS
+            and self.destination == other.destination
+            and (mine.process.pid if mine.process else None)
+            == (theirs.process.pid if theirs.process else None)
+        )
+
+    def fold(self, other: Signal) -> Signal:
+        """This flow with another send of it added: bytes summed, the first record kept."""
+        total = (self.bytes_out or 0) + (other.bytes_out or 0)
+        repeats = self.repeats + other.repeats
+        dst = self.destination.label() if self.destination else "?"
+        return msgspec.structs.replace(
+            self,
+            bytes_out=total or None,
+            repeats=repeats,
+            last_time=other.last_time or other.event.time,
+            explanation=f"{total} bytes to non-internal {dst} in {repeats} records",
+        )
+
+
+class Detector:
+    """Turns events into signals using the catalog and the address policy."""
+
+    def __init__(self, policy: AddressPolicy | None = None, catalog: Catalog | None = None) -> None:
+        self.catalog = catalog or load()
+        self.policy = policy or AddressPolicy()
+
+    def signals(self, event: Event) -> list[Signal]:
+        kind = event.kind
+        if kind is Kind.PROCESS:
+            if event.activity is Activity.LAUNCH:
+                return self._process(event)
+            if event.activity is Activity.SCRIPT and event.process and event.process.cmd_line:
+                return self._script(event, event.process.cmd_line)
+            return []
+        if kind is Kind.NETWORK:
+            return self._egress(event)
+        if kind is Kind.FILE:
+            return self._file(event)
+        return []
+
+    # --- network -------------------------------------------------------------------------
+
+    def _egress(self, event: Event) -> list[Signal]:
+        dst = event.dst_endpoint
+        if dst is None or dst.ip is None or event.activity is Activity.CLOSE:
+            return []
+        if self.policy.ip_internal(dst.ip) is not False:
+            return []
+        sent = event.traffic.bytes_out if event.traffic else None
+        what = f"{sent} bytes" if sent else "a connection"
+        return [
+            Signal(
+                SignalKind.EGRESS,
+                tool=event.process.name if event.process else "network",
+                technique="T1041",
+                event=event,
+                explanation=f"{what} to non-internal {dst.ip}:{dst.port}",
+                destination=Destination(dst.hostname, dst.ip, dst.port, internal=False),
+                bytes_out=sent,
+            )
+        ]
+
+    # --- files ---------------------------------------------------------------------------
+
+    def _file(self, event: Event) -> list[Signal]:
+        file = event.file
+        if file is None or event.activity not in (Activity.CREATE, Activity.WRITE, Activity.RENAME):
+            return []
+        kind = self.catalog.archive_kind(file.path)
+        by_magic = self.catalog.magic_kind(file.magic) if file.magic else None
+        if kind is None and by_magic is None:
+            return []
+        encrypted = kind in self.catalog.encrypted_extensions
+        how = f"magic bytes of {by_magic}" if by_magic else f"extension {kind}"
+        return [
+            Signal(
+                SignalKind.ARCHIVE_FILE,
+                tool=event.process.name if event.process and event.process.path else "file",
+                technique="T1560",
+                event=event,
+                explanation=f"archive file {file.path} written ({how})",
+                archive_path=file.path,
+                encrypted=encrypted,
+            )
+        ]
+
+    # --- processes -----------------------------------------------------------------------
+
+    def _process(self, event: Event) -> list[Signal]:
+        process = event.process
+        if process is None:
+            return []
+        name = cmdline.exe_name(process.path)
+        if name not in self.catalog.interesting:
+            argv0 = (process.args or (process.cmd_line or "").split(maxsplit=1) or [""])[0]
+            name = cmdline.exe_name(argv0)
+            if name not in self.catalog.interesting:
+                return []
+        cmd = process.cmd_line or " ".join(process.args or ())
+        argv = list(process.args) if process.args else cmdline.split_command(cmd, process.path)
+        if not argv:
+            return []
+        fed = self._fed_by_parent(event, name)
+        return self._command(event, cmdline.Command(argv, piped_in=fed), name, cmd)
+
+    def _fed_by_parent(self, event: Event, name: str) -> bool:
+        """A tool that sends only its input (nc, ssh) counts when its parent shell pipes or
+        redirects into it; the child's own exec record cannot show that."""
+        parent = event.process.parent if event.process else None
+        if parent is None or not parent.cmd_line:
+            return False
+        for command in self._wrapped(parent.cmd_line, parent.path):
+            if command.argv and cmdline.exe_name(command.argv[0]) == name:
+                return command.piped_in or command.stdin_file is not None
+        return False
+
+    def _wrapped(self, cmd: str, path: str | None) -> list[cmdline.Command]:
+        argv = cmdline.split_command(cmd, path)
+        name = cmdline.exe_name(argv[0]) if argv else ""
+        if name in self.catalog.posix_shells:
+            payload = cmdline.posix_payload(argv)
+            return cmdline.parse_posix_pipeline(payload) if payload else []
+        if name in self.catalog.cmd_shells:
+            payload = cmdline.cmd_payload(cmd)
+            return cmdline.parse_cmd_pipeline(payload) if payload else []
+        return []
+
+    def _command(self, event: Event, command: cmdline.Command, name: str, cmd: str) -> list[Signal]:
+        catalog = self.catalog
+        argv = command.argv
+        if name in catalog.posix_shells or name in catalog.cmd_shells:
+            if name == "busybox" and len(argv) > 1 and argv[1] not in ("sh", "ash", "bash"):
+                applet = cmdline.exe_name(argv[1])
+                return self._command(event, cmdline.Command(argv[1:]), applet, cmd)
+            return self._pipeline(event, self._wrapped(cmd, event.process.path if event.process else None))
+        if name in catalog.powershells:
+            payload = cmdline.powershell_payload(argv)
+            if payload is None:
+                return []
+            found = self._script(event, payload)
+            return found or self._pipeline(event, cmdline.parse_cmd_pipeline(payload.replace(";", "&")))
+        if name in catalog.interpreters:
+            return self._script(event, cmd)
+        found: list[Signal] = []
+        if archiver := catalog.archivers.get(name):
+            found += self._archive(event, archiver, command)
+        if encryptor := catalog.encryptors.get(name):
+            found += self._encrypt(event, encryptor, command)
+        if transfer := catalog.transfers.get(name):
+            found += self._transfer(event, transfer, command)
+        if splitter := catalog.splitters.get(name):
+            found.append(self._split(event, splitter.tool, splitter.technique, command))
+        if name in catalog.runtime_binaries:
+            found += self._runtime(event, name, command)
+        return found
+
+    def _pipeline(self, event: Event, commands: list[cmdline.Command]) -> list[Signal]:
+        found: list[Signal] = []
+        piped_archive = False
+        for command in commands:
+            if not command.argv:
+                continue
+            name = cmdline.exe_name(command.argv[0])
+            if name not in self.catalog.interesting:
+                piped_archive = False
+                continue
+            text = " ".join(command.argv)
+            signals = self._command(event, command, name, text)
+            for signal in signals:
+                if signal.kind is SignalKind.UPLOAD and command.piped_in and piped_archive:
+                    signal = msgspec.structs.replace(
+                        signal,
+                        piped=True,
+                        explanation=signal.explanation + " (fed through a pipe by the archiver)",
+                    )
+                found.append(signal)
+            made_archive = any(s.kind in (SignalKind.ARCHIVE, SignalKind.ENCRYPT) for s in signals)
+            piped_archive = command.piped_out and (made_archive or piped_archive)
+        return found
+
+    # --- archiving -----------------------------------------------------------------------
+
+    def _archive(self, event: Event, spec: Archiver, command: cmdline.Command) -> list[Signal]:
+        argv = command.argv
+        opts = parse(argv[1:], spec.value_short, spec.bundled)
+        if not _creates(spec, opts):
+            return []
+        tool = cmdline.exe_name(argv[0]) if len(spec.binaries) > 1 else spec.tool
+        path = _archive_output(spec, tool, opts, command)
+        encrypted = any(opts.has(o) for o in spec.encrypt_options)
+        where = f" {path}" if path else ""
+        technique = spec.technique
+        verb = "an encrypted archive" if encrypted else "an archive"
+        return [
+            Signal(
+                SignalKind.ARCHIVE,
+                tool=tool,
+                technique=technique,
+                event=event,
+                explanation=f"{tool} created {verb}{where}",
+                archive_path=path,
+                encrypted=encrypted,
+            )
+        ]
+
+    def _encrypt(self, event: Event, spec: Encryptor, command: cmdline.Command) -> list[Signal]:
+        argv = command.argv
+        opts = parse(argv[1:], spec.value_short)
+        if spec.subcommands and not (opts.positionals and opts.positionals[0] in spec.subcommands):
+            return []
+        if any(opts.has(o) for o in spec.decrypt_options):
+            return []
+        if spec.encrypt_options and not any(opts.has(o) for o in spec.encrypt_options):
+            return []
+        output = opts.value(*spec.output_options) or command.stdout_file
+        inputs = [p for p in opts.positionals if p not in spec.subcommands]
+        target = output or (inputs[-1] if inputs else None)
+        return [
+            Signal(
+                SignalKind.ENCRYPT,
+                tool=spec.tool,
+                technique=spec.technique,
+                event=event,
+                explanation=f"{spec.tool} encrypted {target or 'data'}",
+                archive_path=output,
+                encrypted=True,
+                sent_paths=tuple(inputs),
+            )
+        ]
+
+    def _script(self, event: Event, text: str) -> list[Signal]:
+        if not self.catalog.prefilter.search(text):
+            return []
+        found: list[Signal] = []
+        for spec, pattern, output_pattern in self.catalog.scripts:
+            if not pattern.search(text):
+                continue
+            match = output_pattern.search(text) if output_pattern else None
+            path = next((g for g in match.groups() if g), None) if match else None
+            found.append(
+                Signal(
+                    SignalKind.ARCHIVE,
+                    tool=spec.tool,
+                    technique=spec.technique,
+                    event=event,
+                    explanation=f"{spec.name} created an archive" + (f" {path}" if path else ""),
+                    archive_path=path,
+                )
+            )
+        for transfer, pattern, dest_pattern in self.catalog.script_transfers:
+            if pattern.search(text):
+                url = dest_pattern.search(text)
+                found.append(self._upload(event, transfer.tool, transfer.technique, url and url.group(1), (), False))
+        return found
+
+    # --- transfers -----------------------------------------------------------------------
+
+    def _transfer(self, event: Event, spec: Transfer, command: cmdline.Command) -> list[Signal]:
+        argv = command.argv
+        opts = parse(argv[1:], spec.value_short)
+        if spec.listen_options and any(opts.has(o) for o in spec.listen_options):
+            return []
+        if spec.subcommands and not (opts.positionals and opts.positionals[0] in spec.subcommands):
+            return []
+        if spec.verbs and not any(p in spec.verbs for p in opts.positionals[1:3]):
+            return []
+        sent = _sent_paths(spec, opts)
+        fed = command.piped_in or command.stdin_file is not None
+        if command.stdin_file:
+            sent = (*sent, command.stdin_file)
+        if spec.upload_options or spec.data_options:
+            if not sent and not any(opts.has(o) for o in spec.upload_options):
+                return []
+        destination = self._destination(spec, opts)
+        if destination is None:
+            return []
+        if spec.needs_input and not fed and not _remote_write(opts):
+            return []
+        if spec.destination in ("remote_last", "cloud", "remote_name"):
+            sent = (*sent, *_local_sources(opts.positionals, spec))
+        return [self._upload(event, spec.tool, spec.technique, destination, sent, fed)]
+
+    def _upload(
+        self,
+        event: Event,
+        tool: str,
+        technique: str,
+        destination: Destination | str | None,
+        sent: tuple[str, ...],
+        fed: bool,
+    ) -> Signal:
+        if isinstance(destination, str) or destination is None:
+            destination = self._url_destination(destination)
+        what = ", ".join(sent[:3]) if sent else ("its input" if fed else "data")
+        scope = "internal" if destination.internal else "non-internal"
+        return Signal(
+            SignalKind.UPLOAD,
+            tool=tool,
+            technique=technique,
+            event=event,
+            explanation=f"{tool} sent {what} to {scope} {destination.label()}",
+            destination=destination,
+            sent_paths=sent,
+        )
+
+    def _destination(self, spec: Transfer, opts: Parsed) -> Destination | None:
+        positionals = opts.positionals
+        kind = spec.destination
+        if kind == "url":
+            url = next((p for p in positionals if "://" in p), None)
+            url = url or opts.value("--url") or next((p for p in positionals if "/" in p or "." in p), None)
+            return self._url_destination(url) if url else None
+        if kind == "remote_last":
+            if len(positionals) < 2:
+                return None
+            return self._host_destination(_remote_host(positionals[-1]), None)
+        if kind == "host":
+            hosts = [p for p in positionals if not p.startswith("-")]
+            return self._host_destination(hosts[0].rsplit("@", 1)[-1], None) if hosts else None
+        if kind == "host_port":
+            if len(positionals) < 2:
+                return None
+            port = int(positionals[1]) if positionals[1].isdigit() else None
+            return self._host_destination(positionals[0], port)
+        if kind == "socat":
+            return _socat_destination(self, positionals)
+        if kind == "cloud":
+            target = next((p for p in reversed(positionals) if p.startswith(_REMOTE_SCHEMES)), None)
+            return Destination(host=target.split("/", 3)[2] if target and "://" in target else target, internal=False) if target else None
+        if kind == "remote_name":
+            remote = positionals[-1] if positionals else ""
+            name = remote.split(":", 1)[0] if ":" in remote and not remote.startswith("/") else None
+            return Destination(host=f"{name}:", internal=False) if name else None
+        return None
+
+    def _host_destination(self, host: str | None, port: int | None) -> Destination | None:
+        if not host:
+            return None
+        host = host.strip("[]")
+        ip = host if self.policy.ip_internal(host) is not None else None
+        return Destination(host=None if ip else host, ip=ip, port=port, internal=self.policy.host_internal(host))
+
+    def _url_destination(self, url: str | None) -> Destination:
+        if not url:
+            return Destination(host="unknown destination", internal=False)
+        parts = urlsplit(url if "://" in url else f"http://{url}")
+        try:
+            port = parts.port
+        except ValueError:
+            port = None
+        destination = self._host_destination(parts.hostname, port)
+        return destination or Destination(host=url[:80], internal=False)
+
+    def _split(self, event: Event, tool: str, technique: str, command: cmdline.Command) -> Signal:
+        opts = parse(command.argv[1:], "abdlnCt")
+        source = opts.positionals[0] if opts.positionals else None
+        return Signal(
+            SignalKind.SPLIT,
+            tool=tool,
+            technique=technique,
+            event=event,
+            explanation=f"{tool} cut {source or 'its input'} into pieces",
+            sent_paths=(source,) if source else (),
+        )
+
+    def _runtime(self, event: Event, name: str, command: cmdline.Command) -> list[Signal]:
+        opts = parse(command.argv[1:], "evwuh")
+        verbs = [p for p in opts.positionals[:2] if p in self.catalog.runtimes.subcommands]
+        if not verbs:
+            return []
+        mounts = tuple(v for k, v in opts.values.items() if k in ("-v", "--volume", "--mount"))
+        detail = f" mounting {', '.join(mounts)}" if mounts else ""
+        return [
+            Signal(
+                SignalKind.RUNTIME,
+                tool=f"{name} {verbs[0]}",
+                technique="T1610",
+                event=event,
+                explanation=f"host process ran {name} {verbs[0]}{detail}",
+                sent_paths=mounts,
+            )
+        ]
+
+
+def _creates(spec: Archiver, opts: Parsed) -> bool:
+    if spec.requires and not all(opts.has(r) for r in spec.requires):
+        return False
+    if spec.mode == "always":
+        return True
+    if spec.mode == "subcommand":
+        return bool(opts.positionals) and opts.positionals[0].lower() in spec.subcommands
+    if spec.mode == "flags":
+        return bool(opts.shorts & set(spec.create_short)) or bool(opts.longs & set(spec.create_long))
+    # unless_flags: compressors compress unless told to decompress, test or list
+    return not (opts.shorts & set(spec.decompress_short) or opts.longs & set(spec.decompress_long))
+
+
+def _archive_output(spec: Archiver, tool: str, opts: Parsed, command: cmdline.Command) -> str | None:
+    positionals = opts.positionals
+    kind = spec.output
+    if kind == "option":
+        value = opts.value(*spec.output_options)
+        return command.stdout_file if value == "-" else value or command.stdout_file
+    if kind == "first_positional":
+        return positionals[0] if positionals else None
+    if kind == "last_positional":
+        return positionals[-1] if len(positionals) > 1 else None
+    if kind == "first_after_subcommand":
+        return positionals[1] if len(positionals) > 1 else None
+    # compressed_input: gzip writes FILE.gz beside FILE, or to stdout
+    if command.stdout_file:
+        return command.stdout_file
+    if positionals and not ({"c"} & opts.shorts or "--stdout" in opts.longs):
+        return positionals[0] + _COMPRESSED_SUFFIX.get(tool, "")
+    return None
+
+
+def _sent_paths(spec: Transfer, opts: Parsed) -> tuple[str, ...]:
+    sent: list[str] = []
+    for option in spec.upload_options:
+        value = opts.value(option)
+        if value is None:
+            continue
+        if option in ("-F", "--form", "--form-string"):
+            # curl -F 'file=@/tmp/x.tgz;type=application/gzip'
+            at = value.find("@")
+            if at >= 0:
+                sent.append(value[at + 1 :].split(";", 1)[0])
+        else:
+            sent.append(value)
+    for option in spec.data_options:
+        value = opts.value(option)
+        if value and value.startswith("@"):
+            sent.append(value[1:])
+    return tuple(s for s in sent if s)
+
+
+def _remote_host(arg: str) -> str | None:
+    """`user@host:path` or `rsync://host/...` → host; a local path (or `C:\\x`) → None."""
+    if arg.startswith("rsync://"):
+        return urlsplit(arg).hostname
+    if ":" not in arg or arg.startswith("/") or (len(arg) > 1 and arg[1] == ":"):
+        return None
+    head = arg.split(":", 1)[0]
+    if "/" in head:
+        return None
+    return head.rsplit("@", 1)[-1].strip("[]") or None
+
+
+def _local_sources(positionals: list[str], spec: Transfer) -> tuple[str, ...]:
+    body = [p for p in positionals if p not in spec.subcommands and p not in spec.verbs]
+    return tuple(p for p in body[:-1] if _remote_host(p) is None and not p.startswith(_REMOTE_SCHEMES))
+
+
+def _remote_write(opts: Parsed) -> bool:
+    """ssh host 'cat > x' / 'dd of=x': the remote command writes what ssh carries."""
+    tail = " ".join(opts.positionals[1:])
+    return "cat >" in tail or "dd of=" in tail or tail.startswith("tee ")
+
+
+def _socat_destination(detector: Detector, positionals: list[str]) -> Destination | None:
+    reads_file = any(p.upper().startswith(("FILE:", "OPEN:", "GOPEN:")) for p in positionals)
+    for address in positionals:
+        head, _, rest = address.partition(":")
+        if head.upper() in ("TCP", "TCP4", "TCP6", "OPENSSL", "SSL", "UDP", "UDP4", "UDP6"):
+            host, _, port = rest.partition(":")
+            port_number = int(port.split(",", 1)[0]) if port.split(",", 1)[0].isdigit() else None
+            if reads_file or "-" in positionals or "STDIN" in (p.upper() for p in positionals):
+                return detector._host_destination(host, port_number)
+    return None

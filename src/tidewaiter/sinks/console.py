@@ -1,0 +1,118 @@
+"""The console view: a table of alerts, then each alert's evidence chain in time order.
+
+Every string from telemetry is attacker-controlled, so it reaches rich only as ``Text`` (never
+parsed as markup) and with control characters made visible.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+_SEVERITY_STYLE = {1: "dim", 2: "cyan", 3: "yellow", 4: "bold red", 5: "bold white on red"}
+_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F] if i not in (0x09,)}
+
+
+def safe(value: object) -> Text:
+    """Telemetry text for display: no markup, no terminal escapes, no line breaks."""
+    return Text(str(value).translate(_CONTROL))
+
+
+class ConsoleSink:
+    def __init__(self, console: Console | None = None) -> None:
+        self.console = console or Console()
+        self.alerts: list[dict[str, Any]] = []
+
+    def write(self, alert: dict[str, Any]) -> None:
+        self.alerts.append(alert)
+
+    def close(self) -> None:
+        render(self.console, self.alerts)
+
+
+def render(console: Console, alerts: list[dict[str, Any]]) -> None:
+    if not alerts:
+        console.print(Text("No alerts.", style="green"))
+        return
+    ordered = sorted(alerts, key=lambda a: (-a["severity_id"], a["time"]))
+    console.print(_table(ordered))
+    for alert in ordered:
+        console.print(_chain(alert))
+
+
+def _table(alerts: list[dict[str, Any]]) -> Table:
+    table = Table(title="tidewaiter alerts", title_justify="left", expand=False)
+    for column in ("severity", "time (UTC)", "analytic", "where", "ATT&CK", "finding"):
+        table.add_column(column)
+    for alert in alerts:
+        info = alert["finding_info"]
+        table.add_row(
+            Text(alert["severity"], style=_SEVERITY_STYLE.get(alert["severity_id"], "")),
+            Text(_clock(alert["time"])),
+            safe(info["title"]),
+            safe(_where(alert, short=True)),
+            Text(", ".join(a["technique"]["uid"] for a in info["attacks"])),
+            Text(info["uid"][:12]),
+        )
+    return table
+
+
+def _chain(alert: dict[str, Any]) -> Panel:
+    info = alert["finding_info"]
+    steps = Table(show_header=False, box=None, pad_edge=False, expand=True)
+    steps.add_column("time", no_wrap=True, style="dim")
+    steps.add_column("signal", no_wrap=True)
+    steps.add_column("what", ratio=1, overflow="fold")
+    for evidence in alert["evidences"]:
+        details = safe(evidence["data"]["explanation"])
+        process = evidence.get("process")
+        if process:
+            command = process.get("cmd_line") or process.get("file", {}).get("path", "")
+            details.append("\n")
+            line = safe(f"pid {process.get('pid', '?')}: {command}")
+            line.stylize("dim")
+            details.append_text(line)
+        details.append("\n")
+        details.append_text(Text(_record(evidence.get("raw_ref", {})), style="dim italic"))
+        steps.add_row(Text(_clock(evidence["time"])[11:]), Text(evidence["data"]["signal"]), details)
+    title = Text.assemble(
+        (f"{alert['severity']} ", _SEVERITY_STYLE.get(alert["severity_id"], "")),
+        safe(info["title"]),
+    )
+    header = Text.assemble(safe(_where(alert)), "\n", safe(info["desc"]))
+    return Panel(Group(header, Text(""), steps), title=title, title_align="left", subtitle=Text(info["uid"]))
+
+
+def _record(ref: dict[str, Any]) -> str:
+    """Where the evidence came from: file name and line (or record id); the JSON has the path."""
+    where = str(ref.get("path", "?")).replace("\\", "/").rsplit("/", 1)[-1]
+    if "line" in ref:
+        where += f":{ref['line']}"
+    if "record_id" in ref:
+        where += f" record {ref['record_id']}"
+    return where
+
+
+def _where(alert: dict[str, Any], short: bool = False) -> str:
+    container = alert.get("container")
+    host = alert.get("device", {}).get("hostname")
+    if container and short:
+        name = container.get("name")
+        return f"container {container['uid'][:12]}" + (f" ({name})" if name else "")
+    if container:
+        image = container.get("image", {}).get("name")
+        name = container.get("name")
+        label = f"container {container['uid'][:12]}"
+        label += f" ({name})" if name else ""
+        label += f" image {image}" if image else ""
+        return label + (f" on {host}" if host else "")
+    return f"host {host}" if host else "unknown host"
+
+
+def _clock(epoch_ms: int) -> str:
+    return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
