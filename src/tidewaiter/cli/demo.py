@@ -43,8 +43,9 @@ SCENARIOS = (
     Scenario(
         "Windows: Compress-Archive, then a container carries it out",
         ("windows-compress-archive.sysmon.xml",),
-        "Compress-Archive -Path C:\\SensitiveData\\* -DestinationPath C:\\Archive\\SensitiveData.zip, "
-        "docker run -v C:\\Archive:/data, egress through Docker Desktop (Sysmon EIDs 1, 11, 3)",
+        "Compress-Archive -Path C:\\SensitiveData\\* "
+        "-DestinationPath C:\\Archive\\SensitiveData.zip, docker run -v C:\\Archive:/data, "
+        "egress through Docker Desktop (Sysmon EIDs 1, 11, 3)",
         "tw-archive-exfil",
     ),
     Scenario(
@@ -95,7 +96,9 @@ def _summary(results: list[tuple[Scenario, bool, str]]) -> Table:
     for scenario, ok, got in results:
         expected = "an exfiltration alert" if scenario.expect_analytic else "nothing above low"
         table.add_row(
-            Text(scenario.title), Text(expected), Text(got),
+            Text(scenario.title),
+            Text(expected),
+            Text(got),
             Text("pass", style="green") if ok else Text("FAIL", style="bold red"),
         )
     return table

@@ -35,8 +35,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--format", dest="fmt", metavar="NAME", help=f"input format ({formats})")
     parser.add_argument("--json", action="store_true", help="JSON lines (OCSF) on stdout")
     parser.add_argument("--out", metavar="FILE", help="also append JSON lines (OCSF) to FILE")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 2 when any record or file could not be read")
+    parser.add_argument(
+        "--strict", action="store_true", help="exit 2 when any record or file could not be read"
+    )
     parser.add_argument("--fail-on-alert", action="store_true", help="exit 1 when an alert fired")
     add_detection_options(parser)
     parser.set_defaults(run=run)
@@ -114,7 +115,9 @@ def report_outcome(outcome: Outcome) -> None:
     for example in report.examples:
         err.print(f"  skipped {example}", markup=False, style="yellow")
     if report.skipped_total > len(report.examples):
-        err.print(f"  ... and {report.skipped_total - len(report.examples)} more skipped", markup=False)
+        err.print(
+            f"  ... and {report.skipped_total - len(report.examples)} more skipped", markup=False
+        )
     summary = report.summary() + f"; {len(outcome.alerts)} alert(s)"
     if outcome.hidden_below_min:
         summary += f", {outcome.hidden_below_min} below --min-severity"

@@ -39,14 +39,36 @@ def seconds(text: str) -> float:
 
 def add_detection_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("detection")
-    group.add_argument("--window", type=seconds, default=900.0, metavar="SECONDS",
-                       help="how long an archive stays staged waiting for a transfer (default 900)")
-    group.add_argument("--internal", type=cidr, action="append", default=[], metavar="CIDR",
-                       help="also treat this range as internal (repeatable)")
-    group.add_argument("--external", type=cidr, action="append", default=[], metavar="CIDR",
-                       help="treat this range as the outside even if private (repeatable)")
-    group.add_argument("--min-severity", type=severity, default=1, metavar="LEVEL",
-                       help="hide findings below this severity (informational, low, medium, high, critical)")
+    group.add_argument(
+        "--window",
+        type=seconds,
+        default=900.0,
+        metavar="SECONDS",
+        help="how long an archive stays staged waiting for a transfer (default 900)",
+    )
+    group.add_argument(
+        "--internal",
+        type=cidr,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="also treat this range as internal (repeatable)",
+    )
+    group.add_argument(
+        "--external",
+        type=cidr,
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="treat this range as the outside even if private (repeatable)",
+    )
+    group.add_argument(
+        "--min-severity",
+        type=severity,
+        default=1,
+        metavar="LEVEL",
+        help="hide findings below this severity (informational, low, medium, high, critical)",
+    )
 
 
 def engine_config(args: argparse.Namespace) -> EngineConfig:

@@ -12,7 +12,15 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-_DEFAULT_INTERNAL_DOMAINS = (".local", ".internal", ".svc", ".cluster.local", ".lan", ".corp", ".home.arpa")
+_DEFAULT_INTERNAL_DOMAINS = (
+    ".local",
+    ".internal",
+    ".svc",
+    ".cluster.local",
+    ".lan",
+    ".corp",
+    ".home.arpa",
+)
 
 
 class AddressPolicy:
@@ -28,7 +36,9 @@ class AddressPolicy:
         self.external_cidrs: tuple[IPNetwork, ...] = tuple(
             ipaddress.ip_network(c, strict=False) for c in external_cidrs
         )
-        self.internal_domains = tuple(d.lower() if d.startswith(".") else "." + d.lower() for d in internal_domains)
+        self.internal_domains = tuple(
+            d.lower() if d.startswith(".") else "." + d.lower() for d in internal_domains
+        )
         self.ip_internal = lru_cache(maxsize=65_536)(self._ip_internal)
 
     def _ip_internal(self, text: str) -> bool | None:

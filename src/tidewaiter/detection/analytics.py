@@ -98,7 +98,9 @@ def _raisers(episode: Episode, external: list[Signal], encrypted: bool) -> list[
     for transfer in external:
         named = archive_names & {_basename(p) for p in transfer.sent_paths}
         if named or transfer.piped:
-            how = f"names the archive {sorted(named)[0]}" if named else "is fed the archive by a pipe"
+            how = (
+                f"names the archive {sorted(named)[0]}" if named else "is fed the archive by a pipe"
+            )
             raisers.append(f"the uploader's command line {how}")
             break
     sizes = [a.event.file.size for a in episode.archives if a.event.file and a.event.file.size]
@@ -110,7 +112,9 @@ def _raisers(episode: Episode, external: list[Signal], encrypted: bool) -> list[
     return raisers
 
 
-def _techniques(evidence: tuple[Signal, ...], defaults: tuple[str, ...], exfil: bool) -> tuple[str, ...]:
+def _techniques(
+    evidence: tuple[Signal, ...], defaults: tuple[str, ...], exfil: bool
+) -> tuple[str, ...]:
     """The techniques the evidence shows; the analytic's defaults where the evidence is silent."""
     seen: dict[str, None] = {}
     for signal in evidence:

@@ -33,9 +33,13 @@ def exe_name(path: str | None) -> str:
     return versioned.group(1) if versioned else name
 
 
+_DRIVE = re.compile(r"(?:^|[\s\"'=])[A-Za-z]:\\")
+
+
 def looks_windows(cmd_line: str, path: str | None) -> bool:
-    text = path or cmd_line
-    return "\\" in text[:260] or text[:260].lower().endswith(".exe") or text[1:3] == ":\\"
+    """Windows command lines keep backslashes literal, so they must not go through shlex."""
+    head = (path or cmd_line)[:260]
+    return "\\" in head or head.lower().endswith(".exe") or bool(_DRIVE.search(cmd_line))
 
 
 def split_posix(text: str) -> list[str]:

@@ -134,8 +134,7 @@ class Correlator:
 
     def advance(self, now: float) -> None:
         """Move event time forward; episodes whose due time has passed become findings."""
-        if now > self.watermark:
-            self.watermark = now
+        self.watermark = max(self.watermark, now)
         while self._due and self._due[0][0] <= self.watermark:
             due, key = heapq.heappop(self._due)
             episode = self._open.get(key)

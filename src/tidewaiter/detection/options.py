@@ -20,7 +20,7 @@ class Parsed:
     raw_options: list[str] = field(default_factory=list)  # every option argument as written
 
     def has(self, option: str) -> bool:
-        """`-x` (a letter in any cluster), `--long`, or a multi-letter switch like `-hp` (prefix)."""
+        """`-x` (a letter in any cluster), `--long`, or a multi-letter switch (`-hp`, a prefix)."""
         if option.startswith("--"):
             return option in self.longs
         if option.startswith("/"):  # a Windows switch (bitsadmin /upload) parses as positional

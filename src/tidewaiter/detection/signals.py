@@ -203,13 +203,17 @@ class Detector:
             if name == "busybox" and len(argv) > 1 and argv[1] not in ("sh", "ash", "bash"):
                 applet = cmdline.exe_name(argv[1])
                 return self._command(event, cmdline.Command(argv[1:]), applet, cmd)
-            return self._pipeline(event, self._wrapped(cmd, event.process.path if event.process else None))
+            return self._pipeline(
+                event, self._wrapped(cmd, event.process.path if event.process else None)
+            )
         if name in catalog.powershells:
             payload = cmdline.powershell_payload(argv)
             if payload is None:
                 return []
-            found = self._script(event, payload)
-            return found or self._pipeline(event, cmdline.parse_cmd_pipeline(payload.replace(";", "&")))
+            scripted = self._script(event, payload)
+            return scripted or self._pipeline(
+                event, cmdline.parse_cmd_pipeline(payload.replace(";", "&"))
+            )
         if name in catalog.interpreters:
             return self._script(event, cmd)
         found: list[Signal] = []
@@ -239,12 +243,16 @@ class Detector:
             signals = self._command(event, command, name, text)
             for signal in signals:
                 if signal.kind is SignalKind.UPLOAD and command.piped_in and piped_archive:
-                    signal = msgspec.structs.replace(
-                        signal,
-                        piped=True,
-                        explanation=signal.explanation + " (fed through a pipe by the archiver)",
+                    found.append(
+                        msgspec.structs.replace(
+                            signal,
+                            piped=True,
+                            explanation=signal.explanation
+                            + " (fed through a pipe by the archiver)",
+                        )
                     )
-                found.append(signal)
+                else:
+                    found.append(signal)
             made_archive = any(s.kind in (SignalKind.ARCHIVE, SignalKind.ENCRYPT) for s in signals)
             piped_archive = command.piped_out and (made_archive or piped_archive)
         return found
@@ -321,7 +329,11 @@ class Detector:
         for transfer, pattern, dest_pattern in self.catalog.script_transfers:
             if pattern.search(text):
                 url = dest_pattern.search(text)
-                found.append(self._upload(event, transfer.tool, transfer.technique, url and url.group(1), (), False))
+                found.append(
+                    self._upload(
+                        event, transfer.tool, transfer.technique, url and url.group(1), (), False
+                    )
+                )
         return found
 
     # --- transfers -----------------------------------------------------------------------
@@ -339,9 +351,9 @@ class Detector:
         fed = command.piped_in or command.stdin_file is not None
         if command.stdin_file:
             sent = (*sent, command.stdin_file)
-        if spec.upload_options or spec.data_options:
-            if not sent and not any(opts.has(o) for o in spec.upload_options):
-                return []
+        uploads = spec.upload_options or spec.data_options
+        if uploads and not sent and not any(opts.has(o) for o in spec.upload_options):
+            return []
         destination = self._destination(spec, opts)
         if destination is None:
             return []
@@ -379,7 +391,11 @@ class Detector:
         kind = spec.destination
         if kind == "url":
             url = next((p for p in positionals if "://" in p), None)
-            url = url or opts.value("--url") or next((p for p in positionals if "/" in p or "." in p), None)
+            url = (
+                url
+                or opts.value("--url")
+                or next((p for p in positionals if "/" in p or "." in p), None)
+            )
             return self._url_destination(url) if url else None
         if kind == "remote_last":
             if len(positionals) < 2:
@@ -397,7 +413,14 @@ class Detector:
             return _socat_destination(self, positionals)
         if kind == "cloud":
             target = next((p for p in reversed(positionals) if p.startswith(_REMOTE_SCHEMES)), None)
-            return Destination(host=target.split("/", 3)[2] if target and "://" in target else target, internal=False) if target else None
+            return (
+                Destination(
+                    host=target.split("/", 3)[2] if target and "://" in target else target,
+                    internal=False,
+                )
+                if target
+                else None
+            )
         if kind == "remote_name":
             remote = positionals[-1] if positionals else ""
             name = remote.split(":", 1)[0] if ":" in remote and not remote.startswith("/") else None
@@ -409,7 +432,9 @@ class Detector:
             return None
         host = host.strip("[]")
         ip = host if self.policy.ip_internal(host) is not None else None
-        return Destination(host=None if ip else host, ip=ip, port=port, internal=self.policy.host_internal(host))
+        return Destination(
+            host=None if ip else host, ip=ip, port=port, internal=self.policy.host_internal(host)
+        )
 
     def _url_destination(self, url: str | None) -> Destination:
         if not url:
@@ -461,12 +486,16 @@ def _creates(spec: Archiver, opts: Parsed) -> bool:
     if spec.mode == "subcommand":
         return bool(opts.positionals) and opts.positionals[0].lower() in spec.subcommands
     if spec.mode == "flags":
-        return bool(opts.shorts & set(spec.create_short)) or bool(opts.longs & set(spec.create_long))
+        return bool(opts.shorts & set(spec.create_short)) or bool(
+            opts.longs & set(spec.create_long)
+        )
     # unless_flags: compressors compress unless told to decompress, test or list
     return not (opts.shorts & set(spec.decompress_short) or opts.longs & set(spec.decompress_long))
 
 
-def _archive_output(spec: Archiver, tool: str, opts: Parsed, command: cmdline.Command) -> str | None:
+def _archive_output(
+    spec: Archiver, tool: str, opts: Parsed, command: cmdline.Command
+) -> str | None:
     positionals = opts.positionals
     kind = spec.output
     if kind == "option":
@@ -520,7 +549,9 @@ def _remote_host(arg: str) -> str | None:
 
 def _local_sources(positionals: list[str], spec: Transfer) -> tuple[str, ...]:
     body = [p for p in positionals if p not in spec.subcommands and p not in spec.verbs]
-    return tuple(p for p in body[:-1] if _remote_host(p) is None and not p.startswith(_REMOTE_SCHEMES))
+    return tuple(
+        p for p in body[:-1] if _remote_host(p) is None and not p.startswith(_REMOTE_SCHEMES)
+    )
 
 
 def _remote_write(opts: Parsed) -> bool:

@@ -79,13 +79,17 @@ def _chain(alert: dict[str, Any]) -> Panel:
             details.append_text(line)
         details.append("\n")
         details.append_text(Text(_record(evidence.get("raw_ref", {})), style="dim italic"))
-        steps.add_row(Text(_clock(evidence["time"])[11:]), Text(evidence["data"]["signal"]), details)
+        steps.add_row(
+            Text(_clock(evidence["time"])[11:]), Text(evidence["data"]["signal"]), details
+        )
     title = Text.assemble(
         (f"{alert['severity']} ", _SEVERITY_STYLE.get(alert["severity_id"], "")),
         safe(info["title"]),
     )
     header = Text.assemble(safe(_where(alert)), "\n", safe(info["desc"]))
-    return Panel(Group(header, Text(""), steps), title=title, title_align="left", subtitle=Text(info["uid"]))
+    return Panel(
+        Group(header, Text(""), steps), title=title, title_align="left", subtitle=Text(info["uid"])
+    )
 
 
 def _record(ref: dict[str, Any]) -> str:

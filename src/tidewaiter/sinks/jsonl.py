@@ -15,7 +15,7 @@ class JsonLinesSink:
 
     @classmethod
     def to_path(cls, path: str) -> JsonLinesSink:
-        return cls(open(path, "ab"), sync=True)  # noqa: SIM115 - closed by close()
+        return cls(open(path, "ab"), sync=True)
 
     def write(self, alert: dict[str, Any]) -> None:
         self._stream.write(orjson.dumps(alert) + b"\n")

@@ -7,10 +7,11 @@ or sniffed from the first bytes), reads the file through it, and accounts for ev
 from __future__ import annotations
 
 import importlib
+import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, TypeVar
+from typing import BinaryIO, TypeVar, cast
 
 from tidewaiter.events import Event
 from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
@@ -88,8 +89,9 @@ def open_events(path: str, report: ReadReport, fmt: str | None = None) -> Iterat
     (OSError, UnknownFormat) rather than in the middle of a merged read."""
     stream: BinaryIO
     if path == "-":
-        stream = sys.stdin.buffer
-        head = sys.stdin.buffer.peek(SNIFF_BYTES)  # whatever is buffered: enough to sniff
+        stdin = cast(io.BufferedReader, sys.stdin.buffer)
+        stream = stdin
+        head = stdin.peek(SNIFF_BYTES)  # whatever is buffered: enough to sniff
     else:
         stream = Path(path).open("rb")  # noqa: SIM115 - closed by _events
         head = stream.read(SNIFF_BYTES)

@@ -42,7 +42,7 @@ class ReadReport:
     events: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     examples: list[Problem] = field(default_factory=list)
-    files: Counter[str] = field(default_factory=Counter)  # path -> source name
+    files: dict[str, str] = field(default_factory=dict)  # path -> source name
     ignored: int = 0  # records understood but carrying nothing tidewaiter uses
 
     @property
@@ -101,7 +101,7 @@ class Source(ABC):
 def read_lines(source: Source, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
     decoder = source.decoder(path)
     lineno = 0
-    for lineno, line in enumerate(stream, start=1):  # noqa: B007 - lineno is used after the loop
+    for lineno, line in enumerate(stream, start=1):
         if not line.strip():
             continue
         ref = RawRef(source.name, path, line=lineno)

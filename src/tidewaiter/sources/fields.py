@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 from tidewaiter.sources.base import RecordError
 
 
-
 def parse_time(value: object) -> float:
     """Epoch seconds (UTC) from ISO 8601 text or an epoch number in s, ms, us or ns."""
     if isinstance(value, int | float) and not isinstance(value, bool):

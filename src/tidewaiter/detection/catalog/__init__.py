@@ -22,7 +22,9 @@ OutputKind = Literal[
     "compressed_input",
 ]
 T = TypeVar("T")
-DestinationKind = Literal["url", "remote_last", "host", "host_port", "socat", "cloud", "remote_name"]
+DestinationKind = Literal[
+    "url", "remote_last", "host", "host_port", "socat", "cloud", "remote_name"
+]
 
 
 class Archiver(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -165,10 +167,14 @@ class Catalog:
         self.analytics = {a.uid: a for a in analytics.analytics}
         unknown = {t for a in analytics.analytics for t in a.attacks} - set(attack.techniques)
         if unknown:
-            raise CatalogError(f"analytics.yaml names techniques missing from attack.yaml: {unknown}")
+            raise CatalogError(
+                f"analytics.yaml names techniques missing from attack.yaml: {unknown}"
+            )
         self.archivers = {b: a for a in archivers.archivers for b in a.binaries}
         self.encryptors = {b: e for e in archivers.encryptors for b in e.binaries}
-        self.scripts = [(s, re.compile(s.pattern), _maybe(s.output_pattern)) for s in archivers.scripts]
+        self.scripts = [
+            (s, re.compile(s.pattern), _maybe(s.output_pattern)) for s in archivers.scripts
+        ]
         self.interpreters = frozenset(archivers.interpreters)
         # Longest first, so ".tar.gz" wins over ".gz" when naming the kind.
         self.archive_extensions = tuple(sorted(archivers.archive_extensions, key=len, reverse=True))
@@ -187,17 +193,24 @@ class Catalog:
         self.powershells = frozenset(transfers.shells.powershell.binaries)
         self.runtime_binaries = frozenset(transfers.runtimes.binaries)
         # Every executable name that can make a signal; anything else is skipped at once.
-        self.interesting = frozenset(
-            [*self.archivers, *self.encryptors, *self.transfers, *self.splitters]
-            + [*self.interpreters, *self.posix_shells, *self.cmd_shells, *self.powershells]
-            + [*self.runtime_binaries]
+        self.interesting = (
+            frozenset([*self.archivers, *self.encryptors, *self.transfers, *self.splitters])
+            | (self.interpreters | self.posix_shells | self.cmd_shells | self.powershells)
+            | (self.runtime_binaries)
         )
         # A cheap pre-filter for shell payloads and scripts: any catalog word in the text at all.
         words = sorted(
             {*self.archivers, *self.encryptors, *self.transfers, *self.splitters}
             | self.runtime_binaries
             | {"tarfile", "zipfile", "gzip", "bz2", "lzma", "make_archive", "compress"}
-            | {"Compress-Archive", "ZipFile", "Invoke-WebRequest", "Invoke-RestMethod", "iwr", "irm"}
+            | {
+                "Compress-Archive",
+                "ZipFile",
+                "Invoke-WebRequest",
+                "Invoke-RestMethod",
+                "iwr",
+                "irm",
+            }
             | {"Upload"},
             key=len,
             reverse=True,
@@ -206,7 +219,8 @@ class Catalog:
 
     def technique(self, uid: str) -> tuple[Technique, str]:
         """The technique and its tactic's name; unknown sub-techniques fall back to the parent."""
-        technique = self.attack.techniques.get(uid) or self.attack.techniques[uid.split(".")[0]]
+        known = self.attack.techniques
+        technique = known.get(uid) or known[uid.split(".", maxsplit=1)[0]]
         return technique, self.attack.tactics[technique.tactic]
 
     def archive_kind(self, path: str) -> str | None:
