@@ -120,7 +120,12 @@ def _evidence(signal: Signal) -> dict[str, Any]:
         item["src_endpoint"] = _strip(
             {"ip": event.src_endpoint.ip, "port": event.src_endpoint.port}
         )
-    if event.traffic is not None and event.traffic.bytes_out is not None:
+    if signal.repeats > 1:
+        item["data"]["records"] = signal.repeats
+        item["data"]["last_time"] = _ms(signal.last_time or event.time)
+    if signal.bytes_out is not None:  # a folded flow: the sum of its sends
+        item["traffic"] = {"bytes_out": signal.bytes_out}
+    elif event.traffic is not None and event.traffic.bytes_out is not None:
         item["traffic"] = _strip(
             {"bytes_out": event.traffic.bytes_out, "bytes_in": event.traffic.bytes_in}
         )

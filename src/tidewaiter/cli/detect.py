@@ -15,6 +15,7 @@ from tidewaiter.cli.options import add_detection_options, engine_config
 from tidewaiter.detection.analytics import Finding
 from tidewaiter.events import Event
 from tidewaiter.pipeline import Engine, EngineConfig, merge_by_time
+from tidewaiter.printable import printable
 from tidewaiter.sinks import Sink
 from tidewaiter.sinks.console import ConsoleSink
 from tidewaiter.sinks.jsonl import JsonLinesSink
@@ -107,18 +108,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def report_outcome(outcome: Outcome) -> None:
-    """The summary on stderr: what was read, what was skipped and where, what was hidden."""
-    err = Console(stderr=True, highlight=False)
+    """The summary on stderr: what was read, what was skipped and where, what was hidden.
+
+    Plain lines, never wrapped, so they can be grepped and parsed."""
     for problem in outcome.unreadable:
-        err.print(f"tidewaiter: {problem}", markup=False)
+        print(f"tidewaiter: {printable(problem)}", file=sys.stderr)
     report = outcome.report
     for example in report.examples:
-        err.print(f"  skipped {example}", markup=False, style="yellow")
+        print(f"  skipped {example}", file=sys.stderr)
     if report.skipped_total > len(report.examples):
-        err.print(
-            f"  ... and {report.skipped_total - len(report.examples)} more skipped", markup=False
-        )
+        more = report.skipped_total - len(report.examples)
+        print(f"  ... and {more} more skipped", file=sys.stderr)
     summary = report.summary() + f"; {len(outcome.alerts)} alert(s)"
     if outcome.hidden_below_min:
         summary += f", {outcome.hidden_below_min} below --min-severity"
-    err.print(summary, markup=False)
+    print(summary, file=sys.stderr)

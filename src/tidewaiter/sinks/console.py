@@ -14,13 +14,14 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tidewaiter.printable import printable
+
 _SEVERITY_STYLE = {1: "dim", 2: "cyan", 3: "yellow", 4: "bold red", 5: "bold white on red"}
-_CONTROL = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F] if i not in (0x09,)}
 
 
 def safe(value: object) -> Text:
     """Telemetry text for display: no markup, no terminal escapes, no line breaks."""
-    return Text(str(value).translate(_CONTROL))
+    return Text(printable(value))
 
 
 class ConsoleSink:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, ClassVar
 
 from tidewaiter.events import Event, RawRef
+from tidewaiter.printable import printable
 
 MAX_EXAMPLES = 20  # problems listed with their location; the rest are only counted
 
@@ -31,7 +32,7 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.path}: {self.where}: {self.reason}"
+        return printable(f"{self.path}: {self.where}: {self.reason}")
 
 
 @dataclass(slots=True)
