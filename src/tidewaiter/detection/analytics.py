@@ -50,8 +50,13 @@ def judge(episode: Episode, catalog: Catalog) -> Finding:
     encrypted = any(a.encrypted for a in episode.archives)
     reasons: list[str] = []
     if external:
+        # A transfer tool sending out is stronger evidence than traffic alone: a container that
+        # archives logs and also talks to the internet is common, one that uploads is not.
+        tool = any(t.kind is SignalKind.UPLOAD for t in external)
         raisers = _raisers(episode, external, encrypted)
-        analytic, severity, risk = EXFIL, (5 if raisers else 4), min(100, 70 + 10 * len(raisers))
+        base = 4 if tool else 3
+        analytic, severity = EXFIL, min(5, base + len(raisers))
+        risk = min(100, (70 if tool else 55) + 10 * len(raisers))
         title = f"Archive staged and exfiltrated from {where}"
         reasons.append(_first_transfer_sentence(episode, external[0]))
         reasons += raisers
@@ -109,6 +114,12 @@ def _raisers(episode: Episode, external: list[Signal], encrypted: bool) -> list[
         raisers.append(f"{sent} bytes left, at least half the archive's {max(sizes)} bytes")
     if encrypted:
         raisers.append("the archive was encrypted before it left")
+    folders = {_folder(a.archive_path) for a in episode.archives if a.archive_path} - {""}
+    for link in episode.links:
+        handed = [m for m in link.sent_paths if any(m.lower().startswith(f) for f in folders)]
+        if link.kind is SignalKind.RUNTIME and handed:
+            raisers.append(f"the archive's folder was handed to a container ({handed[0]})")
+            break
     return raisers
 
 
@@ -150,6 +161,15 @@ def _basename(path: str | None) -> str:
     if not path:
         return ""
     return PureWindowsPath(path).name if "\\" in path else PurePosixPath(path).name
+
+
+def _folder(path: str) -> str:
+    """The folder of an archive path, lower-cased, with its trailing separator."""
+    if "\\" in path:
+        parent = str(PureWindowsPath(path).parent)
+        return "" if parent == "." else parent.lower().rstrip("\\") + "\\"
+    parent = str(PurePosixPath(path).parent)
+    return "" if parent in (".", "/") else parent.lower().rstrip("/") + "/"
 
 
 def _clock(epoch: float) -> str:
