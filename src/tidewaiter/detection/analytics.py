@@ -116,7 +116,7 @@ def _raisers(episode: Episode, external: list[Signal], encrypted: bool) -> list[
         raisers.append("the archive was encrypted before it left")
     folders = {_folder(a.archive_path) for a in episode.archives if a.archive_path} - {""}
     for link in episode.links:
-        handed = [m for m in link.sent_paths if any(m.lower().startswith(f) for f in folders)]
+        handed = [m for m in link.sent_paths if any(_within(m, f) for f in folders)]
         if link.kind is SignalKind.RUNTIME and handed:
             raisers.append(f"the archive's folder was handed to a container ({handed[0]})")
             break
@@ -164,12 +164,17 @@ def _basename(path: str | None) -> str:
 
 
 def _folder(path: str) -> str:
-    """The folder of an archive path, lower-cased, with its trailing separator."""
-    if "\\" in path:
-        parent = str(PureWindowsPath(path).parent)
-        return "" if parent == "." else parent.lower().rstrip("\\") + "\\"
-    parent = str(PurePosixPath(path).parent)
-    return "" if parent in (".", "/") else parent.lower().rstrip("/") + "/"
+    """The folder of an archive path, lower-cased ("" for the current or root folder)."""
+    parent = str(PureWindowsPath(path).parent if "\\" in path else PurePosixPath(path).parent)
+    return "" if parent in (".", "/") else parent.lower().rstrip("/\\")
+
+
+def _within(mount: str, folder: str) -> bool:
+    """Whether a mount spec (`C:\\Archive:/data`, `/srv:/x:ro`) shares the archive's folder or
+    one above it, so the archive is visible inside the container."""
+    drive, rest = (mount[:2], mount[2:]) if mount[1:2] == ":" else ("", mount)
+    host = (drive + rest.split(":", 1)[0]).lower().rstrip("/\\")
+    return folder == host or folder.startswith((host + "\\", host + "/"))
 
 
 def _clock(epoch: float) -> str:
