@@ -49,10 +49,16 @@ def register(cls: S) -> S:
     return cls
 
 
+_loaded = False
+
+
 def _load() -> None:
-    if not _registry:
+    """Import every source module once (importing one directly must not hide the others)."""
+    global _loaded  # noqa: PLW0603 - a process-wide, import-once registry
+    if not _loaded:
         for module in _MODULES:
             importlib.import_module(f"tidewaiter.sources.{module}")
+        _loaded = True
 
 
 def all_sources() -> list[Source]:
