@@ -113,16 +113,30 @@ class Traffic(msgspec.Struct, frozen=True, omit_defaults=True):
     bytes_in: int | None = None
 
 
+class Mount(msgspec.Struct, frozen=True, omit_defaults=True):
+    source: str  # the host path (or volume name)
+    destination: str | None = None  # where it appears inside the container
+    read_only: bool = False
+
+
 class Api(msgspec.Struct, frozen=True, omit_defaults=True):
-    """An orchestrator or runtime API call (Kubernetes audit, Docker engine events)."""
+    """An orchestrator or runtime API call (Kubernetes audit, Docker engine events).
+
+    ``operation`` is the call in the producer's own words, lower case: "exec", "attach",
+    "create", "start", "copy", "export", "commit", "push", "save", "tag", "die", "delete"."""
 
     operation: str
-    resource: str | None = None
+    resource: str | None = None  # "pods/exec", "container", "image"
     user: str | None = None
     source_ips: tuple[str, ...] = ()
     user_agent: str | None = None
     response_code: int | None = None
-    target: str | None = None  # e.g. the registry of a push
+    target: str | None = None  # what the call acts on beyond the container: an image reference
+    command: tuple[str, ...] = ()  # exec'd argv (pods/exec command=..., docker exec_start)
+    mounts: tuple[Mount, ...] = ()
+    privileged: bool | None = None
+    host_network: bool | None = None
+    response_bytes: int | None = None
 
 
 class Event(msgspec.Struct, frozen=True, omit_defaults=True):
