@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tidewaiter.events import (
     Activity,
+    Api,
     Container,
     Endpoint,
     Event,
@@ -106,4 +107,31 @@ def file_write(
         container=ctr,
         process=Process(pid=300, path="/bin/app"),
         file=File(path=path, size=size, magic=magic),
+    )
+
+
+def api_call(
+    operation: str,
+    time: float = 1000.0,
+    ctr: Container | None = None,
+    kind: Kind = Kind.CONTAINER,
+    activity: Activity = Activity.OTHER,
+    host: str | None = "node-1",
+    **fields: object,
+) -> Event:
+    """An orchestrator or runtime API call (Kubernetes audit, Docker engine events)."""
+    command = fields.get("command", ())
+    process = None
+    if command:
+        argv = tuple(str(a) for a in command)  # type: ignore[attr-defined]
+        process = Process(cmd_line=" ".join(argv), args=argv)
+    return Event(
+        time=time,
+        kind=kind,
+        activity=activity,
+        raw=ref(),
+        host=host,
+        container=ctr,
+        process=process,
+        api=Api(operation=operation, **fields),  # type: ignore[arg-type]
     )

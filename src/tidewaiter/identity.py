@@ -19,6 +19,10 @@ _RUNTIME_PREFIX = re.compile(r"^(?:containerd|docker|cri-o|crio|podman|libpod):/
 _CGROUP_ID = re.compile(r"(?:libpod-|docker-|cri-containerd-|crio-|/)([0-9a-f]{64})(?:\.scope)?$")
 MIN_PREFIX = 12  # shorter ids are too ambiguous to match against full ones
 FULL_ID = 64
+# Kubernetes audit and Hubble name a pod, not a container id: their events carry the synthetic
+# id "pod:<namespace>/<pod>/<container>", resolved here once a runtime record names that pod.
+POD_PREFIX = "pod:"
+MAX_REGISTRIES = 1024
 
 
 def normalise_container_id(raw: str | None) -> str | None:
@@ -47,6 +51,19 @@ def image_repository(image: str | None) -> str | None:
     if colon > slash:  # a colon after the last slash is a tag, not a registry port
         name = name[:colon]
     return name
+
+
+def pod_container_id(namespace: str, pod: str, container: str = "") -> str:
+    """The synthetic id of a container known only by its pod (Kubernetes audit, Hubble)."""
+    return f"{POD_PREFIX}{namespace}/{pod}/{container}"
+
+
+def registry_of(reference: str) -> str:
+    """The registry host of an image reference (`docker.io` when the reference names none)."""
+    first, slash, _ = reference.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first.lower()
+    return "docker.io"
 
 
 def image_digest(image_uid: str | None) -> str | None:
@@ -84,10 +101,22 @@ class Identities:
         self._capacity = capacity
         self._known: OrderedDict[str, Container] = OrderedDict()  # full id -> merged metadata
         self._by_prefix: dict[str, str] = {}  # 12-char prefix -> full id
+        self._by_pod: OrderedDict[tuple[str, str, str], str] = OrderedDict()  # (ns, pod, name)
+        self._registries: dict[str, None] = {}  # registries of images seen, oldest first
+        self.named_pods: list[tuple[str, str]] = []  # (synthetic pod id, full id) learned lately
+
+    def registries(self) -> frozenset[str]:
+        return frozenset(self._registries)
 
     def resolve(self, container: Container) -> Container:
         """The container with its full id and the richest metadata seen for it."""
         uid = container.uid
+        if uid.startswith(POD_PREFIX):
+            real = self._pod_container(uid)
+            if real is None:
+                return container
+            container = _merge(None, container, real)
+            uid = real
         full = uid if len(uid) >= FULL_ID else self._by_prefix.get(uid[:MIN_PREFIX])
         if full is not None and len(uid) < FULL_ID and not full.startswith(uid):
             full = None  # same 12-char prefix, different container
@@ -98,13 +127,37 @@ class Identities:
                 return self._merge_known(uid, container)
         return self._merge_known(full, container)
 
+    def _pod_container(self, synthetic: str) -> str | None:
+        namespace, _, rest = synthetic[len(POD_PREFIX) :].partition("/")
+        pod, _, name = rest.partition("/")
+        if name:
+            return self._by_pod.get((namespace, pod, name))
+        # Hubble names the pod only: any container of that pod stands for it.
+        return next(
+            (uid for (ns, p, _), uid in self._by_pod.items() if (ns, p) == (namespace, pod)), None
+        )
+
+    def _learn(self, key: str, merged: Container) -> None:
+        if len(key) >= FULL_ID:
+            self._by_prefix[key[:MIN_PREFIX]] = key
+        if merged.namespace and merged.pod_name and merged.name:
+            pod = (merged.namespace, merged.pod_name, merged.name)
+            if pod not in self._by_pod:
+                self.named_pods.append((pod_container_id(*pod), key))
+            self._by_pod[pod] = key
+            if len(self._by_pod) > self._capacity:
+                self._by_pod.popitem(last=False)
+        if merged.image is not None and merged.image.name:
+            self._registries[registry_of(merged.image.name)] = None
+            if len(self._registries) > MAX_REGISTRIES:
+                del self._registries[next(iter(self._registries))]
+
     def _merge_known(self, key: str, container: Container) -> Container:
         known = self._known.get(key)
         merged = _merge(known, container, key)
         if merged != known:
             self._known[key] = merged
-            if len(key) >= FULL_ID:
-                self._by_prefix[key[:MIN_PREFIX]] = key
+            self._learn(key, merged)
         self._known.move_to_end(key)
         if len(self._known) > self._capacity:
             old, _ = self._known.popitem(last=False)

@@ -16,10 +16,10 @@ import msgspec
 from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.analytics import Finding, judge
 from tidewaiter.detection.catalog import Catalog, load
-from tidewaiter.detection.correlate import CorrelationConfig, Correlator, Entity, Episode
+from tidewaiter.detection.correlate import Case, CorrelationConfig, Correlator, Entity
 from tidewaiter.detection.signals import Detector
 from tidewaiter.events import Event, Kind
-from tidewaiter.identity import MIN_PREFIX, Identities
+from tidewaiter.identity import MIN_PREFIX, POD_PREFIX, Identities
 
 
 class EngineConfig(msgspec.Struct, frozen=True):
@@ -91,6 +91,10 @@ class Engine:
     def _entity(self, event: Event) -> Entity:
         if event.container is not None:
             container = self.identities.resolve(event.container)
+            if self.identities.named_pods:
+                self._adopt_pods()
+            if container.uid.startswith(POD_PREFIX):  # a pod no runtime record has named yet
+                return Entity(f"container:{container.uid}", event.host, container)
             return Entity(f"container:{container.uid[:MIN_PREFIX]}", event.host, container)
         owner = self.addresses.owner(event) if event.kind is Kind.NETWORK else None
         if owner is not None:
@@ -98,8 +102,20 @@ class Engine:
         host = (event.host or "unknown host").lower()
         return Entity(f"host:{host}", event.host)
 
-    def _decide(self, episode: Episode) -> None:
-        finding = judge(episode, self.catalog)
+    def _adopt_pods(self) -> None:
+        """A runtime record has named a pod's container: what was learned about the pod under
+        its synthetic id (a hostPath mount from the audit log) moves to the real container."""
+        for synthetic, full in self.identities.named_pods:
+            real = f"container:{full[:MIN_PREFIX]}"
+            self.correlator.rekey(f"container:{synthetic}", real)
+            pod_only = synthetic.rsplit("/", 1)[0] + "/"
+            self.correlator.rekey(f"container:{pod_only}", real)
+        self.identities.named_pods.clear()
+
+    def _decide(self, case: Case) -> None:
+        finding = judge(case, self.catalog, self.identities.registries())
+        if finding is None:
+            return
         if finding.severity_id < self.config.min_severity:
             self.suppressed_below_min += 1
             return

@@ -11,13 +11,19 @@ from pathlib import PurePosixPath, PureWindowsPath
 
 import msgspec
 
+from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.catalog import AnalyticSpec, Catalog
-from tidewaiter.detection.correlate import Entity, Episode
+from tidewaiter.detection.correlate import Case, Entity, Episode
 from tidewaiter.detection.signals import Signal, SignalKind
 
 EXFIL = "tw-archive-exfil"
 INTERNAL = "tw-archive-internal"
 CREATED = "tw-archive-created"
+K8S_COPY = "tw-k8s-exec-copy"
+EXPORT = "tw-container-export"
+COMMIT_PUSH = "tw-commit-push"
+HOST_STAGED = "tw-host-staged"
+LARGE_RESPONSE = 1 << 20  # bytes; a pods/exec response this large carried real data
 
 SEVERITY_NAMES = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical"}
 
@@ -44,7 +50,18 @@ class Finding(msgspec.Struct, frozen=True):
         return SEVERITY_NAMES[self.severity_id]
 
 
-def judge(episode: Episode, catalog: Catalog) -> Finding:
+def judge(case: Case, catalog: Catalog, registries: frozenset[str] = frozenset()) -> Finding | None:
+    """The finding a correlated case makes, or None when it is not worth one."""
+    if case.kind == "copy":
+        return _copy(case, catalog)
+    if case.kind == "push":
+        return _push(case, catalog, registries)
+    if case.episode is None:
+        raise ValueError(f"a {case.kind!r} case without an episode")
+    return _episode(case.episode, catalog)
+
+
+def _episode(episode: Episode, catalog: Catalog) -> Finding:
     where = "a container" if episode.entity.is_container else "a host"
     external = [t for t in episode.transfers if t.destination is None or not t.destination.internal]
     encrypted = any(a.encrypted for a in episode.archives)
@@ -60,6 +77,12 @@ def judge(episode: Episode, catalog: Catalog) -> Finding:
         title = f"Archive staged and exfiltrated from {where}"
         reasons.append(_first_transfer_sentence(episode, external[0]))
         reasons += raisers
+    elif episode.mount is not None:
+        analytic, severity, risk = HOST_STAGED, 4, 75
+        title = "Host data staged through a container"
+        reasons.append(f"{episode.mount.explanation}; an archive was then made in it")
+        if episode.transfers:
+            reasons.append("the transfers that followed went to internal destinations")
     elif episode.transfers:
         analytic, severity, risk = INTERNAL, 2, 30
         title = f"Archive staged and sent to an internal destination from {where}"
@@ -70,22 +93,152 @@ def judge(episode: Episode, catalog: Catalog) -> Finding:
         reasons.append("no transfer out followed within the correlation window")
         if encrypted:
             reasons.append("the archive was encrypted")
-    evidence = tuple(
-        sorted([*episode.archives, *episode.links, *episode.transfers], key=lambda s: s.event.time)
-    )
+    mount = [episode.mount] if episode.mount is not None else []
+    evidence = _ordered([*mount, *episode.archives, *episode.links, *episode.transfers])
     techniques = _techniques(evidence, catalog.analytics[analytic].attacks, bool(external))
+    return _finding(
+        catalog,
+        analytic,
+        title,
+        episode.entity,
+        severity,
+        risk,
+        evidence,
+        reasons,
+        techniques,
+        anchor=episode.archives[0],
+        omitted=episode.omitted,
+    )
+
+
+def _copy(case: Case, catalog: Catalog) -> Finding:
+    """A pods/exec tar (kubectl cp), or docker cp / export out of a container."""
+    [signal] = case.signals
+    event = signal.event
+    api = event.api
+    raisers: list[str] = []
+    for path in signal.sent_paths:
+        inside = path.split(":", 1)[1] if ":" in path and path[1:2] != ":" else path
+        why = catalog.sensitive_path(inside)  # `web:/etc/shadow` names a path in container web
+        if why:
+            raisers.append(f"it copied a sensitive path {path} ({why})")
+            break
+    if api is not None:
+        outside = [ip for ip in api.source_ips if not _internal_ip(ip)]
+        if outside:
+            raisers.append(f"the request came from outside the network ({outside[0]})")
+        if api.response_bytes and api.response_bytes >= LARGE_RESPONSE:
+            raisers.append(f"the response carried {api.response_bytes} bytes")
+        if api.response_code is not None and api.response_code >= 400:
+            raisers.append(f"the API refused it ({api.response_code}): an attempt")
+    if any(s.kind in (SignalKind.ARCHIVE, SignalKind.ARCHIVE_FILE) for s in case.context):
+        raisers.append("an archive had been made in the container shortly before")
+    if any(s.kind is SignalKind.HOST_MOUNT for s in case.context):
+        raisers.append("the container mounts a sensitive host path")
+    if signal.kind is SignalKind.API_COPY:
+        analytic = K8S_COPY
+        title = "Data copied out of a pod through the Kubernetes API"
+        who = (api.user if api else None) or "an unknown user"
+        reasons = [f"{who} ran a tar create in the pod through pods/exec, the shape of kubectl cp"]
+    else:
+        analytic = EXPORT
+        title = "Container filesystem exported or copied to the host"
+        reasons = [signal.explanation]
+    severity = min(5, 3 + len(raisers))
+    evidence = _ordered([*case.context, signal])
+    techniques = _techniques(evidence, catalog.analytics[analytic].attacks, True)
+    return _finding(
+        catalog,
+        analytic,
+        title,
+        case.entity,
+        severity,
+        min(100, 50 + 12 * len(raisers)),
+        evidence,
+        [*reasons, *raisers],
+        techniques,
+        anchor=signal,
+    )
+
+
+def _push(case: Case, catalog: Catalog, registries: frozenset[str]) -> Finding | None:
+    push = case.signals[-1]
+    registry = push.destination.host if push.destination else None
+    familiar = registries | set(catalog.platform.familiar_registries)
+    if registry is None or registry in familiar:
+        return None
+    committed = len(case.signals) > 1
+    reasons = [f"{push.explanation} to {registry}, a registry not seen in this telemetry"]
+    if committed and case.context:
+        severity, risk = 4, 80
+        reasons.insert(
+            0, "a container that " + " and ".join(_context_phrases(case.context)) + " was committed"
+        )
+        if len(case.context) > 1 or any(s.encrypted for s in case.context):
+            severity, risk = 5, 90
+        title = "Container committed and pushed to an unfamiliar registry"
+    else:
+        severity, risk = 2, 30
+        title = "Image pushed to an unfamiliar registry"
+    evidence = _ordered([*case.context, *case.signals])
+    techniques = _techniques(evidence, catalog.analytics[COMMIT_PUSH].attacks, True)
+    return _finding(
+        catalog,
+        COMMIT_PUSH,
+        title,
+        case.entity,
+        severity,
+        risk,
+        evidence,
+        reasons,
+        techniques,
+        anchor=push,
+    )
+
+
+def _context_phrases(context: tuple[Signal, ...]) -> list[str]:
+    phrases = []
+    for signal in context:
+        if signal.kind is SignalKind.HOST_MOUNT:
+            phrases.append("mounts " + ", ".join(signal.sent_paths))
+        else:
+            phrases.append(f"archived data ({signal.tool})")
+    return phrases
+
+
+def _finding(
+    catalog: Catalog,
+    analytic: str,
+    title: str,
+    entity: Entity,
+    severity: int,
+    risk: int,
+    evidence: tuple[Signal, ...],
+    reasons: list[str],
+    techniques: tuple[str, ...],
+    anchor: Signal,
+    omitted: int = 0,
+) -> Finding:
     return Finding(
-        uid=_finding_uid(analytic, episode),
+        uid=_finding_uid(analytic, entity, anchor),
         analytic=catalog.analytics[analytic],
         title=title,
-        entity=episode.entity,
+        entity=entity,
         severity_id=severity,
         risk_score=risk,
         techniques=techniques,
         evidence=evidence,
         reasons=tuple(reasons),
-        omitted=episode.omitted,
+        omitted=omitted,
     )
+
+
+def _ordered(signals: list[Signal]) -> tuple[Signal, ...]:
+    return tuple(sorted(signals, key=lambda s: s.event.time))
+
+
+def _internal_ip(ip: str) -> bool:
+    return AddressPolicy().host_internal(ip)
 
 
 def _first_transfer_sentence(episode: Episode, transfer: Signal) -> str:
@@ -138,14 +291,13 @@ def _techniques(
     return tuple(seen)
 
 
-def _finding_uid(analytic: str, episode: Episode) -> str:
-    """Stable for the same evidence: the analytic, the entity and the first archive signal."""
-    first = episode.archives[0]
+def _finding_uid(analytic: str, entity: Entity, first: Signal) -> str:
+    """Stable for the same evidence: the analytic, the entity and the signal that anchors it."""
     process = first.event.process
     material = "\x1f".join(
         [
             analytic,
-            episode.entity.key,
+            entity.key,
             f"{first.event.time:.6f}",
             first.kind,
             first.tool,

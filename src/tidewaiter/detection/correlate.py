@@ -21,6 +21,7 @@ from tidewaiter.events import Container
 ARCHIVING = frozenset({SignalKind.ARCHIVE, SignalKind.ENCRYPT, SignalKind.ARCHIVE_FILE})
 CARRYING = frozenset({SignalKind.UPLOAD, SignalKind.EGRESS})
 LINKING = frozenset({SignalKind.RUNTIME, SignalKind.SPLIT})
+COPYING = frozenset({SignalKind.API_COPY, SignalKind.COPY_OUT})
 
 
 class CorrelationConfig(msgspec.Struct, frozen=True):
@@ -42,9 +43,26 @@ class Entity(msgspec.Struct, frozen=True, omit_defaults=True):
         return self.container is not None
 
 
+class Facts(msgspec.Struct, omit_defaults=True):
+    """What is known about an entity beyond one episode: its sensitive host mount and its last
+    archive, so later platform calls (a copy out, a commit) can be judged with them."""
+
+    mount: Signal | None = None
+    last_archive: Signal | None = None
+
+
+class Commit(msgspec.Struct, frozen=True):
+    """A commit waiting for a push, with what made the committed container interesting."""
+
+    entity: Entity
+    signal: Signal
+    context: tuple[Signal, ...]  # the container's mount and archive signals, if any
+
+
 class Episode(msgspec.Struct, omit_defaults=True):
     entity: Entity
     archives: list[Signal]
+    mount: Signal | None = None  # the entity's sensitive host mount, when it has one
     transfers: list[Signal] = msgspec.field(default_factory=list)
     links: list[Signal] = msgspec.field(default_factory=list)
     omitted: int = 0  # evidence beyond max_evidence, counted so the alert can say so
@@ -62,14 +80,27 @@ class Episode(msgspec.Struct, omit_defaults=True):
         return self.last_archive + config.window
 
 
+class Case(msgspec.Struct, frozen=True):
+    """What correlation hands to the analytics: a closed episode, or a platform call with its
+    context. ``kind`` is "episode", "copy" or "push"."""
+
+    kind: str
+    entity: Entity
+    signals: tuple[Signal, ...]
+    episode: Episode | None = None
+    context: tuple[Signal, ...] = ()
+
+
 class Snapshot(msgspec.Struct):
     version: int
     watermark: float
     episodes: list[Episode]
+    facts: list[tuple[str, Facts]] = msgspec.field(default_factory=list)
+    commits: list[Commit] = msgspec.field(default_factory=list)
 
 
-SNAPSHOT_VERSION = 1
-Emit = Callable[[Episode], None]
+SNAPSHOT_VERSION = 2
+Emit = Callable[[Case], None]
 
 
 class Correlator:
@@ -78,6 +109,8 @@ class Correlator:
         self._emit = emit
         self._open: OrderedDict[str, Episode] = OrderedDict()
         self._due: list[tuple[float, str]] = []  # lazily validated min-heap of due times
+        self._facts: OrderedDict[str, Facts] = OrderedDict()
+        self._commits: list[Commit] = []  # recent commits, oldest first, within the window
         self.watermark = 0.0
 
     @property
@@ -85,6 +118,24 @@ class Correlator:
         return len(self._open)
 
     def on_signal(self, signal: Signal, entity: Entity) -> None:
+        kind = signal.kind
+        if kind is SignalKind.HOST_MOUNT:
+            self._fact(entity.key).mount = signal
+            return
+        if kind in COPYING:
+            self._emit(Case("copy", entity, (signal,), context=self._context(entity.key)))
+            return
+        if kind is SignalKind.COMMIT:
+            self._commit(signal, entity)
+            return
+        if kind is SignalKind.PUSH:
+            self._push(signal, entity)
+            return
+        if kind in ARCHIVING:
+            self._fact(entity.key).last_archive = signal
+        self._episode_signal(signal, entity)
+
+    def _episode_signal(self, signal: Signal, entity: Entity) -> None:
         kind = signal.kind
         time = signal.event.time
         episode = self._open.get(entity.key)
@@ -95,7 +146,8 @@ class Correlator:
                 self._close(entity.key)  # a new staging run, not more of the same one
                 episode = None
             if episode is None:
-                episode = Episode(entity=entity, archives=[])
+                facts = self._facts.get(entity.key)
+                episode = Episode(entity=entity, archives=[], mount=facts.mount if facts else None)
                 self._open[entity.key] = episode
                 self._evict_over_bound()
             if not _duplicate(episode.archives, signal):
@@ -117,6 +169,57 @@ class Correlator:
             episode.entity = entity  # keep the richest identity seen (full id, image)
         self._open.move_to_end(entity.key)
         heapq.heappush(self._due, (episode.due(self.config), entity.key))
+
+    def rekey(self, old: str, new: str) -> None:
+        """Move what is known under one entity key to another (a pod that got its real id)."""
+        facts = self._facts.pop(old, None)
+        if facts is not None and new not in self._facts:
+            self._facts[new] = facts
+        episode = self._open.pop(old, None)
+        if episode is not None and new not in self._open:
+            self._open[new] = episode
+            heapq.heappush(self._due, (episode.due(self.config), new))
+
+    def _fact(self, key: str) -> Facts:
+        facts = self._facts.get(key)
+        if facts is None:
+            facts = self._facts[key] = Facts()
+            while len(self._facts) > self.config.max_open:
+                self._facts.popitem(last=False)
+        self._facts.move_to_end(key)
+        return facts
+
+    def _context(self, key: str) -> tuple[Signal, ...]:
+        """The mount and recent archive of an entity, as evidence for a platform call."""
+        facts = self._facts.get(key)
+        if facts is None:
+            return ()
+        recent = facts.last_archive
+        if recent is not None and self.watermark - recent.event.time > self.config.window:
+            recent = None
+        return tuple(s for s in (facts.mount, recent) if s is not None)
+
+    def _commit(self, signal: Signal, entity: Entity) -> None:
+        self._commits.append(Commit(entity, signal, self._context(entity.key)))
+        horizon = signal.event.time - self.config.window
+        self._commits = [c for c in self._commits if c.signal.event.time >= horizon][-64:]
+
+    def _push(self, signal: Signal, entity: Entity) -> None:
+        """A push is judged with the most recent commit on the same host within the window
+        (engine events rarely name the committed container on the push itself)."""
+        horizon = signal.event.time - self.config.window
+        host = signal.event.host
+        candidates = [
+            c
+            for c in self._commits
+            if c.signal.event.time >= horizon
+            and (host is None or c.signal.event.host in (None, host))
+        ]
+        if not candidates:
+            self._emit(Case("push", entity, (signal,)))
+            return
+        commit = next((c for c in reversed(candidates) if c.context), candidates[-1])
+        self._emit(Case("push", commit.entity, (commit.signal, signal), context=commit.context))
 
     def _add_transfer(self, episode: Episode, signal: Signal) -> None:
         """Sends of one flow fold into one evidence item; a flow of 10,000 sends is one line."""
@@ -150,7 +253,7 @@ class Correlator:
     def _close(self, key: str) -> None:
         episode = self._open.pop(key, None)
         if episode is not None:
-            self._emit(episode)
+            self._emit(Case("episode", episode.entity, (), episode=episode))
 
     def _evict_over_bound(self) -> None:
         while len(self._open) > self.config.max_open:
@@ -158,7 +261,13 @@ class Correlator:
             self._close(key)
 
     def snapshot(self) -> bytes:
-        state = Snapshot(SNAPSHOT_VERSION, self.watermark, list(self._open.values()))
+        state = Snapshot(
+            SNAPSHOT_VERSION,
+            self.watermark,
+            list(self._open.values()),
+            list(self._facts.items()),
+            self._commits,
+        )
         return msgspec.msgpack.encode(state)
 
     def restore(self, data: bytes) -> None:
@@ -169,6 +278,8 @@ class Correlator:
         self._open = OrderedDict((e.entity.key, e) for e in state.episodes)
         self._due = [(e.due(self.config), e.entity.key) for e in state.episodes]
         heapq.heapify(self._due)
+        self._facts = OrderedDict(state.facts)
+        self._commits = list(state.commits)
 
 
 def _duplicate(signals: list[Signal], new: Signal) -> bool:

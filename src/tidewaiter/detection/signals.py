@@ -17,7 +17,8 @@ from tidewaiter.detection import cmdline
 from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.catalog import Archiver, Catalog, Encryptor, Transfer, load
 from tidewaiter.detection.options import Parsed, parse
-from tidewaiter.events import Activity, Event, Kind
+from tidewaiter.events import Activity, Api, Event, Kind
+from tidewaiter.identity import registry_of
 
 _COMPRESSED_SUFFIX = {
     "gzip": ".gz", "pigz": ".gz", "bzip2": ".bz2", "pbzip2": ".bz2", "xz": ".xz", "pixz": ".xz",
@@ -34,7 +35,12 @@ class SignalKind(StrEnum):
     UPLOAD = "upload"  # a transfer tool sent files somewhere
     SPLIT = "split"  # a file was split into pieces (before transfer)
     EGRESS = "egress"  # traffic to a non-internal address
-    RUNTIME = "runtime"  # a host process reached into a container runtime (docker cp/run -v)
+    RUNTIME = "runtime"  # a host process reached into a container runtime (docker run -v, exec)
+    API_COPY = "api_copy"  # an archiver exec'd through the orchestrator API (what kubectl cp runs)
+    COPY_OUT = "copy_out"  # files or a whole filesystem copied out of a container (cp, export)
+    COMMIT = "commit"  # a container committed to an image
+    PUSH = "push"  # an image pushed to a registry
+    HOST_MOUNT = "host_mount"  # a container created with a sensitive host path mounted
 
 
 class Destination(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -107,7 +113,108 @@ class Detector:
             return self._egress(event)
         if kind is Kind.FILE:
             return self._file(event)
+        if event.api is not None:
+            return self._api(event, event.api)
         return []
+
+    # --- orchestrator and runtime API calls ----------------------------------------------
+
+    def _api(self, event: Event, api: Api) -> list[Signal]:
+        operation = api.operation
+        if operation in ("exec", "attach", "exec_create", "exec_start") and api.command:
+            return self._api_exec(event, api)
+        if operation in ("copy", "export"):
+            what = "its whole filesystem" if operation == "export" else (api.target or "files")
+            return [
+                self._platform(
+                    SignalKind.COPY_OUT,
+                    f"docker {operation}",
+                    event,
+                    f"{what} copied out of the container",
+                    api.target,
+                )
+            ]
+        if operation == "commit":
+            return [
+                self._platform(
+                    SignalKind.COMMIT,
+                    "docker commit",
+                    event,
+                    "container committed to an image",
+                    api.target,
+                )
+            ]
+        if operation == "push" and api.target:
+            return [
+                self._platform(
+                    SignalKind.PUSH, "docker push", event, f"image {api.target} pushed", api.target
+                )
+            ]
+        if operation in ("create", "start") and api.mounts:
+            return self._mounts(event, api)
+        return []
+
+    def _api_exec(self, event: Event, api: Api) -> list[Signal]:
+        """A command run through the API runs inside the container: analyse it like an exec.
+        A tar create through Kubernetes pods/exec is the shape of `kubectl cp` from a pod."""
+        argv = list(api.command)
+        name = cmdline.exe_name(argv[0])
+        if name not in self.catalog.interesting:
+            return []
+        found = self._command(event, cmdline.Command(argv), name, " ".join(argv))
+        if event.kind is not Kind.ORCHESTRATOR:
+            return found
+        out: list[Signal] = []
+        for signal in found:
+            if signal.kind is SignalKind.ARCHIVE:
+                paths = _archived_paths(argv)
+                out.append(
+                    msgspec.structs.replace(
+                        signal,
+                        kind=SignalKind.API_COPY,
+                        explanation=f"{' '.join(argv)[:200]} run through the Kubernetes API "
+                        f"by {api.user or 'an unknown user'}",
+                        sent_paths=paths,
+                    )
+                )
+            else:
+                out.append(signal)
+        return out
+
+    def _mounts(self, event: Event, api: Api) -> list[Signal]:
+        sensitive = [m for m in api.mounts if self.catalog.sensitive_mount(m.source)]
+        if not sensitive:
+            return []
+        listed = ", ".join(f"{m.source}:{m.destination or '?'}" for m in sensitive)
+        extra = " (privileged)" if api.privileged else ""
+        return [
+            Signal(
+                SignalKind.HOST_MOUNT,
+                tool=f"{api.operation} with mounts",
+                technique="T1611",
+                event=event,
+                explanation=f"container created with host path {listed} mounted{extra}",
+                sent_paths=tuple(m.source for m in sensitive),
+            )
+        ]
+
+    def _platform(
+        self, kind: SignalKind, tool: str, event: Event, explanation: str, target: str | None
+    ) -> Signal:
+        technique = {SignalKind.PUSH: "T1567", SignalKind.COMMIT: "T1560"}.get(kind, "T1609")
+        destination = None
+        if kind is SignalKind.PUSH and target:
+            destination = Destination(host=registry_of(target), internal=False)
+        return Signal(
+            kind,
+            tool=tool,
+            technique=technique,
+            event=event,
+            explanation=explanation,
+            archive_path=target if kind is SignalKind.COPY_OUT else None,
+            destination=destination,
+            sent_paths=(target,) if target else (),
+        )
 
     # --- network -------------------------------------------------------------------------
 
@@ -460,10 +567,55 @@ class Detector:
         )
 
     def _runtime(self, event: Event, name: str, command: cmdline.Command) -> list[Signal]:
-        opts = parse(command.argv[1:], "evwuh")
+        opts = parse(command.argv[1:], "evwuhmcao")
         verbs = [p for p in opts.positionals[:2] if p in self.catalog.runtimes.subcommands]
         if not verbs:
             return []
+        verb = verbs[0]
+        rest = opts.positionals[opts.positionals.index(verb) + 1 :]
+        if verb == "cp" and len(rest) >= 2 and ":" in rest[0] and not _drive(rest[0]):
+            return [
+                self._platform(
+                    SignalKind.COPY_OUT,
+                    f"{name} cp",
+                    event,
+                    f"host process ran {name} cp {rest[0]} {rest[1]}",
+                    rest[0],
+                )
+            ]
+        if verb == "export" and rest:
+            where = opts.value("-o", "--output") or "standard output"
+            return [
+                self._platform(
+                    SignalKind.COPY_OUT,
+                    f"{name} export",
+                    event,
+                    f"host process exported container {rest[0]} to {where}",
+                    rest[0],
+                )
+            ]
+        if verb == "commit" and rest:
+            return [
+                self._platform(
+                    SignalKind.COMMIT,
+                    f"{name} commit",
+                    event,
+                    f"host process committed container {rest[0]}",
+                    rest[1] if len(rest) > 1 else None,
+                )
+            ]
+        if verb == "push" and rest:
+            return [
+                self._platform(
+                    SignalKind.PUSH,
+                    f"{name} push",
+                    event,
+                    f"host process pushed image {rest[0]}",
+                    rest[0],
+                )
+            ]
+        if verb in ("cp", "push", "commit", "export"):
+            return []  # copying into a container, or a call missing its arguments
         mounts = tuple(v for k, v in opts.values.items() if k in ("-v", "--volume", "--mount"))
         detail = f" mounting {', '.join(mounts)}" if mounts else ""
         return [
@@ -476,6 +628,21 @@ class Detector:
                 sent_paths=mounts,
             )
         ]
+
+
+def _drive(arg: str) -> bool:
+    return len(arg) > 2 and arg[1] == ":" and arg[2] in "\\/"
+
+
+def _archived_paths(argv: list[str]) -> tuple[str, ...]:
+    """What a tar create packs: its positionals that are not the output (`tar cf - /etc`)."""
+    opts = parse(argv[1:], "fCTbHKLNVg", bundled=True)
+    output = opts.value("-f", "--file")
+    directory = opts.value("-C", "--directory")
+    paths = [p for p in opts.positionals if p != output]
+    if directory:
+        paths = [f"{directory.rstrip('/')}/{p}" if not p.startswith("/") else p for p in paths]
+    return tuple(paths)
 
 
 def _creates(spec: Archiver, opts: Parsed) -> bool:

@@ -153,6 +153,17 @@ class AnalyticsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     analytics: tuple[AnalyticSpec, ...]
 
 
+class SensitivePaths(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    prefixes: tuple[str, ...]
+    components: tuple[str, ...]
+
+
+class PlatformFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    sensitive_mounts: tuple[str, ...]
+    sensitive_paths: SensitivePaths
+    familiar_registries: tuple[str, ...]
+
+
 class Catalog:
     """The loaded catalog, indexed by executable name for the hot path."""
 
@@ -162,8 +173,11 @@ class Catalog:
         transfers: TransferFile,
         attack: AttackFile,
         analytics: AnalyticsFile,
+        platform: PlatformFile,
     ) -> None:
         self.attack = attack
+        self.platform = platform
+        self.sensitive_mounts = frozenset(_fold_path(m) for m in platform.sensitive_mounts)
         self.analytics = {a.uid: a for a in analytics.analytics}
         unknown = {t for a in analytics.analytics for t in a.attacks} - set(attack.techniques)
         if unknown:
@@ -223,6 +237,21 @@ class Catalog:
         technique = known.get(uid) or known[uid.split(".", maxsplit=1)[0]]
         return technique, self.attack.tactics[technique.tactic]
 
+    def sensitive_mount(self, source: str) -> bool:
+        return _fold_path(source) in self.sensitive_mounts
+
+    def sensitive_path(self, path: str) -> str | None:
+        """Why a copied path is sensitive (the matching prefix or component), or None."""
+        folded = path.replace("\\", "/")
+        for prefix in self.platform.sensitive_paths.prefixes:
+            if folded == prefix or folded.startswith(prefix + "/"):
+                return prefix
+        parts = set(folded.lower().split("/"))
+        for component in self.platform.sensitive_paths.components:
+            if component in parts:
+                return component
+        return None
+
     def archive_kind(self, path: str) -> str | None:
         """The archive extension a path ends with, if any."""
         lowered = path.lower()
@@ -240,6 +269,12 @@ class Catalog:
         return None
 
 
+def _fold_path(path: str) -> str:
+    """A host path compared without case or trailing separators (`C:\\` and `c:` are one)."""
+    folded = path.strip().lower().rstrip("/\\")
+    return folded or "/"
+
+
 def _maybe(pattern: str | None) -> re.Pattern[str] | None:
     return re.compile(pattern) if pattern else None
 
@@ -252,7 +287,7 @@ def _load_file(name: str, kind: type[T]) -> T:
     text = resources.files(__package__).joinpath(name).read_bytes()
     try:
         return msgspec.yaml.decode(text, type=kind)
-    except msgspec.ValidationError as exc:
+    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise CatalogError(f"catalog {name}: {exc}") from exc
 
 
@@ -263,4 +298,5 @@ def load() -> Catalog:
         _load_file("transfers.yaml", TransferFile),
         _load_file("attack.yaml", AttackFile),
         _load_file("analytics.yaml", AnalyticsFile),
+        _load_file("platform.yaml", PlatformFile),
     )
