@@ -1,0 +1,196 @@
+"""The embedded store: one DuckDB file for alerts, baselines, suppressions, checkpoints and the
+response audit log. Nothing to start; the schema is versioned and migrated on open.
+
+Each migration is a list of statements applied in one transaction and recorded in
+``schema_version``; a file written by a newer tidewaiter is refused rather than guessed at.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+
+SCHEMA_VERSION = 1
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE alerts (
+            uid VARCHAR PRIMARY KEY,
+            time_ms BIGINT NOT NULL,
+            analytic VARCHAR NOT NULL,
+            severity_id INTEGER NOT NULL,
+            container_uid VARCHAR,
+            workload VARCHAR,
+            host VARCHAR,
+            suppressed_by VARCHAR,
+            alert JSON NOT NULL,
+            stored_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )""",
+        "CREATE INDEX alerts_time ON alerts (time_ms)",
+        """CREATE TABLE suppressions (
+            id VARCHAR PRIMARY KEY,
+            rule JSON NOT NULL,
+            reason VARCHAR NOT NULL,
+            author VARCHAR NOT NULL,
+            expires DATE,
+            created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )""",
+        """CREATE TABLE baselines (
+            workload VARCHAR PRIMARY KEY,
+            profile BLOB NOT NULL,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )""",
+        """CREATE TABLE checkpoints (
+            name VARCHAR PRIMARY KEY,
+            positions JSON NOT NULL,
+            state BLOB,
+            updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+        )""",
+        """CREATE SEQUENCE audit_seq""",
+        """CREATE TABLE audit_log (
+            seq BIGINT PRIMARY KEY DEFAULT nextval('audit_seq'),
+            acted_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+            actor VARCHAR NOT NULL,
+            finding_uid VARCHAR,
+            action VARCHAR NOT NULL,
+            target VARCHAR,
+            result VARCHAR NOT NULL,
+            detail JSON
+        )""",
+    ),
+)
+
+
+class StoreError(Exception):
+    """The store cannot be opened or used; the message says why in one sentence."""
+
+
+def default_path() -> Path:
+    """Under the user's data directory ($XDG_DATA_HOME, else ~/.local/share)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tidewaiter" / "tidewaiter.duckdb"
+
+
+class Store:
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else default_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        self.migrate()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        self.db.execute("BEGIN TRANSACTION")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def version(self) -> int:
+        self.db.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = self.db.execute("SELECT max(version) FROM schema_version").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def migrate(self, migrations: Sequence[Sequence[str]] = MIGRATIONS) -> None:
+        current = self.version()
+        if current > len(migrations):
+            raise StoreError(
+                f"{self.path} has schema version {current}, newer than this tidewaiter "
+                f"understands ({len(migrations)}); upgrade tidewaiter"
+            )
+        for version, statements in enumerate(migrations[current:], start=current + 1):
+            with self.transaction() as db:
+                for statement in statements:
+                    db.execute(statement)
+                db.execute("INSERT INTO schema_version VALUES (?)", [version])
+
+    # --- alerts ----------------------------------------------------------------------------
+
+    def add_alert(
+        self, alert: dict[str, Any], workload: str | None = None, suppressed_by: str | None = None
+    ) -> bool:
+        """Store an alert once (by finding uid); False when it was already there."""
+        info = alert["finding_info"]
+        container = alert.get("container") or {}
+        before = self.db.execute("SELECT count(*) FROM alerts WHERE uid = ?", [info["uid"]])
+        row = before.fetchone()
+        if row and row[0]:
+            return False
+        self.db.execute(
+            "INSERT INTO alerts (uid, time_ms, analytic, severity_id, container_uid, workload, "
+            "host, suppressed_by, alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                info["uid"],
+                alert["time"],
+                info["analytic"]["uid"],
+                alert["severity_id"],
+                container.get("uid"),
+                workload,
+                (alert.get("device") or {}).get("hostname"),
+                suppressed_by,
+                orjson.dumps(alert).decode(),
+            ],
+        )
+        return True
+
+    def alerts(
+        self, suppressed: bool = False, uid_prefix: str | None = None, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        query = "SELECT alert FROM alerts WHERE (suppressed_by IS NOT NULL) = ?"
+        params: list[Any] = [suppressed]
+        if uid_prefix:
+            query += " AND uid LIKE ?"
+            params.append(uid_prefix.replace("%", "").replace("_", "") + "%")
+        query += " ORDER BY time_ms LIMIT ?"
+        params.append(limit)
+        return [orjson.loads(r[0]) for r in self.db.execute(query, params).fetchall()]
+
+    def alert(self, uid_prefix: str) -> dict[str, Any] | None:
+        """One alert by its finding uid or an unambiguous prefix of it."""
+        rows = self.db.execute(
+            "SELECT alert FROM alerts WHERE uid LIKE ? LIMIT 2",
+            [uid_prefix.replace("%", "").replace("_", "") + "%"],
+        ).fetchall()
+        if len(rows) != 1:
+            return None
+        parsed: dict[str, Any] = orjson.loads(rows[0][0])
+        return parsed
+
+    # --- checkpoints -------------------------------------------------------------------------
+
+    def save_checkpoint(self, name: str, positions: dict[str, Any], state: bytes | None) -> None:
+        """Input positions and correlation state, written together or not at all."""
+        with self.transaction() as db:
+            db.execute("DELETE FROM checkpoints WHERE name = ?", [name])
+            db.execute(
+                "INSERT INTO checkpoints (name, positions, state) VALUES (?, ?, ?)",
+                [name, orjson.dumps(positions).decode(), state],
+            )
+
+    def load_checkpoint(self, name: str) -> tuple[dict[str, Any], bytes | None] | None:
+        row = self.db.execute(
+            "SELECT positions, state FROM checkpoints WHERE name = ?", [name]
+        ).fetchone()
+        if row is None:
+            return None
+        return orjson.loads(row[0]), (bytes(row[1]) if row[1] is not None else None)
