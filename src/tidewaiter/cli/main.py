@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from tidewaiter import __version__
-from tidewaiter.cli import demo, detect
+from tidewaiter.cli import demo, detect, evaluate
 
 EXIT_OK = 0
 EXIT_ALERT = 1
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     detect.add_parser(commands)
     demo.add_parser(commands)
+    evaluate.add_parser(commands)
     return parser
 
 

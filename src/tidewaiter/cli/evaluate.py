@@ -1,0 +1,107 @@
+"""`tidewaiter evaluate DIR`: run labelled scenarios and score detection on them."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from tidewaiter import evaluate
+from tidewaiter.printable import printable
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "evaluate",
+        help="run labelled scenarios; print precision and recall per analytic",
+        description="Run every scenario (a folder with scenario.yaml) under DIR and score "
+        "the alerts against its expectations. Exits 1 when any expectation fails.",
+    )
+    parser.add_argument("root", metavar="DIR", type=Path)
+    parser.add_argument("--markdown", metavar="FILE", type=Path, help="also write the tables")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    folders = evaluate.discover(args.root)
+    if not folders:
+        console.print(Text(f"tidewaiter: no scenario.yaml under {args.root}"), style="red")
+        return 2
+    results: list[evaluate.Result] = []
+    for folder in folders:
+        try:
+            scenario = evaluate.load(folder)
+        except evaluate.ScenarioError as exc:
+            console.print(Text(f"tidewaiter: {printable(exc)}"), style="red")
+            return 2
+        results.append(evaluate.run(folder, scenario))
+    scenario_rows = [_scenario_row(r) for r in results]
+    analytic_rows = [
+        _analytic_row(uid, s) for uid, s in evaluate.score_by_analytic(results).items()
+    ]
+    console.print(_table("scenarios", _SCENARIO_COLUMNS, scenario_rows))
+    console.print(_table("analytics", _ANALYTIC_COLUMNS, analytic_rows))
+    counted = evaluate.totals(results)
+    summary = ", ".join(f"{n} {what}" for what, n in sorted(counted.items()))
+    console.print(Text(summary))
+    if args.markdown:
+        args.markdown.write_text(
+            _markdown(_SCENARIO_COLUMNS, scenario_rows)
+            + "\n"
+            + _markdown(_ANALYTIC_COLUMNS, analytic_rows)
+            + f"\n{summary}\n"
+        )
+    return 0 if all(r.passed for r in results) else 1
+
+
+_SCENARIO_COLUMNS = ("scenario", "kind", "source", "technique", "TP", "FP", "FN", "result")
+_ANALYTIC_COLUMNS = ("analytic", "TP", "FP", "FN", "precision", "recall")
+
+
+def _scenario_row(result: evaluate.Result) -> tuple[str, ...]:
+    scenario = result.scenario
+    return (
+        scenario.id,
+        scenario.kind,
+        scenario.source or "",
+        scenario.technique or "",
+        str(len(result.true_positives)),
+        str(len(result.false_positives)),
+        str(len(result.false_negatives)),
+        "pass" if result.passed else "FAIL",
+    )
+
+
+def _analytic_row(uid: str, score: evaluate.Score) -> tuple[str, ...]:
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.0%}"
+
+    return (
+        uid,
+        str(score.true_positives),
+        str(score.false_positives),
+        str(score.false_negatives),
+        pct(score.precision),
+        pct(score.recall),
+    )
+
+
+def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        style = "bold red" if row[-1] == "FAIL" else ""
+        table.add_row(*(Text(cell) for cell in row), style=style)
+    return table
+
+
+def _markdown(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
