@@ -53,6 +53,11 @@ def to_ocsf(finding: Finding, catalog: Catalog | None = None) -> dict[str, Any]:
             "product": {"name": "tidewaiter", "vendor_name": "tidewaiter", "version": __version__},
         },
     }
+    if finding.suppressed_by:
+        alert["status_id"], alert["status"] = 3, "Suppressed"
+        alert["status_detail"] = finding.suppressed_by
+    else:
+        alert["status_id"], alert["status"] = 1, "New"
     if finding.omitted:
         alert["finding_info"]["desc"] += f"; {finding.omitted} more signals not listed"
     hostname = entity.host or next((s.event.host for s in finding.evidence if s.event.host), None)

@@ -18,6 +18,7 @@ from tidewaiter.detection.analytics import Finding, judge
 from tidewaiter.detection.catalog import Catalog, load
 from tidewaiter.detection.correlate import Case, CorrelationConfig, Correlator, Entity
 from tidewaiter.detection.signals import Detector
+from tidewaiter.detection.suppress import Suppression, Suppressor
 from tidewaiter.events import Event, Kind
 from tidewaiter.identity import MIN_PREFIX, POD_PREFIX, Identities
 
@@ -27,6 +28,8 @@ class EngineConfig(msgspec.Struct, frozen=True):
     internal_cidrs: tuple[str, ...] = ()
     external_cidrs: tuple[str, ...] = ()
     min_severity: int = 1
+    suppressions: tuple[Suppression, ...] = ()
+    allowed_destinations: tuple[str, ...] = ()  # hosts uploads may go to (registries, stores)
 
 
 class AddressBook:
@@ -57,6 +60,7 @@ class Engine:
         on_finding: Callable[[Finding], None],
         config: EngineConfig | None = None,
         catalog: Catalog | None = None,
+        on_suppressed: Callable[[Finding], None] | None = None,
     ) -> None:
         self.config = config or EngineConfig()
         self.catalog = catalog or load()
@@ -65,7 +69,10 @@ class Engine:
         self.identities = Identities()
         self.addresses = AddressBook()
         self.correlator = Correlator(self.config.correlation, self._decide)
+        self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
         self._on_finding = on_finding
+        self._on_suppressed = on_suppressed
+        self.suppressed = 0
         self.events = 0
         self.signals = 0
         self.suppressed_below_min = 0
@@ -113,8 +120,17 @@ class Engine:
         self.identities.named_pods.clear()
 
     def _decide(self, case: Case) -> None:
-        finding = judge(case, self.catalog, self.identities.registries())
-        if finding is None:
+        judged = judge(case, self.catalog, self.identities.registries())
+        if judged is None:
+            return
+        verdict = self.suppressor.judge(judged)
+        finding = verdict.finding
+        if verdict.suppressed_by is not None:
+            self.suppressed += 1
+            if self._on_suppressed is not None:
+                self._on_suppressed(
+                    msgspec.structs.replace(finding, suppressed_by=verdict.suppressed_by)
+                )
             return
         if finding.severity_id < self.config.min_severity:
             self.suppressed_below_min += 1

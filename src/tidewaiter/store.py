@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import msgspec
 import orjson
+
+from tidewaiter.detection.suppress import Match, Suppression
 
 SCHEMA_VERSION = 1
 
@@ -194,3 +197,42 @@ class Store:
         if row is None:
             return None
         return orjson.loads(row[0]), (bytes(row[1]) if row[1] is not None else None)
+
+    # --- suppressions ------------------------------------------------------------------------
+
+    def add_suppression(self, rule: Suppression) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM suppressions WHERE id = ?", [rule.id])
+            db.execute(
+                "INSERT INTO suppressions (id, rule, reason, author, expires) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [
+                    rule.id,
+                    msgspec.json.encode(rule.match).decode(),
+                    rule.reason,
+                    rule.author,
+                    rule.expires,
+                ],
+            )
+
+    def remove_suppression(self, rule_id: str) -> bool:
+        found = self.db.execute(
+            "SELECT count(*) FROM suppressions WHERE id = ?", [rule_id]
+        ).fetchone()
+        self.db.execute("DELETE FROM suppressions WHERE id = ?", [rule_id])
+        return bool(found and found[0])
+
+    def suppressions(self) -> tuple[Suppression, ...]:
+        rows = self.db.execute(
+            "SELECT id, rule, reason, author, expires FROM suppressions ORDER BY created_at, id"
+        ).fetchall()
+        return tuple(
+            Suppression(
+                id=row[0],
+                match=msgspec.json.decode(row[1], type=Match),
+                reason=row[2],
+                author=row[3],
+                expires=row[4],
+            )
+            for row in rows
+        )

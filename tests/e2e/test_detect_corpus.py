@@ -82,11 +82,14 @@ def test_benign_fixtures_raise_nothing_above_low(fixtures: Path, name: str) -> N
     assert [a["finding_info"]["title"] for a in outcome.alerts if a["severity_id"] > 2] == []
 
 
-def test_log_rotation_is_only_a_low_archive_finding(fixtures: Path) -> None:
-    alerts = run(fixtures / "benign" / "log-rotation.falco.jsonl")
-    assert [(a["finding_info"]["analytic"]["uid"], a["severity"]) for a in alerts] == [
-        ("tw-archive-created", "Low")
-    ]
+def test_log_rotation_is_held_back_by_its_benign_profile(fixtures: Path) -> None:
+    outcome = detect([str(fixtures / "benign" / "log-rotation.falco.jsonl")], EngineConfig(), [])
+    assert outcome.alerts == []
+    [held] = outcome.suppressed
+    assert held["finding_info"]["analytic"]["uid"] == "tw-archive-created"
+    assert held["status"] == "Suppressed"
+    assert held["status_detail"].startswith("benign profile log-rotation")
+    assert "gzip was started by logrotate" in held["status_detail"]
 
 
 def test_json_output_is_valid_for_every_alert(

@@ -11,15 +11,23 @@ from typing import Any
 from rich.console import Console
 
 from tidewaiter.alerts import to_ocsf
-from tidewaiter.cli.options import add_detection_options, engine_config
+from tidewaiter.cli.options import (
+    add_detection_options,
+    add_store_option,
+    engine_config,
+    open_store,
+)
 from tidewaiter.detection.analytics import Finding
+from tidewaiter.detection.suppress import SuppressionError
 from tidewaiter.events import Event
+from tidewaiter.identity import workload_key
 from tidewaiter.pipeline import Engine, EngineConfig, merge_by_time
 from tidewaiter.printable import printable
 from tidewaiter.sinks import Sink
 from tidewaiter.sinks.console import ConsoleSink
 from tidewaiter.sinks.jsonl import JsonLinesSink
 from tidewaiter.sources import ReadReport, UnknownFormat, all_sources, open_events
+from tidewaiter.store import Store, StoreError
 
 EXIT_OK, EXIT_ALERT, EXIT_USAGE = 0, 1, 2
 
@@ -40,6 +48,12 @@ def add_parser(commands: Any) -> None:
         "--strict", action="store_true", help="exit 2 when any record or file could not be read"
     )
     parser.add_argument("--fail-on-alert", action="store_true", help="exit 1 when an alert fired")
+    parser.add_argument(
+        "--show-suppressed",
+        action="store_true",
+        help="list the findings held back by a benign profile or suppression, with the reason",
+    )
+    add_store_option(parser)
     add_detection_options(parser)
     parser.set_defaults(run=run)
 
@@ -50,21 +64,40 @@ class Outcome:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # files that could not be opened at all
     hidden_below_min: int = 0
+    suppressed: list[dict[str, Any]] = field(default_factory=list)  # held back, with the reason
+    expired: list[str] = field(default_factory=list)  # expired suppressions, reported
 
 
 def detect(
-    paths: Sequence[str], config: EngineConfig, sinks: Sequence[Sink], fmt: str | None = None
+    paths: Sequence[str],
+    config: EngineConfig,
+    sinks: Sequence[Sink],
+    fmt: str | None = None,
+    store: Store | None = None,
 ) -> Outcome:
-    """Run detection over files; every alert goes to every sink as it is decided."""
+    """Run detection over files; every alert goes to every sink as it is decided. Suppressed
+    findings are kept in the outcome (and the store), never delivered."""
     outcome = Outcome()
 
     def deliver(finding: Finding) -> None:
         alert = to_ocsf(finding)
         outcome.alerts.append(alert)
+        if store is not None:
+            store.add_alert(alert, _workload(finding))
         for sink in sinks:
             sink.write(alert)
 
-    engine = Engine(deliver, config)
+    def hold(finding: Finding) -> None:
+        alert = to_ocsf(finding)
+        outcome.suppressed.append(alert)
+        if store is not None:
+            store.add_alert(alert, _workload(finding), suppressed_by=finding.suppressed_by)
+
+    engine = Engine(deliver, config, on_suppressed=hold)
+    outcome.expired = [
+        f"suppression {s.id} expired on {s.expires} and no longer applies"
+        for s in engine.suppressor.expired
+    ]
     streams: list[Iterator[Event]] = []
     for path in paths:
         try:
@@ -95,10 +128,24 @@ def run(args: argparse.Namespace) -> int:
             print(f"tidewaiter: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_USAGE
     try:
-        outcome = detect(args.paths, engine_config(args), sinks, args.fmt)
+        store = open_store(args)
+        config = engine_config(args, store)
+    except (SuppressionError, StoreError) as exc:
+        print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        outcome = detect(args.paths, config, sinks, args.fmt, store)
     finally:
         for sink in sinks:
             sink.close()
+        if store is not None:
+            store.close()
+    if args.show_suppressed and outcome.suppressed:
+        print(f"{len(outcome.suppressed)} suppressed:", file=sys.stderr)
+        for alert in outcome.suppressed:
+            info = alert["finding_info"]
+            line = f"  {info['uid'][:12]} {info['title']}: {alert['status_detail']}"
+            print(printable(line), file=sys.stderr)
     report_outcome(outcome)
     if outcome.unreadable or (args.strict and outcome.report.skipped_total):
         return EXIT_USAGE
@@ -119,7 +166,16 @@ def report_outcome(outcome: Outcome) -> None:
     if report.skipped_total > len(report.examples):
         more = report.skipped_total - len(report.examples)
         print(f"  ... and {more} more skipped", file=sys.stderr)
+    for expired in outcome.expired:
+        print(f"tidewaiter: {printable(expired)}", file=sys.stderr)
     summary = report.summary() + f"; {len(outcome.alerts)} alert(s)"
     if outcome.hidden_below_min:
         summary += f", {outcome.hidden_below_min} below --min-severity"
+    if outcome.suppressed:
+        summary += f", {len(outcome.suppressed)} suppressed (--show-suppressed lists them)"
     print(summary, file=sys.stderr)
+
+
+def _workload(finding: Finding) -> str | None:
+    container = finding.entity.container
+    return workload_key(container) if container is not None else None

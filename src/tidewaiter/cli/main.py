@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from tidewaiter import __version__
-from tidewaiter.cli import demo, detect, evaluate
+from tidewaiter.cli import alerts, demo, detect, evaluate, suppress
 
 EXIT_OK = 0
 EXIT_ALERT = 1
@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_parser(commands)
     demo.add_parser(commands)
     evaluate.add_parser(commands)
+    alerts.add_parser(commands)
+    suppress.add_parser(commands)
     return parser
 
 

@@ -7,7 +7,9 @@ import ipaddress
 
 from tidewaiter.detection.analytics import SEVERITY_NAMES
 from tidewaiter.detection.correlate import CorrelationConfig
+from tidewaiter.detection.suppress import load_suppressions
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.store import Store, default_path
 
 _SEVERITY_BY_NAME = {name.lower(): level for level, name in SEVERITY_NAMES.items()}
 
@@ -70,11 +72,48 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         help="hide findings below this severity (informational, low, medium, high, critical)",
     )
 
+    group.add_argument(
+        "--suppressions",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a YAML file of suppressions (match, reason, author, expires); repeatable",
+    )
+    group.add_argument(
+        "--allow-destination",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a registry or store that build and backup uploads may go to (repeatable)",
+    )
 
-def engine_config(args: argparse.Namespace) -> EngineConfig:
+
+def engine_config(args: argparse.Namespace, store: Store | None = None) -> EngineConfig:
+    """The engine's configuration from the flags; suppressions from files and the store.
+    Raises SuppressionError for a suppressions file that cannot be used."""
+    rules = [rule for path in args.suppressions for rule in load_suppressions(path)]
+    if store is not None:
+        rules += store.suppressions()
     return EngineConfig(
         correlation=CorrelationConfig(window=args.window),
         internal_cidrs=tuple(args.internal),
         external_cidrs=tuple(args.external),
         min_severity=args.min_severity,
+        suppressions=tuple(rules),
+        allowed_destinations=tuple(args.allow_destination),
     )
+
+
+def add_store_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help=f"the DuckDB store (default {default_path()})",
+    )
+
+
+def open_store(args: argparse.Namespace, required: bool = False) -> Store | None:
+    """The store named by --db, or the default one when the command needs a store."""
+    if args.db is None and not required:
+        return None
+    return Store(args.db)

@@ -39,6 +39,7 @@ class Finding(msgspec.Struct, frozen=True):
     evidence: tuple[Signal, ...]  # time order
     reasons: tuple[str, ...]
     omitted: int = 0
+    suppressed_by: str | None = None  # the profile or suppression that holds it back, and why
 
     @property
     def time(self) -> float:

@@ -1,0 +1,52 @@
+"""`tidewaiter alerts`: the alerts kept in the store; `--suppressed` lists the held-back ones."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from tidewaiter.cli.options import add_store_option, open_store
+from tidewaiter.printable import printable
+from tidewaiter.sinks.console import render
+from tidewaiter.store import StoreError
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser("alerts", help="list the alerts kept in the store")
+    parser.add_argument(
+        "--suppressed",
+        action="store_true",
+        help="list the findings held back by a profile or suppression",
+    )
+    parser.add_argument("--json", action="store_true", help="JSON lines (OCSF) on stdout")
+    parser.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
+    add_store_option(parser)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        store = open_store(args, required=True)
+    except StoreError as exc:
+        print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
+        return 2
+    assert store is not None  # noqa: S101 - required=True always opens one
+    with store:
+        alerts = store.alerts(suppressed=args.suppressed, limit=args.limit)
+    if args.json:
+        for alert in alerts:
+            sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")
+        return 0
+    console = Console()
+    render(console, alerts)
+    if args.suppressed:
+        for alert in alerts:
+            console.print(
+                printable(f"{alert['finding_info']['uid'][:12]}: {alert.get('status_detail', '')}"),
+                markup=False,
+            )
+    return 0

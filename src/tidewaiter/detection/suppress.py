@@ -1,0 +1,217 @@
+"""Benign profiles and user suppressions: what a finding may be, besides an attack.
+
+Nothing here is silent. A profile or suppression that applies either lowers a finding (it is
+still delivered, with the reason) or suppresses it (kept, counted, listable with its reason).
+An expired user suppression stops applying and is reported.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import re
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+
+from tidewaiter.detection import cmdline
+from tidewaiter.detection.analytics import Finding
+from tidewaiter.detection.correlate import ARCHIVING
+from tidewaiter.detection.signals import Signal, SignalKind
+from tidewaiter.identity import image_repository, workload_key
+
+
+class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    name: str
+    reason: str
+    effect: Literal["suppress", "lower"]
+    by: int = 1
+    internal_only: bool = False
+    tools: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()
+    commands: tuple[str, ...] = ()
+    paths: tuple[str, ...] = ()
+
+
+class ProfileFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    profiles: tuple[Profile, ...]
+
+
+class Match(msgspec.Struct, frozen=True, forbid_unknown_fields=True, omit_defaults=True):
+    """What a user suppression matches; every given field must match (globs, CIDRs)."""
+
+    analytic: str | None = None
+    workload: str | None = None
+    image: str | None = None
+    command: str | None = None
+    destination: str | None = None
+
+
+class Suppression(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    match: Match
+    reason: str
+    author: str
+    expires: date | None = None
+
+    def expired(self, today: date) -> bool:
+        return self.expires is not None and self.expires < today
+
+
+class SuppressionFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    suppressions: tuple[Suppression, ...] = ()
+
+
+class SuppressionError(Exception):
+    """A suppressions file that cannot be used; the message names the file and the field."""
+
+
+class Verdict(msgspec.Struct, frozen=True):
+    finding: Finding  # as it stands after any lowering
+    suppressed_by: str | None = None  # "profile <id>: reason" or "suppression <id>: reason"
+
+
+class _CompiledProfile:
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+        self.tools = frozenset(profile.tools)
+        self.parents = frozenset(profile.parents)
+        self.commands = [re.compile(c) for c in profile.commands]
+        self.paths = [re.compile(p) for p in profile.paths]
+
+    def why(self, signal: Signal) -> str | None:
+        """The evidence that makes this profile cover one archiving signal, or None."""
+        process = signal.event.process
+        name = cmdline.exe_name(process.path if process else None)
+        parent = process.parent if process else None
+        parent_name = cmdline.exe_name(parent.path if parent else None)
+        if name in self.tools:
+            return f"{name} is a {self.profile.name.lower()}"
+        if parent_name in self.parents:
+            return f"{signal.tool} was started by {parent_name}"
+        for text in (process.cmd_line if process else None, parent.cmd_line if parent else None):
+            if text and any(c.search(text) for c in self.commands):
+                return f"the command line {text[:120]!r} is a {self.profile.name.lower()}"
+        if signal.archive_path and any(p.search(signal.archive_path) for p in self.paths):
+            return (
+                f"the archive {signal.archive_path} is where a {self.profile.name.lower()} writes"
+            )
+        return None
+
+
+class Suppressor:
+    def __init__(
+        self,
+        suppressions: Iterable[Suppression] = (),
+        allowed_destinations: Iterable[str] = (),
+        profiles: Iterable[Profile] | None = None,
+        today: date | None = None,
+    ) -> None:
+        self.today = today or datetime.now(UTC).date()
+        loaded = load_profiles() if profiles is None else tuple(profiles)
+        self.profiles = [_CompiledProfile(p) for p in loaded]
+        all_rules = tuple(suppressions)
+        self.expired = [s for s in all_rules if s.expired(self.today)]
+        self.active = [s for s in all_rules if not s.expired(self.today)]
+        self.allowed = frozenset(d.lower() for d in allowed_destinations)
+
+    def judge(self, finding: Finding) -> Verdict:
+        for rule in self.active:
+            if _matches(rule.match, finding):
+                return Verdict(finding, f"suppression {rule.id}: {rule.reason} ({rule.author})")
+        for compiled in self.profiles:
+            evidence = self._profile_evidence(compiled, finding)
+            if evidence is None:
+                continue
+            profile = compiled.profile
+            note = f"benign profile {profile.id} ({profile.reason}): {evidence}"
+            if profile.effect == "suppress":
+                return Verdict(finding, note)
+            lowered = msgspec.structs.replace(
+                finding,
+                severity_id=max(1, finding.severity_id - profile.by),
+                risk_score=max(0, finding.risk_score - 20 * profile.by),
+                reasons=(*finding.reasons, f"lowered by {note}"),
+            )
+            return Verdict(lowered)
+        return Verdict(finding)
+
+    def _profile_evidence(self, compiled: _CompiledProfile, finding: Finding) -> str | None:
+        archiving = [s for s in finding.evidence if s.kind in ARCHIVING]
+        if not archiving:
+            return None
+        reasons = [compiled.why(s) for s in archiving]
+        if any(r is None for r in reasons):
+            return None
+        if compiled.profile.internal_only and not self._only_inside(finding.evidence):
+            return None
+        return reasons[0]
+
+    def _only_inside(self, evidence: tuple[Signal, ...]) -> bool:
+        for signal in evidence:
+            if signal.kind not in (SignalKind.UPLOAD, SignalKind.EGRESS, SignalKind.PUSH):
+                continue
+            dst = signal.destination
+            if dst is None or dst.internal:
+                continue
+            if (dst.host or "").lower() in self.allowed or (dst.ip or "") in self.allowed:
+                continue
+            return False
+        return True
+
+
+def _matches(match: Match, finding: Finding) -> bool:
+    if match.analytic and match.analytic != finding.analytic.uid:
+        return False
+    container = finding.entity.container
+    if match.workload and not (
+        container is not None and fnmatch.fnmatchcase(workload_key(container), match.workload)
+    ):
+        return False
+    if match.image:
+        image = container.image.name if container is not None and container.image else None
+        repo = image_repository(image) or ""
+        if not (
+            fnmatch.fnmatchcase(image or "", match.image) or fnmatch.fnmatchcase(repo, match.image)
+        ):
+            return False
+    if match.command:
+        lines = [s.event.process.cmd_line or "" for s in finding.evidence if s.event.process]
+        if not any(fnmatch.fnmatchcase(line, match.command) for line in lines):
+            return False
+    if match.destination:
+        targets = [s.destination for s in finding.evidence if s.destination is not None]
+        if not targets or not all(
+            _destination_matches(match.destination, d.host, d.ip) for d in targets
+        ):
+            return False
+    return True
+
+
+def _destination_matches(pattern: str, host: str | None, ip: str | None) -> bool:
+    if ip:
+        try:
+            return ipaddress.ip_address(ip) in ipaddress.ip_network(pattern, strict=False)
+        except ValueError:
+            pass
+    return fnmatch.fnmatchcase((host or ip or "").lower(), pattern.lower())
+
+
+def load_profiles() -> tuple[Profile, ...]:
+    text = resources.files("tidewaiter.detection.catalog").joinpath("profiles.yaml").read_bytes()
+    return msgspec.yaml.decode(text, type=ProfileFile).profiles
+
+
+def load_suppressions(path: str | Path) -> tuple[Suppression, ...]:
+    try:
+        data = Path(path).read_bytes()
+        return msgspec.yaml.decode(data, type=SuppressionFile).suppressions
+    except OSError as exc:
+        raise SuppressionError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise SuppressionError(f"{path}: {exc}") from exc

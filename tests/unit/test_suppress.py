@@ -1,0 +1,158 @@
+"""Benign profiles and user suppressions: they lower or hold back, never silently."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.builders import connect, container, launch
+from tidewaiter.detection.analytics import Finding
+from tidewaiter.detection.suppress import (
+    Match,
+    Suppression,
+    SuppressionError,
+    load_suppressions,
+)
+from tidewaiter.events import Event
+from tidewaiter.pipeline import Engine, EngineConfig
+
+
+def run(events: list[Event], **config: object) -> tuple[list[Finding], list[Finding]]:
+    delivered: list[Finding] = []
+    held: list[Finding] = []
+    engine = Engine(delivered.append, EngineConfig(**config), on_suppressed=held.append)  # type: ignore[arg-type]
+    for event in sorted(events, key=lambda e: e.time):
+        engine.process(event)
+    engine.flush()
+    return delivered, held
+
+
+def exfil(parent: str | None = None, cmd: str = "tar -czf /tmp/a.tgz /data") -> list[Event]:
+    ctr = container()
+    return [
+        launch(cmd, time=1000, ctr=ctr, parent_cmd=parent),
+        connect("198.51.100.20", time=1100, ctr=ctr, sent=10_000),
+    ]
+
+
+def test_package_manager_maintainer_script_compression_is_held_back_with_its_reason() -> None:
+    delivered, [held] = run(
+        exfil(parent="/usr/bin/dpkg --configure -a", cmd="gzip -9n /usr/share/doc/jq/changelog")
+    )
+    assert delivered == []
+    assert held.suppressed_by is not None
+    assert held.suppressed_by.startswith("benign profile package-manager")
+    assert "gzip was started by dpkg" in held.suppressed_by
+
+
+def test_backup_tool_lowers_by_two_and_says_so() -> None:
+    ctr = container()
+    snapshot = "/bin/sh -c etcdctl snapshot save /backup/etcd.db && gzip /backup/etcd.db"
+    [finding], held = run(
+        [
+            launch("gzip /backup/etcd.db", time=1000, ctr=ctr, parent_cmd=snapshot),
+            launch("aws s3 cp /backup/etcd.db.gz s3://cluster-backups/etcd/", time=1100, ctr=ctr),
+        ]
+    )
+    assert held == []
+    assert finding.analytic.uid == "tw-archive-exfil"
+    assert finding.severity_id == 3  # critical (upload naming the archive), lowered by two
+    assert any("lowered by benign profile backup-tool" in r for r in finding.reasons)
+
+
+def test_database_dump_compression_is_lowered_one_level() -> None:
+    [finding], _ = run(
+        exfil(parent="/bin/sh -c pg_dump app | gzip > /backup/app.sql.gz", cmd="gzip -c")
+    )
+    assert finding.severity_id == 2  # medium (egress after an archive), lowered by one
+    assert any(r.startswith("lowered by benign profile database-dump") for r in finding.reasons)
+
+
+def test_build_packaging_applies_only_when_uploads_stay_inside_or_allowed() -> None:
+    ctr = container()
+    build = [
+        launch(
+            "tar -czf /src/dist/app-1.2.tgz build/",
+            time=1000,
+            ctr=ctr,
+            parent_cmd="/bin/sh -c npm pack && tar -czf dist/app-1.2.tgz build/",
+        ),
+        launch(
+            "curl -T /src/dist/app-1.2.tgz https://artifacts.example.com/up", time=1050, ctr=ctr
+        ),
+    ]
+    delivered, held = run(build)
+    assert [f.analytic.uid for f in delivered] == ["tw-archive-exfil"]  # public, not allowed
+    delivered, held = run(build, allowed_destinations=("artifacts.example.com",))
+    assert delivered == []
+    assert held[0].suppressed_by is not None
+    assert "build-packaging" in held[0].suppressed_by
+
+
+def test_user_suppression_by_image_and_destination() -> None:
+    rule = Suppression(
+        id="payments-export",
+        match=Match(image="registry.example.com/payments/*", destination="198.51.100.0/24"),
+        reason="nightly partner export",
+        author="sec@example.com",
+        expires=date(2099, 1, 1),
+    )
+    delivered, [held] = run(exfil(), suppressions=(rule,))
+    assert delivered == []
+    assert (
+        held.suppressed_by
+        == "suppression payments-export: nightly partner export (sec@example.com)"
+    )
+    other = Suppression("x", Match(destination="203.0.113.0/24"), "r", "a")
+    delivered, held = run(exfil(), suppressions=(other,))
+    assert len(delivered) == 1
+    assert held == []
+
+
+def test_user_suppression_by_command_and_analytic() -> None:
+    rule = Suppression(
+        "tar-data", Match(analytic="tw-archive-exfil", command="tar -czf * /data"), "r", "a"
+    )
+    delivered, held = run(exfil(), suppressions=(rule,))
+    assert (delivered, len(held)) == ([], 1)
+    wrong = Suppression("t", Match(analytic="tw-archive-created", command="tar *"), "r", "a")
+    delivered, held = run(exfil(), suppressions=(wrong,))
+    assert (len(delivered), held) == (1, [])
+
+
+def test_expired_suppression_no_longer_applies_and_is_reported() -> None:
+    rule = Suppression(
+        "old", Match(analytic="tw-archive-exfil"), "r", "a", expires=date(2020, 1, 1)
+    )
+    engine = Engine(lambda f: None, EngineConfig(suppressions=(rule,)))
+    assert [s.id for s in engine.suppressor.expired] == ["old"]
+    delivered, held = run(exfil(), suppressions=(rule,))
+    assert (len(delivered), held) == (1, [])
+
+
+def test_suppressions_file(tmp_path: Path) -> None:
+    good = tmp_path / "s.yaml"
+    good.write_text(
+        "suppressions:\n"
+        "  - id: backup\n"
+        "    match: {workload: 'k8s:databases/*', destination: 10.20.0.0/16}\n"
+        "    reason: nightly backup to the store\n"
+        "    author: ops@example.com\n"
+        "    expires: 2027-01-31\n"
+    )
+    [rule] = load_suppressions(good)
+    assert (rule.id, rule.match.workload, rule.expires) == (
+        "backup",
+        "k8s:databases/*",
+        date(2027, 1, 31),
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "suppressions:\n  - id: x\n    match: {colour: red}\n    reason: r\n    author: a\n"
+    )
+    with pytest.raises(SuppressionError, match=r"bad\.yaml"):
+        load_suppressions(bad)
+    with pytest.raises(SuppressionError, match="cannot read"):
+        load_suppressions(tmp_path / "absent.yaml")
