@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 import msgspec
 
 from tidewaiter.detection.addresses import AddressPolicy
-from tidewaiter.detection.analytics import Finding, judge
+from tidewaiter.detection.analytics import Finding, egress_spike, judge
+from tidewaiter.detection.baseline import WINDOW, Baselines
 from tidewaiter.detection.catalog import Catalog, load
 from tidewaiter.detection.correlate import Case, CorrelationConfig, Correlator, Entity
-from tidewaiter.detection.signals import Detector
+from tidewaiter.detection.signals import Detector, Signal
 from tidewaiter.detection.suppress import Suppression, Suppressor
 from tidewaiter.events import Event, Kind
 from tidewaiter.identity import MIN_PREFIX, POD_PREFIX, Identities
@@ -53,6 +54,16 @@ class AddressBook:
         src = event.src_endpoint
         return self._owners.get(src.ip) if src is not None and src.ip is not None else None
 
+    def forget(self, key: str) -> None:
+        for ip in [ip for ip, owner in self._owners.items() if owner.key == key]:
+            del self._owners[ip]
+
+    def snapshot(self) -> bytes:
+        return msgspec.msgpack.encode(list(self._owners.items()))
+
+    def restore(self, data: bytes) -> None:
+        self._owners = OrderedDict(msgspec.msgpack.decode(data, type=list[tuple[str, Entity]]))
+
 
 class Engine:
     def __init__(
@@ -61,6 +72,7 @@ class Engine:
         config: EngineConfig | None = None,
         catalog: Catalog | None = None,
         on_suppressed: Callable[[Finding], None] | None = None,
+        baselines: Baselines | None = None,
     ) -> None:
         self.config = config or EngineConfig()
         self.catalog = catalog or load()
@@ -70,9 +82,11 @@ class Engine:
         self.addresses = AddressBook()
         self.correlator = Correlator(self.config.correlation, self._decide)
         self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
+        self.baselines = baselines
         self._on_finding = on_finding
         self._on_suppressed = on_suppressed
         self.suppressed = 0
+        self._baseline_tick = 0.0
         self.events = 0
         self.signals = 0
         self.suppressed_below_min = 0
@@ -85,6 +99,8 @@ class Engine:
         if event.kind is Kind.NETWORK:
             entity = self._entity(event)
             self.addresses.learn(event, entity)
+        if self.baselines is not None:
+            self._baseline(event, entity or self._entity(event), signals)
         if not signals:
             return
         entity = entity or self._entity(event)
@@ -94,6 +110,35 @@ class Engine:
 
     def flush(self) -> None:
         self.correlator.flush()
+        if self.baselines is not None:
+            self.baselines.flush()
+            self._spikes(self.baselines)
+
+    def _baseline(self, event: Event, entity: Entity, signals: list[Signal]) -> None:
+        baselines = self.baselines
+        if baselines is None:
+            return
+        baselines.observe(event, entity, signals)
+        if event.time - self._baseline_tick >= WINDOW / 10:  # windows close at most this often
+            self._baseline_tick = event.time
+            baselines.advance(event.time)
+            self._spikes(baselines)
+
+    def _spikes(self, baselines: Baselines) -> None:
+        for entity, egress, note in baselines.spikes():
+            if egress:
+                self._deliver(egress_spike(entity, egress, note, self.catalog))
+
+    def forget(self, container_uid: str) -> None:
+        """Release a container that exited or went idle (any prefix of its id): its identity,
+        facts and addresses go; an open episode is decided now rather than lost."""
+        if container_uid.startswith(POD_PREFIX):
+            key = f"container:{container_uid}"
+        else:
+            key = f"container:{self.identities.canonical_id(container_uid)[:MIN_PREFIX]}"
+        self.correlator.forget(key)
+        self.addresses.forget(key)
+        self.identities.forget(container_uid)
 
     def _entity(self, event: Event) -> Entity:
         if event.container is not None:
@@ -123,8 +168,15 @@ class Engine:
         judged = judge(case, self.catalog, self.identities.registries())
         if judged is None:
             return
+        if self.baselines is not None:
+            judged = self.baselines.score(judged)
+        self._deliver(judged)
+
+    def _deliver(self, judged: Finding) -> None:
         verdict = self.suppressor.judge(judged)
         finding = verdict.finding
+        if self.baselines is not None and finding.severity_id > 2:
+            self.baselines.flag(finding.entity)
         if verdict.suppressed_by is not None:
             self.suppressed += 1
             if self._on_suppressed is not None:

@@ -17,6 +17,8 @@ import duckdb
 import msgspec
 import orjson
 
+from tidewaiter.detection import baseline
+from tidewaiter.detection.baseline import Baselines
 from tidewaiter.detection.suppress import Match, Suppression
 
 SCHEMA_VERSION = 1
@@ -236,3 +238,22 @@ class Store:
             )
             for row in rows
         )
+
+    # --- baselines ---------------------------------------------------------------------------
+
+    def save_baselines(self, baselines: Baselines) -> None:
+        """Write the profiles that changed since they were loaded or last saved."""
+        with self.transaction() as db:
+            for workload in sorted(baselines.changed):
+                db.execute("DELETE FROM baselines WHERE workload = ?", [workload])
+                db.execute(
+                    "INSERT INTO baselines (workload, profile) VALUES (?, ?)",
+                    [workload, baseline.encode(baselines.profiles[workload])],
+                )
+        baselines.changed.clear()
+
+    def load_baselines(self, learn: bool = False, exclude_flagged: bool = True) -> Baselines:
+        rows = self.db.execute("SELECT workload, profile FROM baselines").fetchall()
+        baselines = Baselines(learn=learn, exclude_flagged=exclude_flagged)
+        baselines.profiles = {row[0]: baseline.decode(bytes(row[1])) for row in rows}
+        return baselines

@@ -18,6 +18,7 @@ from tidewaiter.cli.options import (
     open_store,
 )
 from tidewaiter.detection.analytics import Finding
+from tidewaiter.detection.baseline import Baselines
 from tidewaiter.detection.suppress import SuppressionError
 from tidewaiter.events import Event
 from tidewaiter.identity import workload_key
@@ -54,6 +55,11 @@ def add_parser(commands: Any) -> None:
         help="list the findings held back by a benign profile or suppression, with the reason",
     )
     add_store_option(parser)
+    parser.add_argument(
+        "--learn",
+        action="store_true",
+        help="with --db: also learn baselines from this input (windows with alerts left out)",
+    )
     add_detection_options(parser)
     parser.set_defaults(run=run)
 
@@ -74,6 +80,7 @@ def detect(
     sinks: Sequence[Sink],
     fmt: str | None = None,
     store: Store | None = None,
+    baselines: Baselines | None = None,
 ) -> Outcome:
     """Run detection over files; every alert goes to every sink as it is decided. Suppressed
     findings are kept in the outcome (and the store), never delivered."""
@@ -93,7 +100,7 @@ def detect(
         if store is not None:
             store.add_alert(alert, _workload(finding), suppressed_by=finding.suppressed_by)
 
-    engine = Engine(deliver, config, on_suppressed=hold)
+    engine = Engine(deliver, config, on_suppressed=hold, baselines=baselines)
     outcome.expired = [
         f"suppression {s.id} expired on {s.expires} and no longer applies"
         for s in engine.suppressor.expired
@@ -133,8 +140,11 @@ def run(args: argparse.Namespace) -> int:
     except (SuppressionError, StoreError) as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
+    baselines = store.load_baselines(learn=args.learn) if store is not None else None
     try:
-        outcome = detect(args.paths, config, sinks, args.fmt, store)
+        outcome = detect(args.paths, config, sinks, args.fmt, store, baselines)
+        if store is not None and baselines is not None and args.learn:
+            store.save_baselines(baselines)
     finally:
         for sink in sinks:
             sink.close()

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from tidewaiter import __version__
-from tidewaiter.cli import alerts, demo, detect, evaluate, suppress
+from tidewaiter.cli import alerts, baseline, demo, detect, evaluate, suppress
 
 EXIT_OK = 0
 EXIT_ALERT = 1
@@ -26,6 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_parser(commands)
     alerts.add_parser(commands)
     suppress.add_parser(commands)
+    baseline.add_parser(commands)
     return parser
 
 

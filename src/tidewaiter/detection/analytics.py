@@ -23,6 +23,7 @@ K8S_COPY = "tw-k8s-exec-copy"
 EXPORT = "tw-container-export"
 COMMIT_PUSH = "tw-commit-push"
 HOST_STAGED = "tw-host-staged"
+EGRESS_SPIKE = "tw-egress-spike"
 LARGE_RESPONSE = 1 << 20  # bytes; a pods/exec response this large carried real data
 
 SEVERITY_NAMES = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical"}
@@ -334,3 +335,20 @@ def _clock(epoch: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S")
+
+
+def egress_spike(entity: Entity, egress: list[Signal], note: str, catalog: Catalog) -> Finding:
+    """A container workload sent far more than it ever does, with or without an archive."""
+    evidence = _ordered(list(egress))
+    return _finding(
+        catalog,
+        EGRESS_SPIKE,
+        "Unusual egress volume from a container workload",
+        entity,
+        3,
+        55,
+        evidence,
+        [note],
+        catalog.analytics[EGRESS_SPIKE].attacks,
+        anchor=evidence[0],
+    )

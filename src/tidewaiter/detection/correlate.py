@@ -180,6 +180,12 @@ class Correlator:
             self._open[new] = episode
             heapq.heappush(self._due, (episode.due(self.config), new))
 
+    def forget(self, key: str) -> None:
+        """An entity that is gone (exited, or idle too long): its open episode is decided now,
+        never dropped, and what is known about it is released."""
+        self._close(key)
+        self._facts.pop(key, None)
+
     def _fact(self, key: str) -> Facts:
         facts = self._facts.get(key)
         if facts is None:
