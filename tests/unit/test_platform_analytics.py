@@ -179,3 +179,25 @@ def test_pod_mount_from_the_audit_log_meets_the_runtime_container() -> None:
     assert finding.analytic.uid == HOST_STAGED
     assert finding.entity.container is not None
     assert finding.entity.container.uid == CID
+
+
+def test_kubectl_cp_with_retries_wraps_tar_in_sh() -> None:
+    [finding] = run([kubectl(("sh", "-c", "tar cf - /var/lib/data | tail -c+0"))])
+    assert finding.analytic.uid == K8S_COPY
+
+
+def test_a_refused_exec_is_only_a_low_record() -> None:
+    event = api_call(
+        "exec",
+        ctr=pod(),
+        kind=Kind.ORCHESTRATOR,
+        activity=Activity.EXEC,
+        resource="pods/exec",
+        user="mallory",
+        source_ips=("10.0.0.9",),
+        command=("tar", "cf", "-", "/etc"),
+        response_code=403,
+    )
+    [finding] = run([event])
+    assert (finding.analytic.uid, finding.severity_id) == (K8S_COPY, 2)
+    assert any("refused it (403)" in r for r in finding.reasons)

@@ -119,6 +119,7 @@ def _copy(case: Case, catalog: Catalog) -> Finding:
     event = signal.event
     api = event.api
     raisers: list[str] = []
+    refused = False
     for path in signal.sent_paths:
         inside = path.split(":", 1)[1] if ":" in path and path[1:2] != ":" else path
         why = catalog.sensitive_path(inside)  # `web:/etc/shadow` names a path in container web
@@ -131,8 +132,7 @@ def _copy(case: Case, catalog: Catalog) -> Finding:
             raisers.append(f"the request came from outside the network ({outside[0]})")
         if api.response_bytes and api.response_bytes >= LARGE_RESPONSE:
             raisers.append(f"the response carried {api.response_bytes} bytes")
-        if api.response_code is not None and api.response_code >= 400:
-            raisers.append(f"the API refused it ({api.response_code}): an attempt")
+        refused = api.response_code is not None and api.response_code >= 400
     if any(s.kind in (SignalKind.ARCHIVE, SignalKind.ARCHIVE_FILE) for s in case.context):
         raisers.append("an archive had been made in the container shortly before")
     if any(s.kind is SignalKind.HOST_MOUNT for s in case.context):
@@ -147,6 +147,10 @@ def _copy(case: Case, catalog: Catalog) -> Finding:
         title = "Container filesystem exported or copied to the host"
         reasons = [signal.explanation]
     severity = min(5, 3 + len(raisers))
+    if api is not None and refused:
+        # Nothing was copied, but someone tried: worth a record, not an alert.
+        severity = 2
+        raisers.append(f"the API refused it ({api.response_code}): an attempt, nothing copied")
     evidence = _ordered([*case.context, signal])
     techniques = _techniques(evidence, catalog.analytics[analytic].attacks, True)
     return _finding(

@@ -121,7 +121,8 @@ class Detector:
 
     def _api(self, event: Event, api: Api) -> list[Signal]:
         operation = api.operation
-        if operation in ("exec", "attach", "exec_create", "exec_start") and api.command:
+        # exec_create only registers a command; exec_start runs it (one docker exec, one signal)
+        if operation in ("exec", "attach", "exec_start") and api.command:
             return self._api_exec(event, api)
         if operation in ("copy", "export"):
             what = "its whole filesystem" if operation == "export" else (api.target or "files")
@@ -161,6 +162,11 @@ class Detector:
         name = cmdline.exe_name(argv[0])
         if name not in self.catalog.interesting:
             return []
+        if event.kind is Kind.CONTAINER and name in self.catalog.posix_shells and "-c" in argv:
+            # Docker joins exec argv with bare spaces: `sh -c "tar czf x /d"` arrives as words,
+            # so everything after -c is the payload.
+            at = argv.index("-c")
+            argv = [*argv[: at + 1], " ".join(argv[at + 1 :])]
         found = self._command(event, cmdline.Command(argv), name, " ".join(argv))
         if event.kind is not Kind.ORCHESTRATOR:
             return found
@@ -293,7 +299,11 @@ class Detector:
         return False
 
     def _wrapped(self, cmd: str, path: str | None) -> list[cmdline.Command]:
-        argv = cmdline.split_command(cmd, path)
+        return self._wrapped_argv(cmdline.split_command(cmd, path), cmd)
+
+    def _wrapped_argv(self, argv: list[str], cmd: str) -> list[cmdline.Command]:
+        """The pipeline a shell wrapper runs; a POSIX payload is read from the argv (whose
+        quoting is already resolved), a cmd.exe payload from the raw command line."""
         name = cmdline.exe_name(argv[0]) if argv else ""
         if name in self.catalog.posix_shells:
             payload = cmdline.posix_payload(argv)
@@ -310,9 +320,7 @@ class Detector:
             if name == "busybox" and len(argv) > 1 and argv[1] not in ("sh", "ash", "bash"):
                 applet = cmdline.exe_name(argv[1])
                 return self._command(event, cmdline.Command(argv[1:]), applet, cmd)
-            return self._pipeline(
-                event, self._wrapped(cmd, event.process.path if event.process else None)
-            )
+            return self._pipeline(event, self._wrapped_argv(argv, cmd))
         if name in catalog.powershells:
             payload = cmdline.powershell_payload(argv)
             if payload is None:

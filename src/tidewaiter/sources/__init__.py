@@ -31,7 +31,19 @@ __all__ = [
 
 SNIFF_BYTES = 64 * 1024
 # Import order is sniff order: the more specific formats first.
-_MODULES = ("sysmon_evtx", "tetragon", "falco", "ocsf", "sysmon_xml", "zeek")
+_MODULES = (
+    "sysmon_evtx",
+    "tetragon",
+    "falco",
+    "k8s_audit",
+    "eslogger",
+    "ocsf",
+    "docker_events",
+    "hubble",
+    "sysmon_xml",
+    "zeek",
+    "vpcflow",  # last: its text sniff is the loosest
+)
 
 _registry: dict[str, Source] = {}
 S = TypeVar("S", bound=type[Source])

@@ -19,6 +19,7 @@ from tidewaiter.events import Event, RawRef
 from tidewaiter.printable import printable
 
 MAX_EXAMPLES = 20  # problems listed with their location; the rest are only counted
+MAX_REASONS = 50  # distinct reasons counted apart; hostile input must not grow the summary
 
 
 class RecordError(Exception):
@@ -51,7 +52,10 @@ class ReadReport:
         return sum(self.skipped.values())
 
     def skip(self, path: str, where: str, reason: str) -> None:
-        self.skipped[reason] += 1
+        if reason not in self.skipped and len(self.skipped) >= MAX_REASONS:
+            self.skipped["other reasons (see the examples)"] += 1
+        else:
+            self.skipped[reason] += 1
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(Problem(path, where, reason))
 

@@ -3,6 +3,7 @@ ISO text or integer nanoseconds), so every source reads fields through these hel
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
 
 from tidewaiter.sources.base import RecordError
@@ -11,11 +12,11 @@ from tidewaiter.sources.base import RecordError
 def parse_time(value: object) -> float:
     """Epoch seconds (UTC) from ISO 8601 text or an epoch number in s, ms, us or ns."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return _scale_epoch(float(value))
+        return _finite(_scale_epoch(_float(value)), value)
     if isinstance(value, str) and value:
         text = value.strip()
         if text.replace(".", "", 1).isdigit():
-            return _scale_epoch(float(text))
+            return _finite(_scale_epoch(_float(text)), value)
         try:
             moment = datetime.fromisoformat(text.replace(" UTC", "Z"))
         except ValueError:
@@ -24,6 +25,22 @@ def parse_time(value: object) -> float:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
     raise RecordError("record has no time")
+
+
+_LATEST = 253402300799.0  # 9999-12-31T23:59:59Z: anything later is not a time
+
+
+def _float(value: int | float | str) -> float:
+    try:
+        return float(value)
+    except (OverflowError, ValueError):
+        return math.inf
+
+
+def _finite(seconds: float, value: object) -> float:
+    if not 0 <= seconds <= _LATEST:
+        raise RecordError(f"unreadable time {str(value)[:40]!r}")
+    return seconds
 
 
 def _scale_epoch(number: float) -> float:
@@ -47,6 +64,8 @@ def to_int(value: object) -> int | None:
         return int(value)
     if isinstance(value, str):
         text = value.strip()
+        if len(text) > 40:  # no field tidewaiter reads is that long a number
+            return None
         if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
             return int(text)
         if text.lower().startswith("0x"):
