@@ -159,3 +159,14 @@ def test_demo_runs_every_scenario(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.count("pass") == 3
     assert "FAIL" not in out
+
+
+def test_a_damaged_first_line_does_not_hide_the_format(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_bytes(b'{"process_exec": {"process": \n' + LINUX.read_bytes())
+    assert main(["detect", "--json", str(damaged)]) == 0
+    captured = capsys.readouterr()
+    assert len(alerts_from(captured.out)) == 1
+    assert f"{damaged}: line 1:" in captured.err

@@ -40,6 +40,8 @@ _MODULES = (
     "ocsf",
     "docker_events",
     "hubble",
+    "osquery",
+    "auditd",
     "sysmon_xml",
     "zeek",
     "vpcflow",  # last: its text sniff is the loosest
@@ -88,16 +90,30 @@ def get(name: str) -> Source:
         ) from None
 
 
+SNIFF_LINES = 8  # a file whose first lines are damaged is still recognised by the next ones
+
+
 def sniff(head: bytes, path: str) -> Source:
-    for source in all_sources():
-        if source.sniff(head):
-            return source
+    for start in _line_starts(head):
+        for source in all_sources():
+            if source.sniff(head[start:]):
+                return source
     if not head.strip():
         raise UnknownFormat(f"{path}: the file is empty")
     raise UnknownFormat(
         f"{path}: not in a format tidewaiter reads (tried: "
         f"{', '.join(s.title for s in all_sources())}); name one with --format"
     )
+
+
+def _line_starts(head: bytes) -> Iterator[int]:
+    start = 0
+    for _ in range(SNIFF_LINES):
+        yield start
+        newline = head.find(b"\n", start)
+        if newline < 0 or newline + 1 >= len(head):
+            return
+        start = newline + 1
 
 
 def open_events(path: str, report: ReadReport, fmt: str | None = None) -> Iterator[Event]:
