@@ -91,6 +91,13 @@ def workload_key(container: Container) -> str:
     return " ".join(parts)
 
 
+class _IdentityState(msgspec.Struct, array_like=True):
+    known: list[tuple[str, Container]]
+    pods: list[tuple[tuple[str, str, str], str]]
+    registries: list[str]
+    named_pods: list[tuple[str, str]]
+
+
 class Identities:
     """Bounded memory of full container ids and of what each container is, keyed by id prefix.
 
@@ -154,6 +161,9 @@ class Identities:
 
     def _merge_known(self, key: str, container: Container) -> Container:
         known = self._known.get(key)
+        if known is not None and (container is known or container == known):
+            self._known.move_to_end(key)  # the common case: the same record again
+            return known
         merged = _merge(known, container, key)
         if merged != known:
             self._known[key] = merged
@@ -164,6 +174,33 @@ class Identities:
             if self._by_prefix.get(old[:MIN_PREFIX]) == old:
                 del self._by_prefix[old[:MIN_PREFIX]]
         return merged
+
+    def forget(self, uid: str) -> None:
+        """Drop a container that has exited or gone idle (any prefix of its id will do)."""
+        full = self.canonical_id(uid)
+        self._known.pop(full, None)
+        if self._by_prefix.get(full[:MIN_PREFIX]) == full:
+            del self._by_prefix[full[:MIN_PREFIX]]
+        for pod in [pod for pod, owner in self._by_pod.items() if owner == full]:
+            del self._by_pod[pod]
+
+    def snapshot(self) -> bytes:
+        """What is known, for a checkpoint: a restart must enrich later records as before."""
+        state = _IdentityState(
+            list(self._known.items()),
+            list(self._by_pod.items()),
+            list(self._registries),
+            list(self.named_pods),
+        )
+        return msgspec.msgpack.encode(state)
+
+    def restore(self, data: bytes) -> None:
+        state = msgspec.msgpack.decode(data, type=_IdentityState)
+        self._known = OrderedDict(state.known)
+        self._by_prefix = {k[:MIN_PREFIX]: k for k in self._known if len(k) >= FULL_ID}
+        self._by_pod = OrderedDict(state.pods)
+        self._registries = dict.fromkeys(state.registries)
+        self.named_pods = list(state.named_pods)
 
     def canonical_id(self, uid: str) -> str:
         """The full id for a prefix when one is known, else the prefix itself."""

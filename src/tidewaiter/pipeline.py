@@ -96,6 +96,10 @@ class Engine:
         self.correlator.advance(event.time)
         signals = self.detector.signals(event)
         entity = None
+        if event.container is not None and not signals and event.kind is not Kind.NETWORK:
+            # Every record teaches identity (a full id, an image, a pod) even when it raises
+            # nothing, so a later alert from a source with a short id names the container.
+            self.identities.resolve(event.container)
         if event.kind is Kind.NETWORK:
             entity = self._entity(event)
             self.addresses.learn(event, entity)

