@@ -13,6 +13,7 @@ import binascii
 import re
 import shlex
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 _VERSIONED = re.compile(r"^(python|pypy|pwsh)[\d.]*$")
 _OPERATORS = frozenset({"|", "||", "&&", ";", "&", ";;", "|&", "\n"})
@@ -20,6 +21,7 @@ _WIN_OPERATORS = re.compile(r'(\|\||&&|[|&])(?=(?:[^"]*"[^"]*")*[^"]*$)')
 _MAX_PAYLOAD = 64 * 1024  # longer wrapper payloads are cut: enough for any real one-liner
 
 
+@lru_cache(maxsize=8192)
 def exe_name(path: str | None) -> str:
     """Executable name as the catalog spells it: basename, lower case, no .exe, no version."""
     if not path:
@@ -72,9 +74,15 @@ def split_windows(text: str) -> list[str]:
 
 
 def split_command(cmd_line: str, path: str | None) -> list[str]:
+    """The argv of a command line; the same lines recur constantly, so splits are cached."""
+    return list(_split_cached(cmd_line, path))
+
+
+@lru_cache(maxsize=8192)
+def _split_cached(cmd_line: str, path: str | None) -> tuple[str, ...]:
     if looks_windows(cmd_line, path):
-        return split_windows(cmd_line)
-    return split_posix(cmd_line)
+        return tuple(split_windows(cmd_line))
+    return tuple(split_posix(cmd_line))
 
 
 @dataclass(slots=True)

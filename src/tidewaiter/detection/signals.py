@@ -281,17 +281,21 @@ class Detector:
             if name not in self.catalog.interesting:
                 return []
         cmd = process.cmd_line or " ".join(process.args or ())
+        if name in self.catalog.wrappers and not self.catalog.mentions_catalog(cmd):
+            return []  # a shell or interpreter whose text names nothing in the catalog
         argv = list(process.args) if process.args else cmdline.split_command(cmd, process.path)
         if not argv:
             return []
-        fed = self._fed_by_parent(event, name)
-        return self._command(event, cmdline.Command(argv, piped_in=fed), name, cmd)
+        return self._command(event, cmdline.Command(argv), name, cmd)
 
     def _fed_by_parent(self, event: Event, name: str) -> bool:
         """A tool that sends only its input (nc, ssh) counts when its parent shell pipes or
         redirects into it; the child's own exec record cannot show that."""
         parent = event.process.parent if event.process else None
         if parent is None or not parent.cmd_line:
+            return False
+        parent_name = cmdline.exe_name(parent.path or parent.cmd_line.split(maxsplit=1)[0])
+        if parent_name not in self.catalog.posix_shells | self.catalog.cmd_shells:
             return False
         for command in self._wrapped(parent.cmd_line, parent.path):
             if command.argv and cmdline.exe_name(command.argv[0]) == name:
@@ -423,7 +427,7 @@ class Detector:
         ]
 
     def _script(self, event: Event, text: str) -> list[Signal]:
-        if not self.catalog.prefilter.search(text):
+        if not self.catalog.mentions_catalog(text):
             return []
         found: list[Signal] = []
         for spec, pattern, output_pattern in self.catalog.scripts:
@@ -464,6 +468,8 @@ class Detector:
             return []
         sent = _sent_paths(spec, opts)
         fed = command.piped_in or command.stdin_file is not None
+        if spec.needs_input and not fed:
+            fed = self._fed_by_parent(event, cmdline.exe_name(argv[0]))
         if command.stdin_file:
             sent = (*sent, command.stdin_file)
         uploads = spec.upload_options or spec.data_options

@@ -76,6 +76,31 @@ class Verdict(msgspec.Struct, frozen=True):
     suppressed_by: str | None = None  # "profile <id>: reason" or "suppression <id>: reason"
 
 
+class Check(msgspec.Struct, frozen=True):
+    """One condition of a profile or suppression, held against a finding."""
+
+    condition: str  # "tools", "parents", "commands", "paths", "internal_only", or a Match field
+    matched: bool
+    detail: str
+
+
+class NearMatch(msgspec.Struct, frozen=True):
+    """How close a benign profile or suppression came to covering a finding, and why not."""
+
+    kind: Literal["profile", "suppression"]
+    id: str
+    reason: str
+    applies: bool
+    checks: tuple[Check, ...]
+
+    @property
+    def score(self) -> float:
+        """The share of its conditions that hold: 1.0 applies, 0.0 nothing in common."""
+        if self.applies:
+            return 1.0
+        return sum(c.matched for c in self.checks) / len(self.checks) if self.checks else 0.0
+
+
 class _CompiledProfile:
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
@@ -102,6 +127,38 @@ class _CompiledProfile:
                 f"the archive {signal.archive_path} is where a {self.profile.name.lower()} writes"
             )
         return None
+
+    def checks(self, signal: Signal) -> list[Check]:
+        """Each condition this profile has, held against one archiving signal (why() says
+        whether any holds; this says which did and which did not, for an analyst)."""
+        process = signal.event.process
+        name = cmdline.exe_name(process.path if process else None)
+        parent = process.parent if process else None
+        parent_name = cmdline.exe_name(parent.path if parent else None)
+        label = self.profile.name.lower()
+        out: list[Check] = []
+        if self.tools:
+            hit = name in self.tools
+            out.append(Check("tools", hit, f"{name or '?'} is {'' if hit else 'not '}a {label}"))
+        if self.parents:
+            hit = parent_name in self.parents
+            verb = "is" if hit else "is not"
+            out.append(
+                Check("parents", hit, f"{signal.tool}'s parent {parent_name or '?'} {verb} one")
+            )
+        if self.commands:
+            texts = [t for t in (process, parent) if t is not None and t.cmd_line]
+            hit = any(c.search(t.cmd_line or "") for t in texts for c in self.commands)
+            what = "matches" if hit else "matches none of"
+            out.append(Check("commands", hit, f"the command line {what} its patterns"))
+        if self.paths:
+            path = signal.archive_path
+            hit = bool(path) and any(p.search(path or "") for p in self.paths)
+            where = f"the archive {path}" if path else "no archive path"
+            out.append(
+                Check("paths", hit, f"{where} {'is' if hit else 'is not'} where a {label} writes")
+            )
+        return out
 
 
 class Suppressor:
@@ -141,6 +198,35 @@ class Suppressor:
             return Verdict(lowered)
         return Verdict(finding)
 
+    def explain(self, finding: Finding) -> list[NearMatch]:
+        """Every profile and suppression held against the finding, closest first: which of
+        its conditions hold and which do not (the "verify" step of a response)."""
+        out = [self._explain_profile(c, finding) for c in self.profiles]
+        out += [_explain_rule(rule, finding, self.today) for rule in (*self.active, *self.expired)]
+        return sorted(out, key=lambda m: -m.score)
+
+    def _explain_profile(self, compiled: _CompiledProfile, finding: Finding) -> NearMatch:
+        profile = compiled.profile
+        archiving = [s for s in finding.evidence if s.kind in ARCHIVING]
+        checks: list[Check] = []
+        if not archiving:
+            checks.append(Check("archiving", False, "no archiving evidence for it to cover"))
+        for signal in archiving:
+            found = compiled.checks(signal)
+            covered = any(c.matched for c in found)
+            # A signal is covered by any one condition: report the one that holds, else all.
+            checks.extend([c for c in found if c.matched][:1] if covered else found)
+        if profile.internal_only:
+            inside = self._only_inside(finding.evidence)
+            detail = (
+                "every transfer stayed inside"
+                if inside
+                else "a transfer left for a non-internal destination"
+            )
+            checks.append(Check("internal_only", inside, detail))
+        applies = self._profile_evidence(compiled, finding) is not None
+        return NearMatch("profile", profile.id, profile.reason, applies, tuple(checks))
+
     def _profile_evidence(self, compiled: _CompiledProfile, finding: Finding) -> str | None:
         archiving = [s for s in finding.evidence if s.kind in ARCHIVING]
         if not archiving:
@@ -163,6 +249,24 @@ class Suppressor:
                 continue
             return False
         return True
+
+
+def _explain_rule(rule: Suppression, finding: Finding, today: date) -> NearMatch:
+    checks = []
+    for field in ("analytic", "workload", "image", "command", "destination"):
+        value = getattr(rule.match, field)
+        if value is None:
+            continue
+        hit = _matches(Match(**{field: value}), finding)
+        checks.append(
+            Check(field, hit, f"{field} {'matches' if hit else 'does not match'} {value!r}")
+        )
+    if rule.expired(today):
+        checks.append(Check("expires", False, f"expired on {rule.expires}"))
+    applies = not rule.expired(today) and _matches(rule.match, finding)
+    return NearMatch(
+        "suppression", rule.id, f"{rule.reason} ({rule.author})", applies, tuple(checks)
+    )
 
 
 def _matches(match: Match, finding: Finding) -> bool:

@@ -74,6 +74,11 @@ class ReadReport:
 class Decoder(ABC):
     """Per-stream state for one line-framed input (a header, a partial multi-record event)."""
 
+    @property
+    def assembling(self) -> bool:
+        """Whether a multi-line record is open: the next line continues it, not a record."""
+        return False
+
     @abstractmethod
     def feed(self, line: bytes, ref: RawRef) -> Iterable[Event]:
         """Events for one line; raise RecordError for a line that cannot be read."""
@@ -113,8 +118,13 @@ def read_lines(source: Source, path: str, stream: BinaryIO, report: ReadReport) 
         if source.comment_prefix is not None and line.startswith(source.comment_prefix):
             yield from guarded(decoder.feed, line, ref, report, count=False)
             continue
-        report.records += 1
-        yield from guarded(decoder.feed, line, ref, report)
+        if not decoder.assembling:
+            report.records += 1  # a record starts on this line
+        skipped = report.skipped_total
+        events = list(guarded(decoder.feed, line, ref, report, count=False))
+        if not events and not decoder.assembling and report.skipped_total == skipped:
+            report.ignored += 1  # a whole record read, with nothing tidewaiter uses
+        yield from events
     yield from guarded_flush(decoder, path, lineno, report)
 
 

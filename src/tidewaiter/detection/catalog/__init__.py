@@ -212,24 +212,27 @@ class Catalog:
             | (self.interpreters | self.posix_shells | self.cmd_shells | self.powershells)
             | (self.runtime_binaries)
         )
+        # Wrappers carry other commands in their text: skipped unless the prefilter finds a word.
+        # (PowerShell is left out: an -EncodedCommand payload shows no words until decoded.)
+        self.wrappers = (self.posix_shells | self.cmd_shells | self.interpreters) - (
+            frozenset(self.archivers) | self.powershells
+        )
         # A cheap pre-filter for shell payloads and scripts: any catalog word in the text at all.
-        words = sorted(
+        # Whole words are looked up in a set (one regex alternation of ~90 words is slow on
+        # every `sh -c`); the few names that appear inside longer words are substrings.
+        self.prefilter_words = frozenset(
             {*self.archivers, *self.encryptors, *self.transfers, *self.splitters}
             | self.runtime_binaries
-            | {"tarfile", "zipfile", "gzip", "bz2", "lzma", "make_archive", "compress"}
-            | {
-                "Compress-Archive",
-                "ZipFile",
-                "Invoke-WebRequest",
-                "Invoke-RestMethod",
-                "iwr",
-                "irm",
-            }
-            | {"Upload"},
-            key=len,
-            reverse=True,
+            | {"tarfile", "zipfile", "gzip", "bz2", "lzma", "make_archive", "iwr", "irm"}
         )
-        self.prefilter = re.compile("|".join(re.escape(w) for w in words), re.IGNORECASE)
+        self.prefilter_fragments = ("compress", "zipfile", "upload", "invoke-", "archive")
+
+    def mentions_catalog(self, text: str) -> bool:
+        """Whether text names any tool, library or cmdlet of the catalog (a cheap pre-filter)."""
+        lowered = text.lower()
+        if any(fragment in lowered for fragment in self.prefilter_fragments):
+            return True
+        return not self.prefilter_words.isdisjoint(_WORDS.findall(lowered))
 
     def technique(self, uid: str) -> tuple[Technique, str]:
         """The technique and its tactic's name; unknown sub-techniques fall back to the parent."""
@@ -267,6 +270,9 @@ class Catalog:
         if len(head) >= 262 and head[257:262] == b"ustar":
             return "tar"
         return None
+
+
+_WORDS = re.compile(r"[a-z0-9_-]+")
 
 
 def _fold_path(path: str) -> str:
