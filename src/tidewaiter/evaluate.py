@@ -39,6 +39,7 @@ class Scenario(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     expect: tuple[Expectation, ...] = ()
     internal_cidrs: tuple[str, ...] = ()
     external_cidrs: tuple[str, ...] = ()
+    allowed_destinations: tuple[str, ...] = ()  # what the deployment declared (--allow-destination)
 
 
 class ScenarioError(Exception):
@@ -75,7 +76,9 @@ def discover(root: Path) -> list[Path]:
 
 def run(folder: Path, scenario: Scenario) -> Result:
     config = EngineConfig(
-        internal_cidrs=scenario.internal_cidrs, external_cidrs=scenario.external_cidrs
+        internal_cidrs=scenario.internal_cidrs,
+        external_cidrs=scenario.external_cidrs,
+        allowed_destinations=scenario.allowed_destinations,
     )
     outcome = detect([str(folder / t) for t in scenario.telemetry], config, [])
     result = Result(

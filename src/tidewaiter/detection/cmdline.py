@@ -190,6 +190,10 @@ def posix_payload(argv: list[str]) -> str | None:
     for index, arg in enumerate(args):
         if arg.startswith("-") and not arg.startswith("--") and "c" in arg[1:]:
             rest = args[index + 1 :]
+            if len(rest) > 1 and " " not in rest[0]:
+                # Producers that join argv unquoted (Falco's proc.cmdline, Docker's exec
+                # action) turn `sh -c "nc h 1 < f"` into words: the payload is all of them.
+                return " ".join(rest)
             return rest[0] if rest else None
         if not arg.startswith("-"):
             return None

@@ -69,14 +69,18 @@ class Episode(msgspec.Struct, omit_defaults=True):
     last_archive: float = 0.0
     last_transfer: float = 0.0
     external: bool = False  # a transfer reached a non-internal destination
+    uploaded: bool = False  # ... and a transfer tool (not bare traffic) carried it
 
     @property
     def first_archive(self) -> float:
         return self.archives[0].event.time
 
     def due(self, config: CorrelationConfig) -> float:
-        if self.external:
+        if self.uploaded:
+            # An upload tool sent it out: report soon (after the settle time, for its sends).
             return self.last_transfer + config.settle
+        # Bare traffic is weaker evidence: wait out the window, so an upload that follows the
+        # archive's first outbound connection (an updater, a telemetry ping) still joins it.
         return self.last_archive + config.window
 
 
@@ -141,7 +145,8 @@ class Correlator:
         episode = self._open.get(entity.key)
         if kind in ARCHIVING:
             if episode is not None and (
-                episode.external or time - episode.last_archive > self.config.window
+                time - episode.last_archive > self.config.window
+                or (episode.external and time - episode.last_transfer > self.config.settle)
             ):
                 self._close(entity.key)  # a new staging run, not more of the same one
                 episode = None
@@ -162,7 +167,9 @@ class Correlator:
             self._add_transfer(episode, signal)
             episode.last_transfer = max(episode.last_transfer, time)
             dst = signal.destination
-            episode.external = episode.external or (dst is not None and not dst.internal)
+            outside = dst is not None and not dst.internal
+            episode.external = episode.external or outside
+            episode.uploaded = episode.uploaded or (outside and kind is SignalKind.UPLOAD)
         elif kind in LINKING:
             self._add(episode, episode.links, signal)
         if entity.container is not None and episode.entity != entity:

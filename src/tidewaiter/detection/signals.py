@@ -162,11 +162,6 @@ class Detector:
         name = cmdline.exe_name(argv[0])
         if name not in self.catalog.interesting:
             return []
-        if event.kind is Kind.CONTAINER and name in self.catalog.posix_shells and "-c" in argv:
-            # Docker joins exec argv with bare spaces: `sh -c "tar czf x /d"` arrives as words,
-            # so everything after -c is the payload.
-            at = argv.index("-c")
-            argv = [*argv[: at + 1], " ".join(argv[at + 1 :])]
         found = self._command(event, cmdline.Command(argv), name, " ".join(argv))
         if event.kind is not Kind.ORCHESTRATOR:
             return found
@@ -250,6 +245,11 @@ class Detector:
         file = event.file
         if file is None or event.activity not in (Activity.CREATE, Activity.WRITE, Activity.RENAME):
             return []
+        if (
+            cmdline.exe_name(event.process.path if event.process else None)
+            in self.catalog.downloaders
+        ):
+            return []  # `curl -O x.tgz`: an archive received, not one staged
         kind = self.catalog.archive_kind(file.path)
         by_magic = self.catalog.magic_kind(file.magic) if file.magic else None
         if kind is None and by_magic is None:
@@ -482,6 +482,8 @@ class Detector:
             return []
         if spec.destination in ("remote_last", "cloud", "remote_name"):
             sent = (*sent, *_local_sources(opts.positionals, spec))
+        elif spec.destination == "service":  # `gh release upload TAG FILE...`: the file paths
+            sent = (*sent, *(p for p in opts.positionals[2:] if "/" in p or "." in p))
         return [self._upload(event, spec.tool, spec.technique, destination, sent, fed)]
 
     def _upload(
@@ -542,6 +544,8 @@ class Detector:
                 if target
                 else None
             )
+        if kind == "service":
+            return Destination(host=spec.service, internal=False)
         if kind == "remote_name":
             remote = positionals[-1] if positionals else ""
             name = remote.split(":", 1)[0] if ":" in remote and not remote.startswith("/") else None

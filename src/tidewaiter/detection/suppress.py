@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from importlib import resources
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
 
 import msgspec
@@ -29,9 +29,10 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: str
     name: str
     reason: str
-    effect: Literal["suppress", "lower"]
+    effect: Literal["suppress", "lower"]  # when every transfer stayed inside or was allowed
     by: int = 1
-    internal_only: bool = False
+    outside: Literal["none", "lower", "suppress_unless_named"] = "none"  # otherwise
+    outside_by: int = 1
     tools: tuple[str, ...] = ()
     parents: tuple[str, ...] = ()
     commands: tuple[str, ...] = ()
@@ -79,7 +80,7 @@ class Verdict(msgspec.Struct, frozen=True):
 class Check(msgspec.Struct, frozen=True):
     """One condition of a profile or suppression, held against a finding."""
 
-    condition: str  # "tools", "parents", "commands", "paths", "internal_only", or a Match field
+    condition: str  # "tools", "parents", "commands", "paths", "destinations", or a Match field
     matched: bool
     detail: str
 
@@ -109,7 +110,7 @@ class _CompiledProfile:
         self.commands = [re.compile(c) for c in profile.commands]
         self.paths = [re.compile(p) for p in profile.paths]
 
-    def why(self, signal: Signal) -> str | None:
+    def why(self, signal: Signal, recent: frozenset[str]) -> str | None:
         """The evidence that makes this profile cover one archiving signal, or None."""
         process = signal.event.process
         name = cmdline.exe_name(process.path if process else None)
@@ -117,6 +118,9 @@ class _CompiledProfile:
         parent_name = cmdline.exe_name(parent.path if parent else None)
         if name in self.tools:
             return f"{name} is a {self.profile.name.lower()}"
+        ran = sorted(self.tools & recent)
+        if ran:
+            return f"{ran[0]} ran just before in the same place: a {self.profile.name.lower()}"
         if parent_name in self.parents:
             return f"{signal.tool} was started by {parent_name}"
         for text in (process.cmd_line if process else None, parent.cmd_line if parent else None):
@@ -175,37 +179,51 @@ class Suppressor:
         all_rules = tuple(suppressions)
         self.expired = [s for s in all_rules if s.expired(self.today)]
         self.active = [s for s in all_rules if not s.expired(self.today)]
-        self.allowed = frozenset(d.lower() for d in allowed_destinations)
+        self.allowed = _Allowed(allowed_destinations)
+        # Executables whose mere running nearby makes a profile apply (a backup tool's script).
+        self.context_tools = frozenset(t for c in self.profiles for t in c.tools)
 
-    def judge(self, finding: Finding) -> Verdict:
+    def judge(self, finding: Finding, recent: frozenset[str] = frozenset()) -> Verdict:
+        """The finding's fate; `recent` is the executables that ran in the same place lately."""
         for rule in self.active:
             if _matches(rule.match, finding):
                 return Verdict(finding, f"suppression {rule.id}: {rule.reason} ({rule.author})")
+        inside = self._only_inside(finding.evidence)
         for compiled in self.profiles:
-            evidence = self._profile_evidence(compiled, finding)
+            profile = compiled.profile
+            effect: str = profile.effect if inside else profile.outside
+            by = profile.by if inside else profile.outside_by
+            if effect == "none":
+                continue
+            evidence = self._profile_evidence(compiled, finding, recent)
             if evidence is None:
                 continue
-            profile = compiled.profile
             note = f"benign profile {profile.id} ({profile.reason}): {evidence}"
-            if profile.effect == "suppress":
+            if effect == "suppress_unless_named":
+                if _named(finding):
+                    continue  # an upload tool carried the archive itself: not this profile's doing
+                return Verdict(finding, note)
+            if effect == "suppress":
                 return Verdict(finding, note)
             lowered = msgspec.structs.replace(
                 finding,
-                severity_id=max(1, finding.severity_id - profile.by),
-                risk_score=max(0, finding.risk_score - 20 * profile.by),
+                severity_id=max(1, finding.severity_id - by),
+                risk_score=max(0, finding.risk_score - 20 * by),
                 reasons=(*finding.reasons, f"lowered by {note}"),
             )
             return Verdict(lowered)
         return Verdict(finding)
 
-    def explain(self, finding: Finding) -> list[NearMatch]:
+    def explain(self, finding: Finding, recent: frozenset[str] = frozenset()) -> list[NearMatch]:
         """Every profile and suppression held against the finding, closest first: which of
         its conditions hold and which do not (the "verify" step of a response)."""
-        out = [self._explain_profile(c, finding) for c in self.profiles]
+        out = [self._explain_profile(c, finding, recent) for c in self.profiles]
         out += [_explain_rule(rule, finding, self.today) for rule in (*self.active, *self.expired)]
         return sorted(out, key=lambda m: -m.score)
 
-    def _explain_profile(self, compiled: _CompiledProfile, finding: Finding) -> NearMatch:
+    def _explain_profile(
+        self, compiled: _CompiledProfile, finding: Finding, recent: frozenset[str]
+    ) -> NearMatch:
         profile = compiled.profile
         archiving = [s for s in finding.evidence if s.kind in ARCHIVING]
         checks: list[Check] = []
@@ -216,39 +234,93 @@ class Suppressor:
             covered = any(c.matched for c in found)
             # A signal is covered by any one condition: report the one that holds, else all.
             checks.extend([c for c in found if c.matched][:1] if covered else found)
-        if profile.internal_only:
-            inside = self._only_inside(finding.evidence)
+        inside = self._only_inside(finding.evidence)
+        if not inside:
+            effect = profile.outside
             detail = (
-                "every transfer stayed inside"
-                if inside
-                else "a transfer left for a non-internal destination"
+                f"a transfer left for a destination not allowed: the profile's effect is {effect}"
             )
-            checks.append(Check("internal_only", inside, detail))
-        applies = self._profile_evidence(compiled, finding) is not None
+            checks.append(Check("destinations", effect != "none", detail))
+        applies = self._profile_evidence(compiled, finding, recent) is not None and (
+            inside or profile.outside != "none"
+        )
         return NearMatch("profile", profile.id, profile.reason, applies, tuple(checks))
 
-    def _profile_evidence(self, compiled: _CompiledProfile, finding: Finding) -> str | None:
+    def _profile_evidence(
+        self, compiled: _CompiledProfile, finding: Finding, recent: frozenset[str]
+    ) -> str | None:
         archiving = [s for s in finding.evidence if s.kind in ARCHIVING]
         if not archiving:
             return None
-        reasons = [compiled.why(s) for s in archiving]
+        reasons = [compiled.why(s, recent) for s in archiving]
         if any(r is None for r in reasons):
-            return None
-        if compiled.profile.internal_only and not self._only_inside(finding.evidence):
             return None
         return reasons[0]
 
     def _only_inside(self, evidence: tuple[Signal, ...]) -> bool:
+        """Whether every transfer stayed internal or went to an allowed destination. The
+        traffic of an upload tool whose destination is allowed is that upload's own (the
+        connection to `s3://corp-backups` shows only an address)."""
+        carriers = (SignalKind.UPLOAD, SignalKind.EGRESS, SignalKind.PUSH)
+        allowed_pids = {
+            s.event.process.pid
+            for s in evidence
+            if s.kind is SignalKind.UPLOAD and s.event.process is not None and self._fine(s)
+        }
         for signal in evidence:
-            if signal.kind not in (SignalKind.UPLOAD, SignalKind.EGRESS, SignalKind.PUSH):
+            if signal.kind not in carriers or self._fine(signal):
                 continue
-            dst = signal.destination
-            if dst is None or dst.internal:
-                continue
-            if (dst.host or "").lower() in self.allowed or (dst.ip or "") in self.allowed:
+            process = signal.event.process
+            own = process is not None and process.pid in allowed_pids
+            if signal.kind is SignalKind.EGRESS and own:
                 continue
             return False
         return True
+
+    def _fine(self, signal: Signal) -> bool:
+        dst = signal.destination
+        return dst is None or dst.internal or self.allowed.covers(dst.host, dst.ip)
+
+
+class _Allowed:
+    """Allowed destinations: host names (a name covers its subdomains), bucket or remote names,
+    addresses and CIDR ranges."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.names: set[str] = set()
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in entries:
+            try:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError:
+                self.names.add(entry.lower().rstrip("."))
+
+    def covers(self, host: str | None, ip: str | None) -> bool:
+        if ip and self.networks:
+            try:
+                address = ipaddress.ip_address(ip)
+            except ValueError:
+                address = None
+            if address is not None and any(address in net for net in self.networks):
+                return True
+        name = (host or "").lower().rstrip(".:")
+        while name:
+            if name in self.names:
+                return True
+            name = name.partition(".")[2]
+        return False
+
+
+def _named(finding: Finding) -> bool:
+    """Whether an upload tool carried an archive of the finding itself (named it, or was fed it
+    through a pipe)."""
+    archives = {PurePath(s.archive_path).name for s in finding.evidence if s.archive_path}
+    for signal in finding.evidence:
+        if signal.kind is not SignalKind.UPLOAD:
+            continue
+        if signal.piped or archives & {PurePath(p).name for p in signal.sent_paths}:
+            return True
+    return False
 
 
 def _explain_rule(rule: Suppression, finding: Finding, today: date) -> NearMatch:

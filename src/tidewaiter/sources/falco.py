@@ -9,18 +9,21 @@ inferred from which fields it did include; an alert with nothing usable gives no
 from __future__ import annotations
 
 import ipaddress
+from collections import OrderedDict
 from typing import NamedTuple
 
 import msgspec
 
 from tidewaiter.events import (
     Activity,
+    Api,
     Container,
     Endpoint,
     Event,
     File,
     Image,
     Kind,
+    Mount,
     Process,
     RawRef,
     Traffic,
@@ -81,7 +84,11 @@ class FalcoSource(Source):
 
 
 class FalcoDecoder(Decoder):
-    """Falco lines are independent records: no state between them."""
+    """Falco lines are independent records; the only state is which containers' mounts were
+    already reported (rules repeat `container.mounts` on every record of a container)."""
+
+    def __init__(self) -> None:
+        self._mounts_seen: OrderedDict[str, None] = OrderedDict()
 
     def feed(self, line: bytes, ref: RawRef) -> list[Event]:
         alert = _decode(line)
@@ -92,24 +99,69 @@ class FalcoDecoder(Decoder):
             raise RecordError("output_fields is not an object")
         if alert.source not in (None, "syscall"):
             return []  # plugin sources (k8s_audit, cloudtrail) carry no process or socket fields
+        container = _container(fields)
+        host = to_str(alert.hostname) or to_str(fields.get("evt.hostname"))
+        events = self._mounts(alert, fields, container, host, ref)
         what = _what(to_str(fields.get("evt.type")), fields, to_str(alert.rule) or "")
         if what is None:
-            return []
-        return [
+            return events
+        events.append(
             Event(
                 time=_time(alert, fields),
                 kind=what.kind,
                 activity=what.activity,
                 raw=ref,
-                host=to_str(alert.hostname) or to_str(fields.get("evt.hostname")),
-                container=_container(fields),
+                host=host,
+                container=container,
                 process=_process(fields),
                 file=what.file,
                 src_endpoint=what.src,
                 dst_endpoint=what.dst,
                 traffic=what.traffic,
             )
+        )
+        return events
+
+    def _mounts(
+        self,
+        alert: _Alert,
+        fields: Fields,
+        container: Container | None,
+        host: str | None,
+        ref: RawRef,
+    ) -> list[Event]:
+        """`container.mounts` ("src:dst:mode:rdwr:propagation ...") as a container-start
+        event, once per container: what the container can see of the host."""
+        text = to_str(fields.get("container.mounts"))
+        if container is None or not text or container.uid in self._mounts_seen:
+            return []
+        self._mounts_seen[container.uid] = None
+        if len(self._mounts_seen) > _MOUNTS_REMEMBERED:
+            self._mounts_seen.popitem(last=False)
+        mounts = tuple(_mount(item) for item in text.split() if item.count(":") >= 1)
+        if not mounts:
+            return []
+        api = Api(operation="start", resource="container", mounts=mounts)
+        return [
+            Event(
+                time=_time(alert, fields),
+                kind=Kind.CONTAINER,
+                activity=Activity.START,
+                raw=ref,
+                host=host,
+                container=container,
+                api=api,
+            )
         ]
+
+
+_MOUNTS_REMEMBERED = 65_536
+
+
+def _mount(item: str) -> Mount:
+    parts = item.split(":")
+    writable = parts[3].lower() == "true" if len(parts) > 3 else True
+    return Mount(source=parts[0], destination=parts[1] or None, read_only=not writable)
 
 
 def _decode(line: bytes) -> _Alert:

@@ -23,7 +23,7 @@ OutputKind = Literal[
 ]
 T = TypeVar("T")
 DestinationKind = Literal[
-    "url", "remote_last", "host", "host_port", "socat", "cloud", "remote_name"
+    "url", "remote_last", "host", "host_port", "socat", "cloud", "remote_name", "service"
 ]
 
 
@@ -76,6 +76,7 @@ class Transfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     verbs: tuple[str, ...] = ()
     value_short: str = ""
     needs_input: bool = False
+    service: str | None = None  # the destination of a `service` transfer
 
 
 class Splitter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -119,6 +120,7 @@ class ArchiverFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 class TransferFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     transfers: tuple[Transfer, ...]
+    downloaders: tuple[str, ...]
     splitters: tuple[Splitter, ...]
     script_transfers: tuple[ScriptTransfer, ...]
     runtimes: Runtimes
@@ -200,6 +202,7 @@ class Catalog:
             (s, re.compile(s.pattern), re.compile(s.destination_pattern))
             for s in transfers.script_transfers
         ]
+        self.downloaders = frozenset(transfers.downloaders)
         self.runtimes = transfers.runtimes
         self.shells = transfers.shells
         self.posix_shells = frozenset(transfers.shells.posix.binaries)
