@@ -213,3 +213,15 @@ def test_log_rotation_followed_by_unrelated_traffic_is_held_but_not_an_upload_of
     [alert], held = run([rotate, stolen])
     assert held == []
     assert alert.severity_id == 5  # the uploader names the rotated log: no profile covers that
+
+
+def test_a_package_manager_run_nearby_does_not_hide_an_unrelated_archive() -> None:
+    ctr = container()
+    events = [
+        launch("apt-get install -y zip", time=990, ctr=ctr, pid=60),
+        launch("zip -r /tmp/loot.zip /srv/data", time=1000, ctr=ctr, pid=61),
+        connect("198.51.100.20", time=1100, ctr=ctr, sent=10_000, pid=62),
+    ]
+    [finding], held = run(events)
+    assert held == []
+    assert finding.severity_id == 3

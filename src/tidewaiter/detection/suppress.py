@@ -33,6 +33,7 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     by: int = 1
     outside: Literal["none", "lower", "suppress_unless_named"] = "none"  # otherwise
     outside_by: int = 1
+    nearby: bool = False  # its tools count when they ran in the same place just before
     tools: tuple[str, ...] = ()
     parents: tuple[str, ...] = ()
     commands: tuple[str, ...] = ()
@@ -118,7 +119,7 @@ class _CompiledProfile:
         parent_name = cmdline.exe_name(parent.path if parent else None)
         if name in self.tools:
             return f"{name} is a {self.profile.name.lower()}"
-        ran = sorted(self.tools & recent)
+        ran = sorted(self.tools & recent) if self.profile.nearby else []
         if ran:
             return f"{ran[0]} ran just before in the same place: a {self.profile.name.lower()}"
         if parent_name in self.parents:
@@ -181,7 +182,9 @@ class Suppressor:
         self.active = [s for s in all_rules if not s.expired(self.today)]
         self.allowed = _Allowed(allowed_destinations)
         # Executables whose mere running nearby makes a profile apply (a backup tool's script).
-        self.context_tools = frozenset(t for c in self.profiles for t in c.tools)
+        self.context_tools = frozenset(
+            t for c in self.profiles if c.profile.nearby for t in c.tools
+        )
 
     def judge(self, finding: Finding, recent: frozenset[str] = frozenset()) -> Verdict:
         """The finding's fate; `recent` is the executables that ran in the same place lately."""
