@@ -178,11 +178,13 @@ class Identities:
     def forget(self, uid: str) -> None:
         """Drop a container that has exited or gone idle (any prefix of its id will do)."""
         full = self.canonical_id(uid)
-        self._known.pop(full, None)
+        known = self._known.pop(full, None)
         if self._by_prefix.get(full[:MIN_PREFIX]) == full:
             del self._by_prefix[full[:MIN_PREFIX]]
-        for pod in [pod for pod, owner in self._by_pod.items() if owner == full]:
-            del self._by_pod[pod]
+        if known is not None and known.namespace and known.pod_name and known.name:
+            pod = (known.namespace, known.pod_name, known.name)
+            if self._by_pod.get(pod) == full:
+                del self._by_pod[pod]
 
     def snapshot(self) -> bytes:
         """What is known, for a checkpoint: a restart must enrich later records as before."""

@@ -40,30 +40,46 @@ class AddressBook:
 
     def __init__(self, capacity: int = 65_536) -> None:
         self._owners: OrderedDict[str, Entity] = OrderedDict()
+        self._held: dict[str, set[str]] = {}  # entity key -> its addresses, to forget them
         self._capacity = capacity
 
     def learn(self, event: Event, entity: Entity) -> None:
         src = event.src_endpoint
         if src is None or src.ip is None or entity.container is None:
             return
+        previous = self._owners.get(src.ip)
+        if previous is not None and previous.key != entity.key:
+            self._release(previous.key, src.ip)
         self._owners[src.ip] = entity
         self._owners.move_to_end(src.ip)
+        self._held.setdefault(entity.key, set()).add(src.ip)
         if len(self._owners) > self._capacity:
-            self._owners.popitem(last=False)
+            ip, oldest = self._owners.popitem(last=False)
+            self._release(oldest.key, ip)
 
     def owner(self, event: Event) -> Entity | None:
         src = event.src_endpoint
         return self._owners.get(src.ip) if src is not None and src.ip is not None else None
 
     def forget(self, key: str) -> None:
-        for ip in [ip for ip, owner in self._owners.items() if owner.key == key]:
-            del self._owners[ip]
+        for ip in self._held.pop(key, ()):
+            self._owners.pop(ip, None)
+
+    def _release(self, key: str, ip: str) -> None:
+        held = self._held.get(key)
+        if held is not None:
+            held.discard(ip)
+            if not held:
+                del self._held[key]
 
     def snapshot(self) -> bytes:
         return msgspec.msgpack.encode(list(self._owners.items()))
 
     def restore(self, data: bytes) -> None:
         self._owners = OrderedDict(msgspec.msgpack.decode(data, type=list[tuple[str, Entity]]))
+        self._held = {}
+        for ip, entity in self._owners.items():
+            self._held.setdefault(entity.key, set()).add(ip)
 
 
 class Engine:

@@ -181,6 +181,41 @@ class Store:
         parsed: dict[str, Any] = orjson.loads(rows[0][0])
         return parsed
 
+    def alert_workload(self, uid: str) -> str | None:
+        """The workload key detection stored with an alert (it knows the Kubernetes owner)."""
+        row = self.db.execute("SELECT workload FROM alerts WHERE uid = ?", [uid]).fetchone()
+        return str(row[0]) if row and row[0] is not None else None
+
+    def related_alerts(self, uid: str, limit: int = 50) -> list[tuple[dict[str, Any], list[str]]]:
+        """Other alerts, held back or not, of the same workload, image or container as this one
+        on any host, each with what it shares."""
+        rows = self.db.execute(
+            """WITH me AS (
+                SELECT workload, substr(container_uid, 1, 12) AS container,
+                       json_extract_string(alert, '$.container.image.name') AS image
+                FROM alerts WHERE uid = ?
+            ), other AS (
+                SELECT a.alert, a.time_ms,
+                       me.workload IS NOT NULL AND a.workload = me.workload AS same_workload,
+                       me.image IS NOT NULL
+                           AND json_extract_string(a.alert, '$.container.image.name') = me.image
+                           AS same_image,
+                       me.container IS NOT NULL AND substr(a.container_uid, 1, 12) = me.container
+                           AS same_container
+                FROM alerts a, me WHERE a.uid <> ?
+            )
+            SELECT alert, same_workload, same_image, same_container FROM other
+            WHERE same_workload OR same_image OR same_container
+            ORDER BY time_ms LIMIT ?""",
+            [uid, uid, limit],
+        ).fetchall()
+        related = []
+        for alert, workload, image, container in rows:
+            pairs = (("container", container), ("workload", workload), ("image", image))
+            shared = [name for name, flag in pairs if flag]
+            related.append((orjson.loads(alert), shared))
+        return related
+
     # --- checkpoints -------------------------------------------------------------------------
 
     def save_checkpoint(self, name: str, positions: dict[str, Any], state: bytes | None) -> None:
@@ -238,6 +273,52 @@ class Store:
             )
             for row in rows
         )
+
+    # --- response audit log ------------------------------------------------------------------
+
+    def add_audit(
+        self,
+        actor: str,
+        finding_uid: str | None,
+        action: str,
+        target: str | None,
+        result: str,
+        detail: dict[str, Any] | None = None,
+    ) -> int:
+        """Append one response action to the audit log (never updated or deleted); its seq."""
+        row = self.db.execute(
+            "INSERT INTO audit_log (actor, finding_uid, action, target, result, detail) "
+            "VALUES (?, ?, ?, ?, ?, ?) RETURNING seq",
+            [
+                actor,
+                finding_uid,
+                action,
+                target,
+                result,
+                orjson.dumps(detail).decode() if detail is not None else None,
+            ],
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def audit(self, finding_uid: str | None = None) -> list[dict[str, Any]]:
+        """The audit log in the order it was written, for one finding or all."""
+        query = (
+            "SELECT seq, acted_at, actor, finding_uid, action, target, result, detail "
+            "FROM audit_log"
+        )
+        params: list[Any] = []
+        if finding_uid is not None:
+            query += " WHERE finding_uid = ?"
+            params.append(finding_uid)
+        rows = self.db.execute(query + " ORDER BY seq", params).fetchall()
+        names = ("seq", "acted_at", "actor", "finding_uid", "action", "target", "result", "detail")
+        entries = []
+        for row in rows:
+            entry = dict(zip(names, row, strict=True))
+            entry["acted_at"] = row[1].isoformat()
+            entry["detail"] = orjson.loads(row[7]) if row[7] is not None else None
+            entries.append(entry)
+        return entries
 
     # --- baselines ---------------------------------------------------------------------------
 

@@ -7,7 +7,20 @@ import sys
 from collections.abc import Sequence
 
 from tidewaiter import __version__
-from tidewaiter.cli import alerts, baseline, demo, detect, evaluate, suppress
+from tidewaiter.cli import (
+    alerts,
+    baseline,
+    coverage,
+    demo,
+    detect,
+    emulate,
+    evaluate,
+    investigate,
+    respond,
+    sensor,
+    suppress,
+    watch,
+)
 
 EXIT_OK = 0
 EXIT_ALERT = 1
@@ -27,6 +40,12 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_parser(commands)
     suppress.add_parser(commands)
     baseline.add_parser(commands)
+    watch.add_parser(commands)
+    investigate.add_parser(commands)
+    respond.add_parser(commands)
+    emulate.add_parser(commands)
+    sensor.add_parser(commands)
+    coverage.add_parser(commands)
     return parser
 
 

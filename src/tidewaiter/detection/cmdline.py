@@ -126,7 +126,36 @@ def parse_posix_pipeline(text: str) -> list[Command]:
             current.argv.append(token)
     if current.argv:
         commands.append(current)
+    for command in commands:
+        command.argv = strip_prefixes(command.argv)
     return commands
+
+
+# Words that start a shell command without being it: `for f in x; do nc h 1 < "$f"; done`,
+# `if tar czf a /d; then ...`, `FOO=1 exec nohup tar ...`.
+_KEYWORDS = frozenset(
+    {"if", "then", "else", "elif", "do", "while", "until", "!", "{", "(", "time", "exec",
+     "nohup", "command", "builtin", "setsid", "stdbuf", "nice", "ionice", "env"}
+)  # fmt: skip
+
+
+def strip_prefixes(argv: list[str]) -> list[str]:
+    """The command a shell runs, without keywords, wrappers and variable assignments."""
+    index = 0
+    while index < len(argv):
+        word = argv[index]
+        if word in _KEYWORDS or _ASSIGNMENT.match(word):
+            index += 1
+        elif word == "sudo":
+            index += 1
+            while index < len(argv) and argv[index].startswith("-"):
+                index += 2 if argv[index] in ("-u", "-g", "-C") else 1
+        else:
+            break
+    return argv[index:]
+
+
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
 def parse_cmd_pipeline(text: str) -> list[Command]:

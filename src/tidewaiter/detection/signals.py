@@ -321,6 +321,11 @@ class Detector:
         catalog = self.catalog
         argv = command.argv
         if name in catalog.posix_shells or name in catalog.cmd_shells:
+            if name == "busybox" and cmdline.exe_name(argv[0]) != "busybox":
+                # the exec reported busybox's path with the applet's argv (`tar -czf ...`)
+                applet = cmdline.exe_name(argv[0])
+                if applet in catalog.interesting and applet != "busybox":
+                    return self._command(event, command, applet, cmd)
             if name == "busybox" and len(argv) > 1 and argv[1] not in ("sh", "ash", "bash"):
                 applet = cmdline.exe_name(argv[1])
                 return self._command(event, cmdline.Command(argv[1:]), applet, cmd)

@@ -133,7 +133,7 @@ class _CompiledProfile:
             )
         return None
 
-    def checks(self, signal: Signal) -> list[Check]:
+    def checks(self, signal: Signal, recent: frozenset[str] = frozenset()) -> list[Check]:
         """Each condition this profile has, held against one archiving signal (why() says
         whether any holds; this says which did and which did not, for an analyst)."""
         process = signal.event.process
@@ -144,7 +144,12 @@ class _CompiledProfile:
         out: list[Check] = []
         if self.tools:
             hit = name in self.tools
-            out.append(Check("tools", hit, f"{name or '?'} is {'' if hit else 'not '}a {label}"))
+            ran = sorted(self.tools & recent) if self.profile.nearby else []
+            if not hit and ran:
+                out.append(Check("tools", True, f"{ran[0]}, a {label}, ran just before"))
+            else:
+                detail = f"{name or '?'} is {'' if hit else 'not '}a {label}"
+                out.append(Check("tools", hit, detail))
         if self.parents:
             hit = parent_name in self.parents
             verb = "is" if hit else "is not"
@@ -233,7 +238,7 @@ class Suppressor:
         if not archiving:
             checks.append(Check("archiving", False, "no archiving evidence for it to cover"))
         for signal in archiving:
-            found = compiled.checks(signal)
+            found = compiled.checks(signal, recent)
             covered = any(c.matched for c in found)
             # A signal is covered by any one condition: report the one that holds, else all.
             checks.extend([c for c in found if c.matched][:1] if covered else found)

@@ -35,6 +35,7 @@ _MODULES = (
     "sysmon_evtx",
     "tetragon",
     "falco",
+    "sensor",
     "k8s_audit",
     "eslogger",
     "ocsf",

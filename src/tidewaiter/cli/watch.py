@@ -1,0 +1,454 @@
+"""`tidewaiter watch`: continuous detection over growing files, standard input and Falco's
+http_output, with checkpoints that survive a crash and sinks that deliver what they are given."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from rich.console import Console
+
+from tidewaiter.cli.options import add_detection_options, add_store_option, engine_config, seconds
+from tidewaiter.detection.catalog import CatalogError, load
+from tidewaiter.detection.suppress import SuppressionError
+from tidewaiter.pipeline import Engine
+from tidewaiter.printable import printable
+from tidewaiter.sinks import Sink
+from tidewaiter.sinks.jsonl import JsonLinesSink
+from tidewaiter.sinks.spool import Spool, SpooledSink
+from tidewaiter.sinks.store import StoreSink
+from tidewaiter.sinks.syslog import SyslogError, SyslogTransport, facility, parse_target
+from tidewaiter.sinks.webhook import WebhookError, WebhookTransport, check_url, header_values
+from tidewaiter.sources import UnknownFormat, all_sources, get
+from tidewaiter.sources.base import ReadReport
+from tidewaiter.store import Store, StoreError
+from tidewaiter.watch.checkpoint import Checkpoints
+from tidewaiter.watch.config import (
+    ConfigError,
+    WatchSettings,
+    byte_size,
+    listen_address,
+    load_file,
+    merged,
+    name_value,
+)
+from tidewaiter.watch.delivery import Delivery
+from tidewaiter.watch.expiry import Expiry
+from tidewaiter.watch.follow import FileFollower
+from tidewaiter.watch.http_input import HttpInput
+from tidewaiter.watch.inputs import Input
+from tidewaiter.watch.runner import Control, EngineFactory, OnFinding, Runner, Timing
+from tidewaiter.watch.status import Status
+from tidewaiter.watch.stream import StreamInput
+
+EXIT_OK, EXIT_USAGE = 0, 2
+
+
+def add_parser(commands: Any) -> None:
+    parser = commands.add_parser(
+        "watch",
+        help="detect continuously in growing files, standard input and Falco's http_output",
+        description="Follow telemetry files as they grow (across rotation and truncation), "
+        "standard input (-) and Falco http_output POSTs (--listen); deliver alerts as they fire. "
+        "Checkpoints in the store let a restarted watch carry on where it stopped. SIGTERM/SIGINT "
+        "checkpoint and exit; SIGHUP reloads the configuration (detection settings, suppressions, "
+        "catalog, header secrets) keeping the detection state.",
+    )
+    add_watch_options(parser)
+    parser.set_defaults(run=run)
+
+
+def add_watch_options(parser: argparse.ArgumentParser) -> None:
+    formats = ", ".join(s.name for s in all_sources() if s.line_framed)
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="files to follow; - for stdin")
+    parser.add_argument("--config", metavar="FILE", help="YAML file of settings (flag names)")
+    parser.add_argument(
+        "--check-config", action="store_true", help="validate the settings, then exit"
+    )
+    parser.add_argument("--format", dest="fmt", metavar="NAME", help=f"input format ({formats})")
+    add_store_option(parser)
+    out = parser.add_argument_group("alerts")
+    out.add_argument("--out", metavar="FILE", help="append alerts as JSON lines (OCSF) to FILE")
+    out.add_argument("--json", action="store_true", help="also write alerts to stdout as JSON")
+    out.add_argument("--webhook", metavar="URL", help="POST each alert (OCSF JSON) to URL")
+    out.add_argument(
+        "--webhook-header-env",
+        type=name_value,
+        action="append",
+        default=[],
+        metavar="NAME=VAR",
+        help="a webhook header whose value is in environment variable VAR (repeatable)",
+    )
+    out.add_argument(
+        "--webhook-header-file",
+        type=name_value,
+        action="append",
+        default=[],
+        metavar="NAME=PATH",
+        help="a webhook header whose value is in file PATH (repeatable)",
+    )
+    out.add_argument("--webhook-timeout", type=seconds, default=10.0, metavar="SECONDS")
+    out.add_argument(
+        "--syslog", metavar="URL", help="send alerts by syslog: udp://, tcp://HOST:PORT, unix://"
+    )
+    out.add_argument("--syslog-facility", default="auth", metavar="NAME", type=_facility)
+    out.add_argument(
+        "--retry-max",
+        type=seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="longest wait between retries of a failing webhook or syslog (default 30)",
+    )
+    out.add_argument(
+        "--spool-max",
+        type=byte_size,
+        default=256 << 20,
+        metavar="BYTES",
+        help="undelivered alerts kept per network sink (default 256MiB)",
+    )
+    run = parser.add_argument_group("operation")
+    run.add_argument(
+        "--listen",
+        type=listen_address,
+        metavar="[HOST:]PORT",
+        help="accept Falco http_output POSTs here (host defaults to 127.0.0.1)",
+    )
+    run.add_argument(
+        "--journal-max",
+        type=byte_size,
+        default=256 << 20,
+        metavar="BYTES",
+        help="received HTTP records not yet read before requests are refused (default 256MiB)",
+    )
+    run.add_argument("--checkpoint-interval", type=seconds, default=5.0, metavar="SECONDS")
+    run.add_argument(
+        "--idle-flush",
+        type=seconds,
+        default=120.0,
+        metavar="SECONDS",
+        help="decide waiting findings after this long without input (default 120)",
+    )
+    run.add_argument(
+        "--container-ttl",
+        type=seconds,
+        default=3600.0,
+        metavar="SECONDS",
+        help="forget a container idle this long in event time (default 3600)",
+    )
+    run.add_argument(
+        "--exit-grace",
+        type=seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="forget a container this long after it stops (default 60)",
+    )
+    run.add_argument(
+        "--max-record",
+        type=byte_size,
+        default=4 << 20,
+        metavar="BYTES",
+        help="skip records longer than this, with the reason (default 4MiB)",
+    )
+    run.add_argument(
+        "--from-end", action="store_true", help="start files seen for the first time at their end"
+    )
+    run.add_argument(
+        "--status-interval",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="when stderr is not a terminal, print the status line this often (0: at exit only)",
+    )
+    add_detection_options(parser)
+
+
+def _facility(text: str) -> str:
+    try:
+        facility(text)
+    except SyslogError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text.lower()
+
+
+def _options_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tidewaiter watch", add_help=False)
+    add_watch_options(parser)
+    return parser
+
+
+def resolve(given: argparse.Namespace) -> tuple[argparse.Namespace, WatchSettings]:
+    """The settings from the command line and the --config file. Raises ConfigError."""
+    args = given
+    if given.config:
+        args = merged(_options_parser(), given, load_file(given.config), given.config)
+    return args, WatchSettings.from_args(args)
+
+
+def run(given: argparse.Namespace) -> int:
+    console = Console(stderr=True, highlight=False)
+    try:
+        args, settings = resolve(given)
+        if args.check_config:
+            return check(args, settings, console)
+        _check_sinks(settings)
+        store = Store(settings.db)
+    except (ConfigError, StoreError, WebhookError, SyslogError) as exc:
+        console.print(f"tidewaiter: {printable(exc)}", markup=False, soft_wrap=True)
+        return EXIT_USAGE
+    try:
+        return _watch(given, args, settings, store, console)
+    finally:
+        store.close()
+
+
+def _watch(
+    given: argparse.Namespace,
+    args: argparse.Namespace,
+    settings: WatchSettings,
+    store: Store,
+    console: Console,
+) -> int:
+    status = Status(console, settings.status_interval)
+    report = ReadReport()
+    inputs: list[Input] = []
+    sinks: list[tuple[str, Sink]] = []
+    try:
+        make_engine = _engine_factory(args, store)
+        sinks = _sinks(settings, status.say)
+        inputs = _inputs(settings, report, status.say)
+    except (ConfigError, SuppressionError, CatalogError, WebhookError, SyslogError) as exc:
+        status.say(str(exc))
+        _close(inputs, sinks)
+        status.close_quietly()
+        return EXIT_USAGE
+    except OSError as exc:
+        status.say(f"cannot start: {exc.strerror or exc}")
+        _close(inputs, sinks)
+        status.close_quietly()
+        return EXIT_USAGE
+    delivery = Delivery(sinks, StoreSink(store), status.say)
+    runner = Runner(
+        make_engine,
+        inputs,
+        delivery,
+        Checkpoints(store),
+        status,
+        report,
+        Expiry(settings.container_ttl, settings.exit_grace),
+        Timing(settings.checkpoint_interval, settings.idle_flush),
+        notes=lambda: _notes(sinks, inputs),
+    )
+
+    def reloader() -> EngineFactory:
+        new_args, new_settings = resolve(given)
+        later = _needs_restart(settings, new_settings)
+        if later:
+            status.say(f"changed settings that take effect at restart: {', '.join(later)}")
+        _refresh_headers(sinks, new_settings)
+        load.cache_clear()
+        load()  # raises CatalogError for a catalog that does not load: nothing changes then
+        return _engine_factory(new_args, store)
+
+    control = Control()
+    try:
+        with _signals(control):
+            runner.run(control, reloader)
+    finally:
+        for source in inputs:
+            source.close()
+        delivery.close()
+        status.close(runner.figures())
+    return EXIT_OK
+
+
+def _engine_factory(args: argparse.Namespace, store: Store) -> EngineFactory:
+    config = engine_config(args, store)
+    catalog = load()
+
+    def make(on_finding: OnFinding, on_suppressed: OnFinding) -> Engine:
+        return Engine(on_finding, config, catalog, on_suppressed=on_suppressed)
+
+    return make
+
+
+def _check_sinks(settings: WatchSettings) -> None:
+    if settings.webhook:
+        check_url(settings.webhook)
+        header_values(settings.webhook_headers_env, settings.webhook_headers_file)
+    if settings.syslog:
+        parse_target(settings.syslog)
+
+
+def _sinks(settings: WatchSettings, say: Callable[[str], None]) -> list[tuple[str, Sink]]:
+    sinks: list[tuple[str, Sink]] = []
+    if settings.out:
+        try:
+            sinks.append(("out", JsonLinesSink.to_path(settings.out, sync=False, dedupe=True)))
+        except OSError as exc:
+            raise ConfigError(f"cannot write {settings.out}: {exc.strerror or exc}") from None
+    if settings.json:
+        sinks.append(("stdout", JsonLinesSink(sys.stdout.buffer)))
+    spools = settings.state_dir
+    backoff = (min(0.5, settings.retry_max), settings.retry_max)
+    if settings.webhook:
+        headers = header_values(settings.webhook_headers_env, settings.webhook_headers_file)
+        transport = WebhookTransport(settings.webhook, headers, settings.webhook_timeout)
+        spool = Spool(spools / "webhook", settings.spool_max)
+        sinks.append(("webhook", SpooledSink("webhook", spool, transport, say, backoff)))
+    if settings.syslog:
+        syslog = SyslogTransport(settings.syslog, settings.syslog_facility)
+        spool = Spool(spools / "syslog", settings.spool_max)
+        sinks.append(("syslog", SpooledSink("syslog", spool, syslog, say, backoff)))
+    return sinks
+
+
+def _inputs(settings: WatchSettings, report: ReadReport, say: Callable[[str], None]) -> list[Input]:
+    if settings.fmt:
+        try:
+            get(settings.fmt)
+        except UnknownFormat as exc:
+            raise ConfigError(str(exc)) from None
+    inputs: list[Input] = []
+    for path in settings.paths:
+        if path == "-":
+            stdin = StreamInput(sys.stdin.fileno(), "-", report, say, settings.max_record)
+            inputs.append(stdin)
+        else:
+            inputs.append(
+                FileFollower(
+                    path,
+                    report,
+                    say,
+                    settings.max_record,
+                    settings.fmt,
+                    from_end=settings.from_end,
+                )
+            )
+    if settings.listen is not None:
+        host, port = settings.listen
+        receiver = HttpInput(
+            host,
+            port,
+            settings.state_dir,
+            report,
+            say,
+            settings.max_record,
+            settings.journal_max,
+        )
+        say(f"listening for Falco http_output on {receiver.address}")
+        inputs.append(receiver)
+    return inputs
+
+
+def _notes(sinks: list[tuple[str, Sink]], inputs: list[Input]) -> list[str]:
+    notes: list[str] = []
+    for name, sink in sinks:
+        if isinstance(sink, SpooledSink):
+            waiting = sink.spool.pending
+            if sink.failing is not None:
+                notes.append(f"{name} failing, {waiting} queued")
+            elif waiting:
+                notes.append(f"{name} {waiting} queued")
+            if sink.lost:
+                notes.append(f"{name} SPOOL FULL, {sink.lost} not queued")
+    for source in inputs:
+        if isinstance(source, HttpInput):
+            stats = source.stats
+            if stats.refused:
+                notes.append(f"http {stats.refused} requests refused (behind)")
+            if stats.rejected:
+                notes.append(f"http {stats.rejected} records rejected")
+    return notes
+
+
+def _needs_restart(running: WatchSettings, new: WatchSettings) -> list[str]:
+    """Inputs, sinks and timings are built once; a reload changes detection and secrets only."""
+    reloaded = {"webhook_headers_env", "webhook_headers_file"}
+    return [
+        name.replace("_", "-")
+        for name in running.__dataclass_fields__
+        if name not in reloaded and getattr(running, name) != getattr(new, name)
+    ]
+
+
+def _refresh_headers(sinks: list[tuple[str, Sink]], settings: WatchSettings) -> None:
+    for _, sink in sinks:
+        if isinstance(sink, SpooledSink) and isinstance(sink.transport, WebhookTransport):
+            sink.transport.headers = header_values(
+                settings.webhook_headers_env, settings.webhook_headers_file
+            )
+
+
+def _close(inputs: list[Input], sinks: list[tuple[str, Sink]]) -> None:
+    for source in inputs:
+        source.close()
+    for _, sink in sinks:
+        sink.close()
+
+
+@contextmanager
+def _signals(control: Control) -> Iterator[None]:
+    def stop(signum: int, frame: FrameType | None) -> None:
+        control.request_stop()
+
+    def reload(signum: int, frame: FrameType | None) -> None:
+        control.request_reload()
+
+    wanted = {signal.SIGTERM: stop, signal.SIGINT: stop, signal.SIGHUP: reload}
+    previous = {signum: signal.signal(signum, handler) for signum, handler in wanted.items()}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def check(args: argparse.Namespace, settings: WatchSettings, console: Console) -> int:
+    """--check-config: everything that can be checked without starting, then exit."""
+    problems: list[str] = []
+    for step in (
+        lambda: engine_config(args),
+        load,
+        lambda: _check_sinks(settings),
+        lambda: get(settings.fmt) if settings.fmt else None,
+    ):
+        try:
+            step()
+        except (SuppressionError, CatalogError, WebhookError, SyslogError, UnknownFormat) as exc:
+            problems.append(str(exc))
+    for path in settings.paths:
+        if path != "-" and Path(path).is_dir():
+            problems.append(f"{path} is a folder; name the files to follow")
+    if settings.db.parent.is_dir() and not os.access(settings.db.parent, os.W_OK):
+        problems.append(f"the store's folder {settings.db.parent} is not writable")
+    for problem in problems:
+        console.print(f"tidewaiter: {printable(problem)}", markup=False, soft_wrap=True)
+    if problems:
+        return EXIT_USAGE
+    summary = ", ".join(settings.paths) or "no files"
+    if settings.listen:
+        summary += f"; listening on {settings.listen[0]}:{settings.listen[1]}"
+    sinks = [
+        n
+        for n, on in (
+            ("out", settings.out),
+            ("webhook", settings.webhook),
+            ("syslog", settings.syslog),
+        )
+        if on
+    ]
+    console.print(
+        f"tidewaiter: configuration OK: watching {summary}; store {settings.db}; "
+        f"sinks: {', '.join(['store', *sinks])}",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return EXIT_OK

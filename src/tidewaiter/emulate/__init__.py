@@ -1,0 +1,1 @@
+"""Adversary emulation: scenarios, live runs in real containers, synthetic telemetry, coverage."""

@@ -1,0 +1,1 @@
+"""Bundled emulation scenarios (YAML), read by emulate/scenario.py."""

@@ -1,0 +1,1 @@
+"""The live Linux sensor: bpftrace on tracepoints, attributed to containers by cgroup."""

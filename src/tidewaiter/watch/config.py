@@ -1,0 +1,214 @@
+"""Settings of `tidewaiter watch`, from flags and a YAML file that can say everything they can.
+
+The file is a mapping whose keys are the long flag names (``checkpoint-interval`` or
+``checkpoint_interval``) and ``paths`` for the inputs. A repeatable flag takes a list; a
+``NAME=VALUE`` flag also takes a mapping. Each value goes through the flag's own parser, so the
+file is checked exactly as the command line is. A flag given on the command line wins over the
+file. Since the keys come from the parser itself, a detection flag added later is a config key at
+once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tidewaiter.store import default_path
+
+_NOT_IN_FILE = frozenset({"help", "config", "check_config", "run"})
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+class ConfigError(Exception):
+    """Settings that cannot be used; the message says which and why."""
+
+
+# --- flag types ---------------------------------------------------------------------------------
+
+
+def byte_size(text: str) -> int:
+    """ "4194304", "4MiB", "512k": a positive number of bytes."""
+    match = _SIZE.match(text)
+    if match is None or float(match.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (e.g. 4MiB)")
+    unit = (match.group(2) or "").lower()[:1]
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def listen_address(text: str) -> tuple[str, int]:
+    """ "PORT", "HOST:PORT" or "[IPv6]:PORT"; the host is loopback unless named."""
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not [HOST:]PORT")
+    return host, number
+
+
+def name_value(text: str) -> tuple[str, str]:
+    name, equals, value = text.partition("=")
+    if not equals or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name.strip(), value.strip()
+
+
+# --- the file -----------------------------------------------------------------------------------
+
+
+def load_file(path: str) -> dict[str, Any]:
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        values = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, found {type(values).__name__}")
+    return values
+
+
+def merged(
+    parser: argparse.ArgumentParser, given: argparse.Namespace, values: Mapping[str, Any], path: str
+) -> argparse.Namespace:
+    """The command line's settings, completed by the file's for what the command line left at
+    its default."""
+    actions = _actions_by_key(parser)
+    untouched = parser.parse_args([])  # every setting as the command line leaves it
+    args = copy.deepcopy(given)
+    for key, value in values.items():
+        action = actions.get(str(key).replace("_", "-"))
+        if action is None:
+            known = ", ".join(sorted(actions))
+            raise ConfigError(f"{path}: unknown setting {key!r}; the settings are: {known}")
+        if getattr(given, action.dest) != getattr(untouched, action.dest):
+            continue  # given on the command line
+        try:
+            setattr(args, action.dest, _convert(action, value))
+        except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+            raise ConfigError(f"{path}: {key}: {exc}") from None
+    return args
+
+
+def _actions_by_key(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    actions: dict[str, argparse.Action] = {}
+    for action in parser._actions:
+        if action.dest in _NOT_IN_FILE or action.dest == argparse.SUPPRESS:
+            continue
+        longs = [o[2:] for o in action.option_strings if o.startswith("--")]
+        for key in longs or [action.dest]:
+            actions[key] = action
+    return actions
+
+
+def _convert(action: argparse.Action, value: Any) -> Any:
+    if value is None:
+        return action.default
+    if action.nargs == 0:  # a switch
+        if not isinstance(value, bool):
+            raise TypeError("expected true or false")
+        return value if action.const is True else not value
+    many = isinstance(action, argparse._AppendAction) or action.nargs in ("*", "+")
+    if not many:
+        if isinstance(value, list | dict):
+            raise TypeError("expected a single value")
+        return _typed(action, value)
+    if isinstance(value, dict):  # NAME: VALUE pairs for a NAME=VALUE flag
+        value = [f"{k}={v}" for k, v in value.items()]
+    if not isinstance(value, list):
+        value = [value]
+    return [_typed(action, item) for item in value]
+
+
+def _typed(action: argparse.Action, value: Any) -> Any:
+    if isinstance(value, list | dict):
+        raise TypeError("expected a single value in the list")
+    text = str(value).lower() if isinstance(value, bool) else str(value)
+    convert = action.type
+    if convert is None:
+        return text
+    if not callable(convert):
+        raise TypeError(f"no way to read {action.dest}")
+    result = convert(text)
+    if action.choices is not None and result not in action.choices:
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of {list(action.choices)}")
+    return result
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WatchSettings:
+    paths: tuple[str, ...]
+    fmt: str | None
+    db: Path
+    out: str | None
+    json: bool
+    webhook: str | None
+    webhook_headers_env: dict[str, str]
+    webhook_headers_file: dict[str, str]
+    webhook_timeout: float
+    syslog: str | None
+    syslog_facility: str
+    retry_max: float
+    listen: tuple[str, int] | None
+    checkpoint_interval: float
+    idle_flush: float
+    container_ttl: float
+    exit_grace: float
+    max_record: int
+    spool_max: int
+    journal_max: int
+    from_end: bool
+    status_interval: float
+
+    @property
+    def state_dir(self) -> Path:
+        """Beside the store: the webhook and syslog spools, the HTTP journal."""
+        return self.db.with_name(self.db.name + ".watch")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> WatchSettings:
+        if not args.paths and args.listen is None:
+            raise ConfigError("nothing to watch: name a PATH (- for standard input) or --listen")
+        if len(set(args.paths)) != len(args.paths):
+            raise ConfigError("a PATH is named twice")
+        return cls(
+            paths=tuple(args.paths),
+            fmt=args.fmt,
+            db=Path(args.db) if args.db else default_path(),
+            out=args.out,
+            json=args.json,
+            webhook=args.webhook,
+            webhook_headers_env=dict(args.webhook_header_env),
+            webhook_headers_file=dict(args.webhook_header_file),
+            webhook_timeout=args.webhook_timeout,
+            syslog=args.syslog,
+            syslog_facility=args.syslog_facility,
+            retry_max=args.retry_max,
+            listen=args.listen,
+            checkpoint_interval=args.checkpoint_interval,
+            idle_flush=args.idle_flush,
+            container_ttl=args.container_ttl,
+            exit_grace=args.exit_grace,
+            max_record=args.max_record,
+            spool_max=args.spool_max,
+            journal_max=args.journal_max,
+            from_end=args.from_end,
+            status_interval=args.status_interval,
+        )

@@ -1,0 +1,93 @@
+"""What a watch is doing, on standard error.
+
+On a terminal: one status line kept at the bottom (rich), messages printed above it. Elsewhere
+(a service, a pipe): a plain status line every ``interval`` seconds and at the end, so a log keeps
+the figures without being flooded. Messages are plain lines starting "tidewaiter:", with any
+text from telemetry made printable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from tidewaiter.printable import printable
+
+
+@dataclass
+class Figures:
+    events: int = 0
+    containers: int = 0
+    alerts: int = 0
+    skipped: int = 0
+    behind: int = 0  # bytes arrived and not yet read
+    open_episodes: int = 0
+    notes: list[str] = field(default_factory=list)  # sinks queueing or failing, HTTP refusals
+
+
+class Status:
+    def __init__(self, console: Console, interval: float = 60.0) -> None:
+        self.console = console
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._live: Live | None = None
+        if console.is_terminal:
+            self._live = Live(Text(""), console=console, refresh_per_second=4, transient=True)
+            self._live.start()
+        self._last = (time.monotonic(), 0)  # when the rate was last measured, events then
+        self._rate = 0.0
+        self._printed = time.monotonic()
+
+    def say(self, message: str) -> None:
+        with self._lock:
+            self.console.print(Text(f"tidewaiter: {printable(message)}"), soft_wrap=True)
+
+    def update(self, figures: Figures, force: bool = False) -> None:
+        now = time.monotonic()
+        then, events_then = self._last
+        if now - then >= 1.0:
+            self._rate = (figures.events - events_then) / (now - then)
+            self._last = (now, figures.events)
+        line = self.line(figures)
+        if self._live is not None:
+            self._live.update(Text(line, style="dim"))
+        elif force or (self.interval > 0 and now - self._printed >= self.interval):
+            self._printed = now
+            self.say(line)
+
+    def line(self, figures: Figures) -> str:
+        text = (
+            f"{self._rate:,.0f} events/s, {figures.events:,} events, "
+            f"{figures.containers:,} containers tracked, {figures.open_episodes:,} open, "
+            f"{figures.alerts:,} alerts, {figures.skipped:,} records skipped"
+        )
+        if figures.behind:
+            text += f", {_size(figures.behind)} behind"
+        for note in figures.notes:
+            text += f"; {note}"
+        return text
+
+    def close_quietly(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def close(self, figures: Figures) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        self.update(figures, force=True)
+
+
+def _size(count: int) -> str:
+    value = float(count)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:,.0f} {unit}" if unit == "bytes" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{count} bytes"

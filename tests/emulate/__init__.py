@@ -1,0 +1,1 @@
+"""Tests of adversary emulation: scenarios, synthetic replay, sensor parsing, coverage."""

@@ -1,0 +1,1 @@
+"""Live emulation: real containers, the real sensor, a real sink (Linux, root)."""
