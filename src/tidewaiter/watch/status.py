@@ -55,7 +55,7 @@ class Status:
             self._last = (now, figures.events)
         line = self.line(figures)
         if self._live is not None:
-            self._live.update(Text(line, style="dim"))
+            self._live.update(Text(line, style="dim", no_wrap=True, overflow="ellipsis"))
         elif force or (self.interval > 0 and now - self._printed >= self.interval):
             self._printed = now
             self.say(line)
