@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -205,8 +206,6 @@ class Appender:
     """Appends lines to a file from a thread, in chunks that sometimes end mid-line."""
 
     def __init__(self, path: Path, lines: list[bytes], seed: int, pause: float = 0.01) -> None:
-        import random
-
         self.path = path
         self.data = b"".join(lines)
         self.rng = random.Random(seed)

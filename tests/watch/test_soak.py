@@ -15,7 +15,7 @@ EVENTS = 4 * CONTAINERS  # four records a container (the hundredth packs and upl
 EARLY = 4_000  # events: the first 1,000 containers
 # Measured: +2 MiB from 1,000 to 10,000 containers with expiry, +15 MiB without (~1.5 KiB each).
 GROWTH_KIB = 8 * 1024
-_STATUS = re.compile(r" ([\d,]+) events, ([\d,]+) containers tracked")
+_STATUS = re.compile(r"([\d,]+) containers tracked, .* open, ([\d,]+) events")
 
 
 def rss_kib(pid: int) -> int:
@@ -45,7 +45,7 @@ def test_memory_stays_flat_while_10000_containers_come_and_go(tmp_path: Path) ->
         for line in reversed(list(watch.lines)):
             match = _STATUS.search(line)
             if match:
-                return int(match.group(1).replace(",", "")), int(match.group(2).replace(",", ""))
+                return int(match.group(2).replace(",", "")), int(match.group(1).replace(",", ""))
         return 0, 0
 
     with Watch(args, tmp_path).start() as watch:

@@ -163,7 +163,7 @@ def test_sighup_reloads_suppressions_and_keeps_what_was_seen(tmp_path: Path) -> 
     )
     with Watch(["--config", str(config)], tmp_path).start() as watch:
         watch.wait_for("watching 1 input(s)")
-        watch.wait_for(" 2 events")
+        watch.wait_for("open, 2 events")
         with config.open("a") as more:
             more.write(f"suppressions: [{rules}]\ncontainer-ttl: 7200\n")
         watch.signal(signal.SIGHUP)
@@ -171,7 +171,7 @@ def test_sighup_reloads_suppressions_and_keeps_what_was_seen(tmp_path: Path) -> 
         assert watch.said("take effect at restart: container-ttl")
         Appender(watched, lines[2:], seed=0).start().join()
         poll(lambda: jsonl_alerts(out), 30, "chain 0's alert")
-        watch.wait_for(" 9 events")
+        watch.wait_for("open, 9 events")
         assert watch.stop() == 0
     [alert] = jsonl_alerts(out)
     assert alert["container"]["name"] == "api-0"  # its archive was seen before the reload
@@ -186,7 +186,7 @@ def test_sigint_and_sigterm_checkpoint_and_a_restart_carries_on(tmp_path: Path) 
     watched.write_bytes(b"".join(lines[:6]))  # chain 0 is half way: tar and write, no upload
     args = [str(watched), "--db", "tw.duckdb", "--out", str(out), "--status-interval", "0.1"]
     with Watch(args, tmp_path).start() as watch:
-        watch.wait_for(" 6 events")
+        watch.wait_for("open, 6 events")
         watch.signal(signal.SIGINT)  # Ctrl-C: the same clean stop as SIGTERM
         assert watch.stop() == 0
     with Watch(args, tmp_path).start() as watch:

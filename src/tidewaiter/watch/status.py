@@ -61,10 +61,11 @@ class Status:
             self.say(line)
 
     def line(self, figures: Figures) -> str:
+        """Most telling first, for a narrow terminal."""
         text = (
-            f"{self._rate:,.0f} events/s, {figures.events:,} events, "
-            f"{figures.containers:,} containers tracked, {figures.open_episodes:,} open, "
-            f"{figures.alerts:,} alerts, {figures.skipped:,} records skipped"
+            f"{figures.alerts:,} alerts, {self._rate:,.0f} events/s, "
+            f"{figures.containers:,} containers tracked, {figures.skipped:,} records skipped, "
+            f"{figures.open_episodes:,} open, {figures.events:,} events"
         )
         if figures.behind:
             text += f", {_size(figures.behind)} behind"
