@@ -4,6 +4,7 @@ nothing behind: no namespace, mount, cgroup, process or folder."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -162,3 +163,60 @@ def test_the_sensor_as_a_watch_input_yields_the_container_s_events(
     commands = [e.process.args for e in mine if e.kind is Kind.PROCESS and e.process]
     assert ("tar", "-cvzf", "/root/data.tar.gz", "/root/atomic") in commands
     assert live.finished
+
+
+def test_watch_with_the_sensor_alerts_live_for_the_container(
+    shared_sensor: tuple[Sensor, Recorder], tmp_path: Path
+) -> None:
+    """`tidewaiter watch --sensor`: detection runs live on this host and the alert names the
+    container the scenario ran in."""
+    alerts = tmp_path / "alerts.jsonl"
+    watch = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tidewaiter",
+            "watch",
+            "--sensor",
+            "--sensor-containers-only",
+            "--db",
+            str(tmp_path / "tw.duckdb"),
+            "--out",
+            str(alerts),
+            "--external",
+            "10.213.0.2/32",
+            "--idle-flush",
+            "2",
+            "--checkpoint-interval",
+            "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert watch.stderr is not None
+        deadline = time.monotonic() + 60
+        seen = b""
+        while b"sensor is attached" not in seen and time.monotonic() < deadline:
+            line = watch.stderr.readline()
+            if not line:
+                break
+            seen += line
+        assert b"sensor is attached" in seen, seen.decode(errors="replace")
+        result = run_live(get("ads-linux-tar"), shared=shared_sensor)
+        assert result.passed, explain(result)
+        mine: list[dict[str, object]] = []
+        deadline = time.monotonic() + 90
+        while not mine and time.monotonic() < deadline:
+            time.sleep(0.5)
+            lines = alerts.read_text().splitlines() if alerts.exists() else []
+            mine = [
+                a
+                for a in map(json.loads, lines)
+                if a.get("container", {}).get("uid") == result.container_id
+            ]
+    finally:
+        watch.send_signal(signal.SIGTERM)
+        watch.communicate(timeout=60)
+    assert [a["finding_info"]["analytic"]["uid"] for a in mine] == ["tw-archive-exfil"]  # type: ignore[index]
+    assert watch.returncode == 0

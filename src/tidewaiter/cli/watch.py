@@ -115,6 +115,16 @@ def add_watch_options(parser: argparse.ArgumentParser) -> None:
     )
     run = parser.add_argument_group("operation")
     run.add_argument(
+        "--sensor",
+        action="store_true",
+        help="also run the live bpftrace sensor on this host (Linux, root)",
+    )
+    run.add_argument(
+        "--sensor-containers-only",
+        action="store_true",
+        help="with --sensor: only what runs in containers",
+    )
+    run.add_argument(
         "--listen",
         type=listen_address,
         metavar="[HOST:]PORT",
@@ -344,7 +354,27 @@ def _inputs(settings: WatchSettings, report: ReadReport, say: Callable[[str], No
         )
         say(f"listening for Falco http_output on {receiver.address}")
         inputs.append(receiver)
+    if settings.sensor:
+        inputs.append(_sensor(settings, say))
     return inputs
+
+
+def _sensor(settings: WatchSettings, say: Callable[[str], None]) -> Input:
+    """The live sensor as one more input: not resumable (a restart watches from now on)."""
+    from tidewaiter.sensor.prereqs import sensor_missing
+    from tidewaiter.sensor.runner import SensorError
+    from tidewaiter.sensor.stream import SensorInput
+
+    missing = sensor_missing()
+    if missing is not None:
+        raise ConfigError(missing)
+    sensor = SensorInput(containers_only=settings.sensor_containers_only)
+    try:
+        sensor.start()
+    except SensorError as exc:
+        raise ConfigError(str(exc)) from None
+    say("the live sensor is attached")
+    return sensor
 
 
 def _notes(sinks: list[tuple[str, Sink]], inputs: list[Input]) -> list[str]:

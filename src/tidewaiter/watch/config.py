@@ -176,6 +176,8 @@ class WatchSettings:
     journal_max: int
     from_end: bool
     status_interval: float
+    sensor: bool = False
+    sensor_containers_only: bool = False
 
     @property
     def state_dir(self) -> Path:
@@ -184,8 +186,11 @@ class WatchSettings:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> WatchSettings:
-        if not args.paths and args.listen is None:
-            raise ConfigError("nothing to watch: name a PATH (- for standard input) or --listen")
+        sensor = bool(getattr(args, "sensor", False))
+        if not args.paths and args.listen is None and not sensor:
+            raise ConfigError(
+                "nothing to watch: name a PATH (- for standard input), --listen or --sensor"
+            )
         if len(set(args.paths)) != len(args.paths):
             raise ConfigError("a PATH is named twice")
         return cls(
@@ -211,4 +216,6 @@ class WatchSettings:
             journal_max=args.journal_max,
             from_end=args.from_end,
             status_interval=args.status_interval,
+            sensor=sensor,
+            sensor_containers_only=bool(getattr(args, "sensor_containers_only", False)),
         )
