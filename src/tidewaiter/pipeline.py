@@ -32,11 +32,13 @@ class EngineConfig(msgspec.Struct, frozen=True):
     min_severity: int = 1
     suppressions: tuple[Suppression, ...] = ()
     allowed_destinations: tuple[str, ...] = ()  # hosts uploads may go to (registries, stores)
+    host_addresses: tuple[tuple[str, str], ...] = ()  # (host name, address): joins flow logs
+    assume_host: str | None = None  # the host of records that name none (an eslogger export)
 
 
 class AddressBook:
-    """Which container held an address lately, so network-only sources (Zeek, flow logs) land on
-    the container that sent the traffic. Bounded, most recent owner wins."""
+    """Which container (or host) held an address lately, so network-only sources (Zeek, flow
+    logs) land on what sent the traffic. Bounded, most recent owner wins."""
 
     def __init__(self, capacity: int = 65_536) -> None:
         self._owners: OrderedDict[str, Entity] = OrderedDict()
@@ -45,7 +47,7 @@ class AddressBook:
 
     def learn(self, event: Event, entity: Entity) -> None:
         src = event.src_endpoint
-        if src is None or src.ip is None or entity.container is None:
+        if src is None or src.ip is None or (entity.container is None and entity.host is None):
             return
         previous = self._owners.get(src.ip)
         if previous is not None and previous.key != entity.key:
@@ -56,6 +58,11 @@ class AddressBook:
         if len(self._owners) > self._capacity:
             ip, oldest = self._owners.popitem(last=False)
             self._release(oldest.key, ip)
+
+    def declare(self, ip: str, entity: Entity) -> None:
+        """An address the user says belongs to a host (a Mac whose eslogger has no network)."""
+        self._owners[ip] = entity
+        self._held.setdefault(entity.key, set()).add(ip)
 
     def owner(self, event: Event) -> Entity | None:
         src = event.src_endpoint
@@ -97,6 +104,8 @@ class Engine:
         self.detector = Detector(policy, self.catalog)
         self.identities = Identities()
         self.addresses = AddressBook()
+        for name, address in self.config.host_addresses:
+            self.addresses.declare(address, Entity(f"host:{name.lower()}", name))
         self.correlator = Correlator(self.config.correlation, self._decide)
         self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
         self.baselines = baselines
@@ -111,6 +120,9 @@ class Engine:
 
     def process(self, event: Event) -> None:
         self.events += 1
+        if self.config.assume_host and event.host is None and event.container is None:
+            if event.kind is not Kind.NETWORK or event.process is not None:  # not a bare flow
+                event = msgspec.structs.replace(event, host=self.config.assume_host)
         self.correlator.advance(event.time)
         signals = self.detector.signals(event)
         entity = None

@@ -29,6 +29,14 @@ def cidr(text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r} is not an address or CIDR range") from None
 
 
+def host_address(text: str) -> tuple[str, str]:
+    name, _, address = text.partition("=")
+    try:
+        return name.strip(), str(ipaddress.ip_address(address.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=IP") from None
+
+
 def seconds(text: str) -> float:
     try:
         value = float(text)
@@ -80,6 +88,19 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         help="a YAML file of suppressions (match, reason, author, expires); repeatable",
     )
     group.add_argument(
+        "--host-address",
+        action="append",
+        default=[],
+        type=host_address,
+        metavar="NAME=IP",
+        help="this address is host NAME: flows from it (Zeek, flow logs) join that host",
+    )
+    group.add_argument(
+        "--assume-host",
+        metavar="NAME",
+        help="records that name no host and no container come from host NAME (eslogger)",
+    )
+    group.add_argument(
         "--allow-destination",
         action="append",
         default=[],
@@ -101,6 +122,8 @@ def engine_config(args: argparse.Namespace, store: Store | None = None) -> Engin
         min_severity=args.min_severity,
         suppressions=tuple(rules),
         allowed_destinations=tuple(args.allow_destination),
+        host_addresses=tuple(args.host_address),
+        assume_host=args.assume_host,
     )
 
 
