@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from tidewaiter.cli.options import add_store_option, open_store
+from tidewaiter.cli.options import add_store_option, with_store
 from tidewaiter.printable import printable
 from tidewaiter.sinks.console import render
-from tidewaiter.store import StoreError
+from tidewaiter.store import Store
 
 
 def add_parser(commands: Any) -> None:
@@ -25,18 +25,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines (OCSF) on stdout")
     parser.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     add_store_option(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=with_store(_run))
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        store = open_store(args, required=True)
-    except StoreError as exc:
-        print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
-        return 2
-    assert store is not None  # noqa: S101 - required=True always opens one
-    with store:
-        alerts = store.alerts(suppressed=args.suppressed, limit=args.limit)
+def _run(store: Store, args: argparse.Namespace) -> int:
+    alerts = store.alerts(suppressed=args.suppressed, limit=args.limit)
     if args.json:
         for alert in alerts:
             sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")

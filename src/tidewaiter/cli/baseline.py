@@ -16,12 +16,12 @@ from tidewaiter.cli.options import (
     add_detection_options,
     add_store_option,
     engine_config,
-    open_store,
+    with_store,
 )
 from tidewaiter.detection.baseline import Profile
 from tidewaiter.detection.suppress import SuppressionError
 from tidewaiter.printable import printable
-from tidewaiter.store import Store, StoreError
+from tidewaiter.store import Store
 
 
 def add_parser(commands: Any) -> None:
@@ -35,20 +35,13 @@ def add_parser(commands: Any) -> None:
     show.add_argument("workload", nargs="?", help="a workload key, or a part of one")
     for sub in (learn, show):
         add_store_option(sub)
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=with_store(_run))
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        store = open_store(args, required=True)
-    except StoreError as exc:
-        print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
-        return 2
-    assert store is not None  # noqa: S101 - required=True always opens one
-    with store:
-        if args.action == "learn":
-            return _learn(store, args)
-        return _show(store, args.workload)
+def _run(store: Store, args: argparse.Namespace) -> int:
+    if args.action == "learn":
+        return _learn(store, args)
+    return _show(store, args.workload)
 
 
 def _learn(store: Store, args: argparse.Namespace) -> int:

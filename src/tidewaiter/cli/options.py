@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import sys
+from collections.abc import Callable
 
 from tidewaiter.detection.analytics import SEVERITY_NAMES
 from tidewaiter.detection.correlate import CorrelationConfig
 from tidewaiter.detection.suppress import load_suppressions
 from tidewaiter.pipeline import EngineConfig
-from tidewaiter.store import Store, default_path
+from tidewaiter.printable import printable
+from tidewaiter.store import Store, StoreError, default_path
 
 _SEVERITY_BY_NAME = {name.lower(): level for level, name in SEVERITY_NAMES.items()}
 
@@ -140,3 +143,22 @@ def open_store(args: argparse.Namespace, required: bool = False) -> Store | None
     if args.db is None and not required:
         return None
     return Store(args.db)
+
+
+StoreCommand = Callable[[Store, argparse.Namespace], int]
+
+
+def with_store(command: StoreCommand) -> Callable[[argparse.Namespace], int]:
+    """A subcommand that needs the store: opened from --db (or the default), refused with one
+    sentence when it cannot be, and closed afterwards."""
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            store = Store(args.db)
+        except StoreError as exc:
+            print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
+            return 2
+        with store:
+            return command(store, args)
+
+    return run

@@ -13,10 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tidewaiter.cli.options import add_store_option, open_store
+from tidewaiter.cli.options import add_store_option, with_store
 from tidewaiter.detection.suppress import Match, Suppression
 from tidewaiter.printable import printable
-from tidewaiter.store import Store, StoreError
+from tidewaiter.store import Store
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -49,7 +49,7 @@ def add_parser(commands: Any) -> None:
     remove.add_argument("id")
     for sub in (add, listing, remove):
         add_store_option(sub)
-        sub.set_defaults(run=run)
+        sub.set_defaults(run=with_store(_run))
 
 
 def _rule_id(text: str) -> str:
@@ -58,24 +58,17 @@ def _rule_id(text: str) -> str:
     return text
 
 
-def run(args: argparse.Namespace) -> int:
-    try:
-        store = open_store(args, required=True)
-    except StoreError as exc:
-        print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
+def _run(store: Store, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        return _add(store, args)
+    if args.action == "remove":
+        if store.remove_suppression(args.id):
+            print(f"removed suppression {args.id}")
+            return 0
+        print(f"tidewaiter: no suppression named {printable(args.id)}", file=sys.stderr)
         return 2
-    assert store is not None  # noqa: S101 - required=True always opens one
-    with store:
-        if args.action == "add":
-            return _add(store, args)
-        if args.action == "remove":
-            if store.remove_suppression(args.id):
-                print(f"removed suppression {args.id}")
-                return 0
-            print(f"tidewaiter: no suppression named {printable(args.id)}", file=sys.stderr)
-            return 2
-        _list(store)
-        return 0
+    _list(store)
+    return 0
 
 
 def _add(store: Store, args: argparse.Namespace) -> int:
