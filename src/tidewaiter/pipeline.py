@@ -121,8 +121,7 @@ class Engine:
     def process(self, event: Event) -> None:
         self.events += 1
         if self.config.assume_host and event.host is None and event.container is None:
-            if event.kind is not Kind.NETWORK or event.process is not None:  # not a bare flow
-                event = msgspec.structs.replace(event, host=self.config.assume_host)
+            event = self._assumed_host(event, self.config.assume_host)
         self.correlator.advance(event.time)
         signals = self.detector.signals(event)
         entity = None
@@ -189,6 +188,14 @@ class Engine:
             return owner
         host = (event.host or "unknown host").lower()
         return Entity(f"host:{host}", event.host)
+
+    @staticmethod
+    def _assumed_host(event: Event, host: str) -> Event:
+        """A record of a single-host export that names no host (eslogger) gets the assumed one;
+        a bare flow (Zeek) does not: it belongs to whoever held its address."""
+        if event.kind is Kind.NETWORK and event.process is None:
+            return event
+        return msgspec.structs.replace(event, host=host)
 
     def _note_tool(self, event: Event) -> None:
         """Remember that a tool a benign profile names ran here (a backup script's etcdctl

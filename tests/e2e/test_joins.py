@@ -11,7 +11,7 @@ import pytest
 from tidewaiter.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
-JOINS = ROOT / "tests" / "fixtures" / "joins"
+FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def alerts(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, object]]:
@@ -20,7 +20,10 @@ def alerts(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, obj
 
 
 def test_eslogger_ditto_then_curl_joined_with_zeek(capsys: pytest.CaptureFixture[str]) -> None:
-    files = [str(JOINS / "mac-ditto-curl.eslogger.jsonl"), str(JOINS / "office-conn.zeek.log")]
+    files = [
+        str(FIXTURES / "eslogger" / "mac-ditto-curl.jsonl"),
+        str(FIXTURES / "zeek" / "office-conn.log"),
+    ]
     joined = alerts(
         capsys, *files, "--assume-host", "jdoe-mbp", "--host-address", "jdoe-mbp=192.168.1.34"
     )

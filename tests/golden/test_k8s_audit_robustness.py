@@ -5,28 +5,23 @@ stage of a request already emitted), or a skip located by its line."""
 
 from __future__ import annotations
 
-import io
 import json
-import random
+from functools import partial
 from pathlib import Path
 
-import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tidewaiter.events import RawRef
-from tidewaiter.sources import all_sources, base, get
-from tidewaiter.sources.base import ReadReport, RecordError, read_lines
+from tests import robustness
+from tests.robustness import SETTINGS, account_mutations, json_values, mutated_lines, scalars
+from tidewaiter.sources import all_sources, get
 
 all_sources()
 import tidewaiter.sources.k8s_audit  # noqa: E402, F401 - registers the source
 
 SOURCE = get("k8s-audit")
-MUTATIONS = 10_000
-SETTINGS = settings(
-    max_examples=80, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow]
-)
+account = partial(robustness.account, SOURCE)  # test bodies as before: same derandomized examples
 KEYS = (
     "kind", "auditID", "stage", "requestURI", "verb", "user", "username", "sourceIPs",
     "userAgent", "objectRef", "resource", "subresource", "namespace", "name", "responseStatus",
@@ -34,22 +29,8 @@ KEYS = (
     "initContainers", "image", "volumes", "hostPath", "path", "volumeMounts", "mountPath",
     "readOnly", "securityContext", "privileged", "hostNetwork", "stageTimestamp",
 )  # fmt: skip
-SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-    | st.sampled_from(["pods", "exec", "attach", "create", "get", "Event", "/", "api"])
-)
-VALUES = st.recursive(
-    SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.sampled_from(KEYS) | st.text(max_size=8), inner, max_size=5)
-    ),
-    max_leaves=12,
-)
+SCALARS = scalars("pods", "exec", "attach", "create", "get", "Event", "/", "api")
+VALUES = json_values(SCALARS, KEYS)
 QUERIES = st.lists(
     st.tuples(st.sampled_from(["command", "container", "stdout", "x"]), st.text(max_size=10)),
     max_size=5,
@@ -83,19 +64,6 @@ AUDITS = st.fixed_dictionaries(
 )
 
 
-def account(data: bytes) -> ReadReport:
-    """Read data and check that every non-blank line is one record, each accounted for once."""
-    report = ReadReport()
-    events = list(read_lines(SOURCE, "fuzz", io.BytesIO(data), report))
-    lines = [line for line in io.BytesIO(data) if line.strip()]
-    assert report.records == len(lines)
-    assert report.events == len(events)
-    assert report.events + report.ignored + report.skipped_total == report.records
-    # The reader turns parser bugs into skips too: none of those may appear.
-    assert not [r for r in report.skipped if r.startswith("unreadable record")]
-    return report
-
-
 @SETTINGS
 @given(st.binary(max_size=2048))
 def test_random_bytes(data: bytes) -> None:
@@ -114,77 +82,11 @@ def test_random_events_in_audit_vocabulary(audits: list[dict[str, object]]) -> N
     account(b"".join(json.dumps(audit).encode() + b"\n" for audit in audits))
 
 
-# --- seeded mutations of the fixture records -------------------------------------------------
-
-SWAPS: tuple[object, ...] = (None, 0, -1, 2**63, 1.5, "", "x", [], {}, True, ["a", 1], {"path": 3})
-Slot = tuple[object, ...]  # the keys and indexes leading to one value
-
-
-def slots(tree: object, prefix: Slot = ()) -> list[Slot]:
-    """Every place in a JSON tree, at any depth."""
-    if isinstance(tree, dict):
-        items: list[tuple[object, object]] = list(tree.items())
-    elif isinstance(tree, list):
-        items = list(enumerate(tree))
-    else:
-        return []
-    found: list[Slot] = []
-    for key, value in items:
-        found.append((*prefix, key))
-        found.extend(slots(value, (*prefix, key)))
-    return found
-
-
-def mutate(record: bytes, places: list[Slot], rng: random.Random) -> bytes:
-    operation = rng.randrange(4)
-    if operation == 0:  # flip bytes, never into a line break
-        data = bytearray(record)
-        for _ in range(rng.randint(1, 4)):
-            at = rng.randrange(len(data))
-            data[at] = (data[at] ^ rng.randint(1, 255)) or 1
-            if data[at] == 0x0A:
-                data[at] = 0x0B
-        return bytes(data)
-    if operation == 1:  # truncate
-        return record[: rng.randrange(len(record))]
-    tree = orjson.loads(record)
-    *path, key = rng.choice(places)
-    parent = tree
-    for step in path:
-        parent = parent[step]
-    if operation == 2:  # delete a key or an item
-        del parent[key]
-    else:  # swap a value for one of another type
-        parent[key] = rng.choice(SWAPS)
-    return orjson.dumps(tree)
-
-
-def mutated_lines(path: Path, seed: int) -> list[bytes]:
-    records = [line for line in path.read_bytes().splitlines() if line.strip()]
-    places = [slots(orjson.loads(record)) for record in records]
-    rng = random.Random(seed)  # seeded: the same mutations on every run
-    picks = (i % len(records) for i in range(MUTATIONS))
-    return [mutate(records[i], places[i], rng) for i in picks]
-
-
 def test_ten_thousand_mutated_records(fixtures: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     lines = mutated_lines(fixtures / "k8s_audit" / "audit.jsonl", seed=1560)
-    # First each line on its own: RecordError is the only exception a decoder may raise. Whether
-    # a line is bad does not depend on the lines before it (only a good one is remembered).
-    decoder = SOURCE.decoder("mutated")
-    bad: list[int] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            decoder.feed(line, RawRef("k8s-audit", "mutated", line=number))
-        except RecordError:
-            bad.append(number)
-    # Then the same lines as one file: every bad one counted, and located by its line.
-    monkeypatch.setattr(base, "MAX_EXAMPLES", MUTATIONS)
-    report = account(b"\n".join(lines) + b"\n")
-    assert report.skipped_total == len(bad)
-    assert [p.where for p in report.examples] == [f"line {n}" for n in bad]
+    # The lines are fed to one decoder in turn: whether a line is bad does not depend on the
+    # lines before it (only a good one is remembered).
+    report, bad = account_mutations(SOURCE, lines, monkeypatch)
     # The mutations reach every side: records read, rejected, and dropped as a request already
     # emitted (the fixture's audit ids repeat every 15 lines, so most good copies are repeats).
     assert report.events > 50

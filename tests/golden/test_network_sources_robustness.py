@@ -10,7 +10,6 @@ RecordError).
 from __future__ import annotations
 
 import importlib
-import io
 import json
 import math
 import random
@@ -22,6 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.robustness import MUTATIONS, account, nonblank_lines, read
 from tidewaiter.events import Event, RawRef
 from tidewaiter.sources import ReadReport, all_sources, base, get
 
@@ -37,7 +37,6 @@ FIXTURE_FILES = {
     "hubble": ("hubble/flows.jsonl", "hubble/malformed.jsonl"),
     "vpcflow": ("vpcflow/default.log", "vpcflow/custom.log", "vpcflow/cloudwatch.log"),
 }
-MUTATIONS = 10_000
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
@@ -166,29 +165,14 @@ TOKENS = (
 SWAPS: tuple[object, ...] = (None, True, 0, -1, 1e300, 10**30, "", "x", "9" * 400, [], {}, [1])
 
 
-def read(name: str, data: bytes) -> tuple[list[Event], ReadReport]:
-    report = ReadReport()
-    events = list(base.read_lines(get(name), "<test>", io.BytesIO(data), report))
-    return events, report
-
-
-def assert_accounted(name: str, data: bytes, events: list[Event], report: ReadReport) -> None:
-    prefix = get(name).comment_prefix
-    lines = list(io.BytesIO(data))
-    framing = {n for n, line in enumerate(lines, 1) if prefix and line.startswith(prefix)}
-    records = [n for n, line in enumerate(lines, 1) if line.strip() and n not in framing]
-    bugs = [reason for reason in report.skipped if reason.startswith("unreadable record (")]
-    assert bugs == []
-    assert report.records == len(records)
-    assert len(events) == report.events
-    # A framing line (a VPC header) may itself be a problem, but is never a record.
-    framing_problems = sum(1 for p in report.examples if int(p.where.split()[1]) in framing)
-    assert report.events + report.ignored + report.skipped_total == (
-        report.records + framing_problems
-    )
+def read_accounted(name: str, data: bytes) -> tuple[list[Event], ReadReport]:
+    """Read data as the named source, every record accounted for (a framing line, a VPC header,
+    may itself be a problem, but is never a record), every event whole."""
+    events, report = account(get(name), data)
     for event in events:
         assert math.isfinite(event.time)
         msgspec.json.encode(event)  # every field holds the type the model declares
+    return events, report
 
 
 @pytest.fixture(autouse=True)
@@ -229,23 +213,20 @@ flow_log_lines = st.lists(
 @SETTINGS
 @given(data=lines_of_bytes)
 def test_random_bytes(name: str, data: bytes) -> None:
-    events, report = read(name, data)
-    assert_accounted(name, data, events, report)
+    read_accounted(name, data)
 
 
 @pytest.mark.parametrize("name", JSON_SOURCES)
 @SETTINGS
 @given(data=json_lines)
 def test_random_json_objects(name: str, data: bytes) -> None:
-    events, report = read(name, data)
-    assert_accounted(name, data, events, report)
+    read_accounted(name, data)
 
 
 @SETTINGS
 @given(data=flow_log_lines)
 def test_random_flow_log_lines(data: bytes) -> None:
-    events, report = read("vpcflow", data)
-    assert_accounted("vpcflow", data, events, report)
+    read_accounted("vpcflow", data)
 
 
 # --- seeded mutations -----------------------------------------------------------------------
@@ -331,10 +312,7 @@ TEXT_MUTATIONS: tuple[Mutation, ...] = (flip_bytes, truncate, edit_fields)
 
 
 def fixture_lines(name: str) -> list[bytes]:
-    lines: list[bytes] = []
-    for path in FIXTURE_FILES[name]:
-        lines += [line for line in (FIXTURES / path).read_bytes().splitlines() if line.strip()]
-    return lines
+    return nonblank_lines(*(FIXTURES / path for path in FIXTURE_FILES[name]))
 
 
 @pytest.mark.parametrize("name", SOURCES)
@@ -347,9 +325,8 @@ def test_seeded_mutations(name: str) -> None:
         lines.append(rng.choice(mutations)(rng, rng.choice(originals)))
     data = b"\n".join(lines) + b"\n"
 
-    events, report = read(name, data)
+    _, report = read_accounted(name, data)
 
-    assert_accounted(name, data, events, report)
     assert report.skipped_total > MUTATIONS // 10  # the mutations do break records
     located = [int(p.where.removeprefix("line ")) for p in report.examples]
     assert len(located) == len(set(located)) == report.skipped_total  # each once, at its line
@@ -366,15 +343,16 @@ def unplaced(event: Event) -> Event:
 def test_intact_records_among_mutations_read_as_alone(name: str) -> None:
     """A good record after a broken one reads exactly as it does on its own: nothing a bad
     record did leaks into the next (these sources keep no state between lines)."""
-    good = [line for line in fixture_lines(name) if not read(name, line + b"\n")[1].skipped]
-    alone = {line: [unplaced(e) for e in read(name, line + b"\n")[0]] for line in good}
+    source = get(name)
+    good = [line for line in fixture_lines(name) if not read(source, line + b"\n")[1].skipped]
+    alone = {line: [unplaced(e) for e in read(source, line + b"\n")[0]] for line in good}
     rng = random.Random(f"tidewaiter:{name}:interleaved")
     lines: list[bytes] = []
     for _ in range(2_000):
         lines.append(rng.choice(JSON_MUTATIONS)(rng, rng.choice(good)))
         lines.append(rng.choice(good))  # even line numbers: intact records
 
-    events, report = read(name, b"\n".join(lines) + b"\n")
+    events, report = read(source, b"\n".join(lines) + b"\n")
 
     assert all(int(p.where.removeprefix("line ")) % 2 for p in report.examples)
     intact = [unplaced(e) for e in events if e.raw.line is not None and e.raw.line % 2 == 0]

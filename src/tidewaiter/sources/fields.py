@@ -66,7 +66,8 @@ def to_int(value: object) -> int | None:
         text = value.strip()
         if len(text) > 40:  # no field tidewaiter reads is that long a number
             return None
-        if text.isdigit() or (text.startswith("-") and text[1:].isdigit()):
+        digits = text[1:] if text.startswith("-") else text
+        if digits.isascii() and digits.isdigit():  # not "²": isdigit() alone accepts it
             return int(text)
         if text.lower().startswith("0x"):
             try:
