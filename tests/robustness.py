@@ -8,6 +8,7 @@ RecordError).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
 from collections.abc import Sequence
@@ -187,3 +188,76 @@ def account_mutations(
     assert report.skipped_total == len(bad)
     assert [p.where for p in report.examples] == [f"line {n}" for n in bad]
     return report, bad
+
+
+# --- mutations of records of any format, and framing that spans lines ----------------------
+
+
+def mutate_text(record: bytes, rng: random.Random) -> bytes:
+    """One record of any text format with bytes flipped (never into a line break), cut short, or
+    a field (tab, comma or space separated) dropped or doubled."""
+    if not record:
+        return b"\x00"
+    operation = rng.randrange(4)
+    if operation == 0:
+        data = bytearray(record)
+        for _ in range(rng.randint(1, 4)):
+            at = rng.randrange(len(data))
+            data[at] = (data[at] ^ rng.randint(1, 255)) or 1
+            if data[at] == 0x0A:
+                data[at] = 0x0B
+        return bytes(data)
+    if operation == 1:
+        return record[: rng.randrange(len(record))]
+    separator = next((s for s in (b"\t", b",", b" ") if s in record), b" ")
+    fields = record.split(separator)
+    at = rng.randrange(len(fields))
+    if operation == 2:
+        del fields[at]
+    else:
+        fields.insert(at, fields[at])
+    return separator.join(fields)
+
+
+def mutate_any(record: bytes, rng: random.Random) -> bytes:
+    """A JSON record mutated as mutate does (keys deleted, types swapped), any other as
+    mutate_text does."""
+    try:
+        places = slots(orjson.loads(record))
+    except orjson.JSONDecodeError:
+        places = []
+    if places:
+        return mutate(record, places, rng)
+    return mutate_text(record, rng)
+
+
+def mutated_records(records: Sequence[bytes], seed: int, count: int = MUTATIONS) -> list[bytes]:
+    """count seeded mutations of the records, taken in turn."""
+    rng = random.Random(seed)  # seeded: the same mutations on every run
+    return [mutate_any(records[i % len(records)], rng) for i in range(count)]
+
+
+def record_starts(source: Source, data: bytes) -> int:
+    """How many records base.read_lines should count in data: the non-blank lines that are not
+    framing and do not continue a multi-line record a decoder of its own is assembling (the
+    line that opens a pretty-printed object is its record; the lines after it are not)."""
+    decoder = source.decoder("shadow")
+    prefix = source.comment_prefix
+    starts = 0
+    for number, line in enumerate(io.BytesIO(data), start=1):
+        if not line.strip():
+            continue
+        if not (prefix and line.startswith(prefix)) and decoder.starts_record(line):
+            starts += 1
+        with contextlib.suppress(RecordError):
+            list(decoder.feed(line, RawRef(source.name, "shadow", line=number)))
+    return starts
+
+
+def assert_located(report: ReadReport, lines: int) -> None:
+    """Every listed problem names a line of the input (or the end of the file after it)."""
+    for problem in report.examples:
+        where = problem.where.removeprefix("end of file (").removesuffix(")")
+        kind, _, number = where.partition(" ")
+        assert kind == "line", problem
+        assert 1 <= int(number) <= max(lines, 1), problem

@@ -293,7 +293,7 @@ def test_an_unterminated_object_is_reported_and_the_next_one_read(
     events, report = read(path)
     assert [(e.raw.line, e.activity) for e in events] == [(41, Activity.SEND)]
     assert [(p.where, p.reason) for p in report.examples] == [
-        ("line 41", "unterminated multi-line record"),
+        ("line 1", "unterminated multi-line record"),  # where the cut-off object began
         ("end of file (line 149)", "unterminated multi-line record"),
     ]
 

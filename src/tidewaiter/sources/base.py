@@ -26,6 +26,19 @@ class RecordError(Exception):
     """A record this source cannot turn into events; the message is the reason, in one phrase."""
 
 
+class AbandonedRecord(RecordError):
+    """An earlier, unfinished record was given up when this line began a new one: the earlier
+    one is the problem (reported at its own line), the new line still yields its events."""
+
+    def __init__(
+        self, reason: str, where: RawRef, events: list[Event], then: str | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.where = where
+        self.events = events
+        self.then = then  # the new line's own problem, when it has one too
+
+
 @dataclass(frozen=True, slots=True)
 class Problem:
     path: str
@@ -79,6 +92,11 @@ class Decoder(ABC):
         """Whether a multi-line record is open: the next line continues it, not a record."""
         return False
 
+    def starts_record(self, line: bytes) -> bool:
+        """Whether this line begins a record (a multi-line format may begin one while another
+        is still open, abandoning it)."""
+        return not self.assembling
+
     @abstractmethod
     def feed(self, line: bytes, ref: RawRef) -> Iterable[Event]:
         """Events for one line; raise RecordError for a line that cannot be read."""
@@ -118,8 +136,8 @@ def read_lines(source: Source, path: str, stream: BinaryIO, report: ReadReport) 
         if source.comment_prefix is not None and line.startswith(source.comment_prefix):
             yield from guarded(decoder.feed, line, ref, report, count=False)
             continue
-        if not decoder.assembling:
-            report.records += 1  # a record starts on this line
+        if decoder.starts_record(line):
+            report.records += 1
         skipped = report.skipped_total
         events = list(guarded(decoder.feed, line, ref, report, count=False))
         if not events and not decoder.assembling and report.skipped_total == skipped:
@@ -137,6 +155,11 @@ def guarded(
     """Run one decoder step, turning any failure into a counted, located problem."""
     try:
         events = list(feed(line, ref))
+    except AbandonedRecord as exc:
+        report.skip(exc.where.path, _where(exc.where), str(exc))
+        if exc.then is not None:
+            report.skip(ref.path, _where(ref), exc.then)
+        events = exc.events
     except RecordError as exc:
         report.skip(ref.path, _where(ref), str(exc))
         return

@@ -48,8 +48,12 @@ class SensorSource(Source):
 
 class SensorDecoder(Decoder):
     def feed(self, line: bytes, ref: RawRef) -> list[Event]:
+        data = line.removeprefix(_BOM)
         try:
-            record = DECODER.decode(line.removeprefix(_BOM))
+            try:
+                record = DECODER.decode(data)
+            except UnicodeDecodeError:  # a corrupted byte inside a string: keep it as U+FFFD
+                record = DECODER.decode(data.decode("utf-8", "replace").encode())
         except msgspec.ValidationError as exc:
             raise RecordError(f"not a sensor record ({exc})") from None
         except msgspec.DecodeError:

@@ -33,7 +33,7 @@ from tidewaiter.events import (
 )
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.sources import register
-from tidewaiter.sources.base import Decoder, RecordError, Source
+from tidewaiter.sources.base import AbandonedRecord, Decoder, RecordError, Source
 from tidewaiter.sources.fields import parse_time
 
 MAX_RECORD = 8 * 1024 * 1024  # a multi-line object larger than this is reported, not buffered
@@ -225,12 +225,20 @@ class TetragonDecoder(Decoder):
     def _begin(self, line: bytes, ref: RawRef) -> None:
         self._start, self._lines, self._size, self._depth = ref, [line], len(line), 1
 
+    def starts_record(self, line: bytes) -> bool:
+        return self._start is None or line[:1] == b"{"
+
     def _continue(self, line: bytes, ref: RawRef) -> list[Event]:
         if line[:1] == b"{":  # a new object at column 0: the buffered one never closed
+            abandoned = self._start
             self._reset()
-            if line.strip() == b"{":
-                self._begin(line, ref)
-            raise RecordError("unterminated multi-line record")
+            try:
+                events = self.feed(line, ref)  # the new record is read as if alone
+            except RecordError as exc:  # both are bad: each is reported at its own line
+                raise AbandonedRecord(
+                    "unterminated multi-line record", abandoned or ref, [], then=str(exc)
+                ) from exc
+            raise AbandonedRecord("unterminated multi-line record", abandoned or ref, events)
         self._depth += _brace_balance(line)
         if not self._oversized:
             self._size += len(line)
@@ -406,10 +414,15 @@ def _decode(data: bytes) -> _Record:
 
 
 def _load_any(data: bytes) -> Any:
+    # The typed decoder stops at the first field of a wrong type, before it sees malformed JSON
+    # further on ({"time": []]): that is only found here.
     try:
-        return _ANY.decode(data)
-    except UnicodeDecodeError:
-        return _ANY.decode(data.decode("utf-8", "replace").encode())
+        try:
+            return _ANY.decode(data)
+        except UnicodeDecodeError:
+            return _ANY.decode(data.decode("utf-8", "replace").encode())
+    except msgspec.DecodeError:
+        raise RecordError("malformed JSON") from None
 
 
 def _repair(obj: Any) -> _Record:

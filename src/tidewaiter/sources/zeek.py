@@ -7,6 +7,7 @@ of the stream; a header block met mid-file (rotated logs concatenated) replaces 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import msgspec
@@ -131,11 +132,16 @@ class ZeekDecoder(Decoder):
         return _event(_Conn(*picked), ref)
 
 
+_HEX_ESCAPE = re.compile(r"\\x([0-9A-Fa-f]{2})")
+
+
 def _separator(escaped: str) -> str:
     """The separator from its escaped form: "\\x09" is a tab."""
+    # Zeek writes the separator as \xNN escapes; anything else is taken literally (decoding
+    # arbitrary text with unicode_escape would warn on, and later reject, stray backslashes).
     try:
-        separator = escaped.encode("latin-1").decode("unicode_escape")
-    except (UnicodeEncodeError, UnicodeDecodeError):
+        separator = _HEX_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), escaped)
+    except ValueError:
         raise RecordError("unreadable #separator") from None
     if not separator:
         raise RecordError("#separator declares no separator")
