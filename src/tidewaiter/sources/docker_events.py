@@ -21,7 +21,7 @@ from tidewaiter.events import Activity, Api, Container, Event, Image, Kind, RawR
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import parse_time, to_str
+from tidewaiter.sources.fields import decode_json_line, parse_time, to_str
 
 Fields = dict[str, object]
 
@@ -61,6 +61,8 @@ _EXEC = frozenset({"exec_create", "exec_start"})
 # Labels the kubelet's Docker integration (dockershim, cri-dockerd) puts on pod containers.
 _POD_NAME = "io.kubernetes.pod.name"
 _POD_NAMESPACE = "io.kubernetes.pod.namespace"
+
+_ANY = msgspec.json.Decoder()
 
 
 @register
@@ -121,22 +123,10 @@ class DockerEventsDecoder(Decoder):
 
 
 def _decode(line: bytes) -> Fields:
-    line = line.removeprefix(_BOM)
-    try:
-        message = _decode_strict(line)
-    except UnicodeDecodeError:
-        # An exec'd command is the attacker's text: keep the event, with U+FFFD for bad bytes.
-        message = _decode_strict(line.decode("utf-8", "replace").encode())
+    message = decode_json_line(line, _ANY)
     if not isinstance(message, dict):
         raise RecordError("JSON is not an object")
     return message
-
-
-def _decode_strict(line: bytes) -> object:
-    try:
-        return msgspec.json.decode(line)
-    except msgspec.DecodeError:
-        raise RecordError("malformed JSON") from None
 
 
 def _action(message: Fields) -> str:

@@ -20,7 +20,7 @@ import msgspec
 from tidewaiter.events import Activity, Event, File, Kind, Process, RawRef
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import parse_time, to_int, to_str
+from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
 
 Obj = dict[str, object]
 
@@ -106,27 +106,6 @@ class EsloggerDecoder(Decoder):
                 file=file,
             )
         ]
-
-
-def _decode(line: bytes) -> _Message:
-    line = line.removeprefix(_BOM)
-    try:
-        return _decode_strict(line)
-    except UnicodeDecodeError:
-        # A file name or argument with stray bytes must not hide the event: keep it, marked.
-        return _decode_strict(line.decode("utf-8", "replace").encode())
-
-
-def _decode_strict(line: bytes) -> _Message:
-    try:
-        return _DECODER.decode(line)
-    except msgspec.ValidationError as exc:  # a subclass of DecodeError, so it is caught first
-        # The only other validation failure is a number beyond a float's range (1e400).
-        if str(exc).startswith("Expected `object`"):
-            raise RecordError("JSON is not an object") from None
-        raise RecordError("malformed JSON") from None
-    except msgspec.DecodeError:
-        raise RecordError("malformed JSON") from None
 
 
 def _payload(message: _Message) -> tuple[str, Obj] | None:
@@ -293,3 +272,7 @@ def _path(file: object) -> str | None:
 
 def _obj(value: object) -> Obj | None:
     return value if isinstance(value, dict) else None
+
+
+def _decode(line: bytes) -> _Message:
+    return decode_json_line(line, _DECODER)

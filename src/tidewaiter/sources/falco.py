@@ -31,7 +31,7 @@ from tidewaiter.events import (
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import parse_time, to_int, to_str
+from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
 
 Fields = dict[str, object]
 
@@ -162,25 +162,6 @@ def _mount(item: str) -> Mount:
     parts = item.split(":")
     writable = parts[3].lower() == "true" if len(parts) > 3 else True
     return Mount(source=parts[0], destination=parts[1] or None, read_only=not writable)
-
-
-def _decode(line: bytes) -> _Alert:
-    line = line.removeprefix(_BOM)
-    try:
-        return _decode_strict(line)
-    except UnicodeDecodeError:
-        # A stray byte in a file name or argument an attacker chose must not hide the event:
-        # keep it, with U+FFFD where the bytes were not UTF-8.
-        return _decode_strict(line.decode("utf-8", "replace").encode())
-
-
-def _decode_strict(line: bytes) -> _Alert:
-    try:
-        return _DECODER.decode(line)
-    except msgspec.ValidationError:  # a subclass of DecodeError, so it is caught first
-        raise RecordError("JSON is not an object") from None
-    except msgspec.DecodeError:
-        raise RecordError("malformed JSON") from None
 
 
 def _time(alert: _Alert, fields: Fields) -> float:
@@ -399,3 +380,7 @@ def _image(fields: Fields) -> Image | None:
     if name is None and uid is None:
         return None
     return Image(name=name, uid=uid)
+
+
+def _decode(line: bytes) -> _Alert:
+    return decode_json_line(line, _DECODER)

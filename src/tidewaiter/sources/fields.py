@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
+from typing import TypeVar
+
+import msgspec
 
 from tidewaiter.sources.base import RecordError
 
@@ -25,6 +28,32 @@ def parse_time(value: object) -> float:
             moment = moment.replace(tzinfo=UTC)
         return moment.timestamp()
     raise RecordError("record has no time")
+
+
+BOM = b"\xef\xbb\xbf"  # some exporters (PowerShell, Windows editors) start files with one
+T = TypeVar("T")
+
+
+def decode_json_line(line: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    """One JSON record from a line, with msgspec's errors as one-phrase reasons. Invalid UTF-8
+    is kept as U+FFFD: a stray byte in an argument an attacker chose must not hide the record."""
+    line = line.removeprefix(BOM)
+    try:
+        return _decode_strict(line, decoder)
+    except UnicodeDecodeError:
+        return _decode_strict(line.decode("utf-8", "replace").encode(), decoder)
+
+
+def _decode_strict(line: bytes, decoder: msgspec.json.Decoder[T]) -> T:
+    try:
+        return decoder.decode(line)
+    except msgspec.ValidationError as exc:  # a subclass of DecodeError, so it is caught first
+        # The only other validation failure is a number beyond a float's range (1e400).
+        if str(exc).startswith("Expected `object`"):
+            raise RecordError("JSON is not an object") from None
+        raise RecordError("malformed JSON") from None
+    except msgspec.DecodeError:
+        raise RecordError("malformed JSON") from None
 
 
 _LATEST = 253402300799.0  # 9999-12-31T23:59:59Z: anything later is not a time

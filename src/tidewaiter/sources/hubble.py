@@ -23,7 +23,7 @@ from tidewaiter.events import Activity, Container, Endpoint, Event, Kind, RawRef
 from tidewaiter.identity import pod_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import parse_time, to_str
+from tidewaiter.sources.fields import decode_json_line, parse_time, to_str
 
 Fields = dict[str, object]
 
@@ -33,6 +33,8 @@ _BOM = b"\xef\xbb\xbf"
 _PASSED = frozenset({"FORWARDED", "AUDIT"})
 _PORTED = ("TCP", "UDP", "SCTP")
 _MAX_PORT = 65535
+
+_ANY = msgspec.json.Decoder()
 
 
 @register
@@ -89,22 +91,10 @@ class HubbleDecoder(Decoder):
 
 
 def _decode(line: bytes) -> Fields:
-    line = line.removeprefix(_BOM)
-    try:
-        record = _decode_strict(line)
-    except UnicodeDecodeError:
-        # Pod and DNS names are ASCII; a broken byte elsewhere must not lose the flow.
-        record = _decode_strict(line.decode("utf-8", "replace").encode())
+    record = decode_json_line(line, _ANY)
     if not isinstance(record, dict):
         raise RecordError("JSON is not an object")
     return record
-
-
-def _decode_strict(line: bytes) -> object:
-    try:
-        return msgspec.json.decode(line)
-    except msgspec.DecodeError:
-        raise RecordError("malformed JSON") from None
 
 
 def _flow(response: Fields) -> Fields | None:

@@ -19,7 +19,7 @@ import msgspec
 from tidewaiter.events import Activity, Api, Container, Event, Image, Kind, Mount, Process, RawRef
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import parse_time, to_int, to_str
+from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
 
 Obj = dict[str, object]
 
@@ -113,29 +113,12 @@ class K8sAuditDecoder(Decoder):
 
 
 def _decode(line: bytes) -> _Audit:
-    line = line.removeprefix(_BOM)
-    try:
-        audit = _decode_strict(line)
-    except UnicodeDecodeError:
-        # A user agent or command with stray bytes must not hide the request: keep it, marked.
-        audit = _decode_strict(line.decode("utf-8", "replace").encode())
+    audit = decode_json_line(line, _DECODER)
     if audit.kind not in (None, "Event"):
         if audit.kind == "EventList":
             raise RecordError("an EventList document, not one event a line")
         raise RecordError("not an audit event")
     return audit
-
-
-def _decode_strict(line: bytes) -> _Audit:
-    try:
-        return _DECODER.decode(line)
-    except msgspec.ValidationError as exc:  # a subclass of DecodeError, so it is caught first
-        # The only other validation failure is a number beyond a float's range (1e400).
-        if str(exc).startswith("Expected `object`"):
-            raise RecordError("JSON is not an object") from None
-        raise RecordError("malformed JSON") from None
-    except msgspec.DecodeError:
-        raise RecordError("malformed JSON") from None
 
 
 def _event(audit: _Audit, ref: RawRef) -> Event | None:

@@ -56,7 +56,7 @@ from tidewaiter.events import (
 from tidewaiter.identity import container_id_from_cgroup, normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
-from tidewaiter.sources.fields import parse_time, to_int, to_str
+from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
 
 Columns = dict[str, object]
 
@@ -234,23 +234,6 @@ def _listed(value: object, action: str) -> list[_Row]:
     if not isinstance(value, list):
         raise RecordError(f"{'diffResults.' if action != 'snapshot' else ''}{action} is not a list")
     return [_Row(f"{action}[{index}]", action, row) for index, row in enumerate(value)]
-
-
-def _decode(line: bytes) -> _Result:
-    try:
-        return _decode_strict(line)
-    except UnicodeDecodeError:
-        # A stray byte in a path or argument must not hide the row: keep it, marked.
-        return _decode_strict(line.decode("utf-8", "replace").encode())
-
-
-def _decode_strict(line: bytes) -> _Result:
-    try:
-        return _DECODER.decode(line)
-    except msgspec.ValidationError:
-        raise RecordError("JSON is not an object") from None
-    except msgspec.DecodeError:
-        raise RecordError("malformed JSON") from None
 
 
 def _row_events(context: _Context, row: _Row, ref: RawRef) -> list[Event]:
@@ -530,3 +513,7 @@ def _container(columns: Columns) -> Container | None:
         name=name.lstrip("/") if name and is_docker_row else to_str(columns.get("container_name")),
         image=Image(name=image, uid=image_id) if image or image_id else None,
     )
+
+
+def _decode(line: bytes) -> _Result:
+    return decode_json_line(line, _DECODER)

@@ -15,7 +15,7 @@ import msgspec
 from tidewaiter.events import Activity, Endpoint, Event, Kind, RawRef, Traffic
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import parse_time, to_int, to_str
+from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -149,22 +149,10 @@ def _separator(escaped: str) -> str:
 
 
 def _json_event(line: bytes, ref: RawRef) -> Event:
-    try:
-        conn = _decode(line)
-    except UnicodeDecodeError:  # Zeek escapes such bytes; a shipper may not: keep the flow
-        conn = _decode(line.decode("utf-8", "replace").encode())
+    conn = decode_json_line(line, _DECODER)  # Zeek escapes bad bytes; a shipper may not
     if conn.path is not None and conn.path != "conn":
         raise RecordError(f"a Zeek {to_str(conn.path)} record, not conn.log")
     return _event(conn, ref)
-
-
-def _decode(line: bytes) -> _Conn:
-    try:
-        return _DECODER.decode(line)
-    except msgspec.ValidationError:  # a subclass of DecodeError, so it is caught first
-        raise RecordError("JSON is not an object") from None
-    except msgspec.DecodeError:
-        raise RecordError("malformed JSON") from None
 
 
 def _event(conn: _Conn, ref: RawRef) -> Event:
