@@ -61,7 +61,7 @@ from tidewaiter.sources.base import (
     guarded,
     guarded_flush,
 )
-from tidewaiter.sources.fields import to_int, to_str
+from tidewaiter.sources.fields import BOM, to_int, to_str
 
 WINDOW = 64  # records after which an event without its EOE is taken as complete
 MAX_PENDING = 10_000  # open events held at once; beyond this the oldest is emitted as it is
@@ -87,7 +87,6 @@ _SNIFF = re.compile(
     rb"msg=audit\(\d+(?:\.\d+)?:\d+\)",
     re.MULTILINE,
 )
-_BOM = b"\xef\xbb\xbf"
 _GS = "\x1d"  # log_format=ENRICHED appends translated fields after this separator
 
 # Syscall numbers by audit arch; log_format=ENRICHED names the syscall itself (SYSCALL=...).
@@ -206,7 +205,7 @@ class AuditdSource(Source):
     title = "auditd log"
 
     def sniff(self, head: bytes) -> bool:
-        text = head.removeprefix(_BOM).lstrip()
+        text = head.removeprefix(BOM).lstrip()
         for line in text.split(b"\n", 8)[:8]:
             if not line.strip() or _is_framing(line):
                 continue
@@ -266,7 +265,7 @@ class AuditDecoder(Decoder):
     def feed(self, line: bytes, ref: RawRef) -> Iterable[Event]:
         if len(line) > MAX_LINE:
             raise RecordError(f"line longer than {MAX_LINE >> 20} MiB")
-        text = line.removeprefix(_BOM).decode("utf-8", "replace").strip()
+        text = line.removeprefix(BOM).decode("utf-8", "replace").strip()
         if not text or text.startswith(("----", "time->")):
             return []
         record = _parse(text)  # raises before any state changes: a bad line leaves no trace

@@ -21,11 +21,9 @@ from tidewaiter.events import Activity, Api, Container, Event, Image, Kind, RawR
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import decode_json_line, parse_time, to_str
+from tidewaiter.sources.fields import BOM, decode_json_line, parse_time, to_str
 
 Fields = dict[str, object]
-
-_BOM = b"\xef\xbb\xbf"
 
 
 class _Call(NamedTuple):
@@ -71,7 +69,7 @@ class DockerEventsSource(Source):
     title = "Docker engine events JSON"
 
     def sniff(self, head: bytes) -> bool:
-        line = head.removeprefix(_BOM).lstrip().split(b"\n", 1)[0]
+        line = head.removeprefix(BOM).lstrip().split(b"\n", 1)[0]
         if not line.startswith(b"{") or (b'"Action"' not in line and b'"status"' not in line):
             return False
         try:

@@ -20,11 +20,10 @@ import msgspec
 from tidewaiter.events import Activity, Event, File, Kind, Process, RawRef
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
+from tidewaiter.sources.fields import BOM, decode_json_line, parse_time, to_int, to_str
 
 Obj = dict[str, object]
 
-_BOM = b"\xef\xbb\xbf"
 
 # es_event_type_t values of the NOTIFY events read here, from EndpointSecurity/ESTypes.h. The
 # enum only ever grows at the end, so the numbers hold across macOS releases. 14 is
@@ -71,7 +70,7 @@ class EsloggerSource(Source):
     title = "macOS eslogger JSON"
 
     def sniff(self, head: bytes) -> bool:
-        line = head.removeprefix(_BOM).lstrip().split(b"\n", 1)[0]
+        line = head.removeprefix(BOM).lstrip().split(b"\n", 1)[0]
         return (
             line.startswith(b"{")
             and b'"event_type"' in line

@@ -31,11 +31,10 @@ from tidewaiter.events import (
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
+from tidewaiter.sources.fields import BOM, decode_json_line, parse_time, to_int, to_str
 
 Fields = dict[str, object]
 
-_BOM = b"\xef\xbb\xbf"
 _EXEC = frozenset({"execve", "execveat"})
 _OPEN = frozenset({"open", "openat", "openat2", "creat"})
 _SEND = frozenset({"sendto", "sendmsg", "sendmmsg", "sendfile", "write", "writev", "pwrite"})
@@ -72,7 +71,7 @@ class FalcoSource(Source):
     title = "Falco JSON"
 
     def sniff(self, head: bytes) -> bool:
-        line = head.removeprefix(_BOM).lstrip().split(b"\n", 1)[0]
+        line = head.removeprefix(BOM).lstrip().split(b"\n", 1)[0]
         return (
             line.startswith(b"{")
             and b'"output_fields"' in line

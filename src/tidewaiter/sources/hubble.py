@@ -23,11 +23,10 @@ from tidewaiter.events import Activity, Container, Endpoint, Event, Kind, RawRef
 from tidewaiter.identity import pod_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import decode_json_line, parse_time, to_str
+from tidewaiter.sources.fields import BOM, decode_json_line, parse_time, to_str
 
 Fields = dict[str, object]
 
-_BOM = b"\xef\xbb\xbf"
 # AUDIT: a policy in audit mode would have dropped it, but it went out. REDIRECTED flows are left
 # to the L7 proxy's own flow, which says whether the proxy let the request through.
 _PASSED = frozenset({"FORWARDED", "AUDIT"})
@@ -43,7 +42,7 @@ class HubbleSource(Source):
     title = "Cilium Hubble flows JSON"
 
     def sniff(self, head: bytes) -> bool:
-        line = head.removeprefix(_BOM).lstrip().split(b"\n", 1)[0]
+        line = head.removeprefix(BOM).lstrip().split(b"\n", 1)[0]
         if not line.startswith(b"{") or b'"verdict"' not in line:
             return False
         try:

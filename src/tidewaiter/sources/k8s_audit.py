@@ -19,11 +19,10 @@ import msgspec
 from tidewaiter.events import Activity, Api, Container, Event, Image, Kind, Mount, Process, RawRef
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
+from tidewaiter.sources.fields import BOM, decode_json_line, parse_time, to_int, to_str
 
 Obj = dict[str, object]
 
-_BOM = b"\xef\xbb\xbf"
 _STREAMS = frozenset({"exec", "attach"})
 SEEN_CAPACITY = 65_536  # audit ids remembered for de-duplication; stages arrive close together
 
@@ -65,7 +64,7 @@ class K8sAuditSource(Source):
     title = "Kubernetes audit log"
 
     def sniff(self, head: bytes) -> bool:
-        line = head.removeprefix(_BOM).lstrip().split(b"\n", 1)[0]
+        line = head.removeprefix(BOM).lstrip().split(b"\n", 1)[0]
         return (
             line.startswith(b"{")
             and b"audit.k8s.io/" in line

@@ -28,7 +28,7 @@ from tidewaiter.events import (
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import parse_time, to_int, to_str
+from tidewaiter.sources.fields import BOM, parse_time, to_int, to_str
 
 PROCESS_ACTIVITY = 1007
 FILE_SYSTEM_ACTIVITY = 1001
@@ -53,7 +53,6 @@ _KINDS: Final = {
 # Fields every OCSF event class carries beside class_uid; one of them tells OCSF from other JSON.
 _BASE_FIELDS = ("activity_id", "category_uid", "type_uid")
 _JSON: Final = msgspec.json.Decoder()
-_BOM = b"\xef\xbb\xbf"
 
 
 @register
@@ -62,7 +61,7 @@ class OcsfSource(Source):
     title = "OCSF JSON"
 
     def sniff(self, head: bytes) -> bool:
-        first = head.removeprefix(_BOM).lstrip().split(b"\n", 1)[0]
+        first = head.removeprefix(BOM).lstrip().split(b"\n", 1)[0]
         try:
             record = _JSON.decode(first)
         except (msgspec.DecodeError, UnicodeDecodeError):
@@ -99,9 +98,9 @@ def _load(line: bytes) -> dict[str, Any]:
     try:
         record = _JSON.decode(line)
     except msgspec.DecodeError:
-        if not line.startswith(_BOM):
+        if not line.startswith(BOM):
             raise RecordError("malformed JSON") from None
-        record = _load(line[len(_BOM) :])
+        record = _load(line[len(BOM) :])
     except UnicodeDecodeError:
         # Invalid UTF-8 inside a string: keep the record with U+FFFD rather than lose the event.
         record = _load(line.decode("utf-8", "replace").encode())

@@ -56,11 +56,10 @@ from tidewaiter.events import (
 from tidewaiter.identity import container_id_from_cgroup, normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
-from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
+from tidewaiter.sources.fields import BOM, decode_json_line, parse_time, to_int, to_str
 
 Columns = dict[str, object]
 
-_BOM = b"\xef\xbb\xbf"
 _HEX = re.compile(r"(?:[0-9A-Fa-f]{2})+")
 _CONTAINER_ID = re.compile(r"[0-9a-f]{12,64}")
 _CALENDAR = ("%a %b %d %H:%M:%S %Y UTC", "%a %b %d %H:%M:%S %Y")
@@ -127,7 +126,7 @@ class OsquerySource(Source):
     title = "osquery results JSON"
 
     def sniff(self, head: bytes) -> bool:
-        line = head.removeprefix(_BOM).lstrip().split(b"\n", 1)[0]
+        line = head.removeprefix(BOM).lstrip().split(b"\n", 1)[0]
         if not line.startswith(b"{"):
             return False
         try:
@@ -211,7 +210,7 @@ class OsqueryDecoder(Decoder):
 
 
 def _unpack(line: bytes) -> tuple[_Context, list[_Row]]:
-    result = _decode(line.removeprefix(_BOM))
+    result = _decode(line.removeprefix(BOM))
     rows: list[_Row] = []
     if result.columns is not None:
         rows.append(_Row(None, (to_str(result.action) or "added").lower(), result.columns))

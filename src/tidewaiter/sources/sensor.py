@@ -27,9 +27,9 @@ from tidewaiter.identity import normalise_container_id
 from tidewaiter.sensor.schema import DECODER, MARKER, ProcessInfo, SensorRecord
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
+from tidewaiter.sources.fields import BOM
 
 _SNIFF = f'{{"sensor":"{MARKER}"'.encode()
-_BOM = b"\xef\xbb\xbf"
 _FILE_ACTIVITY = {"create": Activity.CREATE, "rename": Activity.RENAME}
 _NETWORK_ACTIVITY = {"connect": Activity.CONNECT, "send": Activity.SEND}
 
@@ -40,7 +40,7 @@ class SensorSource(Source):
     title = "tidewaiter sensor JSON"
 
     def sniff(self, head: bytes) -> bool:
-        return head.removeprefix(_BOM).lstrip().startswith(_SNIFF)
+        return head.removeprefix(BOM).lstrip().startswith(_SNIFF)
 
     def decoder(self, path: str) -> Decoder:
         return SensorDecoder()
@@ -48,7 +48,7 @@ class SensorSource(Source):
 
 class SensorDecoder(Decoder):
     def feed(self, line: bytes, ref: RawRef) -> list[Event]:
-        data = line.removeprefix(_BOM)
+        data = line.removeprefix(BOM)
         try:
             try:
                 record = DECODER.decode(data)

@@ -34,12 +34,11 @@ from tidewaiter.events import (
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import AbandonedRecord, Decoder, RecordError, Source
-from tidewaiter.sources.fields import parse_time
+from tidewaiter.sources.fields import BOM, parse_time
 
 MAX_RECORD = 8 * 1024 * 1024  # a multi-line object larger than this is reported, not buffered
 _MAX_REPAIRS = 16  # fields of the wrong type dropped from one record before giving up on it
 _CACHE_LIMIT = 4096
-_BOM = b"\xef\xbb\xbf"
 
 
 # --- the fields tidewaiter reads (Tetragon's api/v1 tetragon.proto, JSON names) -----------------
@@ -207,7 +206,7 @@ class TetragonDecoder(Decoder):
         try:
             record = _decode(line)
         except RecordError:
-            if line.strip().removeprefix(_BOM) != b"{":  # how pretty-printers open an object
+            if line.strip().removeprefix(BOM) != b"{":  # how pretty-printers open an object
                 raise
             self._begin(line, ref)
             return []
@@ -404,8 +403,8 @@ def _decode(data: bytes) -> _Record:
     except msgspec.ValidationError:
         return _repair(_load_any(data))
     except msgspec.DecodeError:
-        if data.startswith(_BOM):
-            return _decode(data[len(_BOM) :])
+        if data.startswith(BOM):
+            return _decode(data[len(BOM) :])
         raise RecordError("malformed JSON") from None
     except UnicodeDecodeError:
         # Invalid UTF-8 inside a string (an attacker-chosen file name, a lossy pipeline): keep
@@ -484,7 +483,7 @@ def _time(value: str | None) -> float:
 
 
 def _top_keys(data: bytes) -> dict[str, msgspec.Raw]:
-    data = data.removeprefix(_BOM)
+    data = data.removeprefix(BOM)
     try:
         return _KEYS.decode(data)
     except UnicodeDecodeError:
@@ -616,7 +615,7 @@ def _brace_balance(line: bytes) -> int:
 
 def _top_level_keys(head: bytes) -> Collection[str]:
     """Keys of the first JSON object of a head: one line, or a pretty-printed object."""
-    text = head.removeprefix(_BOM).lstrip()
+    text = head.removeprefix(BOM).lstrip()
     first, _, rest = text.partition(b"\n")
     if first.strip() != b"{":
         return _object_keys(first)

@@ -23,8 +23,8 @@ from tidewaiter.events import Activity, Container, Endpoint, Event, Kind, RawRef
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
+from tidewaiter.sources.fields import BOM
 
-_BOM = b"\xef\xbb\xbf"
 _HEADER_PREFIX = b"version "
 DEFAULT_FIELDS = (
     "version",
@@ -135,7 +135,7 @@ class VpcFlowSource(Source):
     comment_prefix = _HEADER_PREFIX
 
     def sniff(self, head: bytes) -> bool:
-        line = head.removeprefix(_BOM).lstrip().split(b"\n", 1)[0]
+        line = head.removeprefix(BOM).lstrip().split(b"\n", 1)[0]
         if _DEFAULT_RECORD.match(line):
             return True
         # A header naming only known fields: the decoder also takes fields newer than these,
@@ -157,7 +157,7 @@ class VpcFlowDecoder(Decoder):
         self._layout = _DEFAULT_LAYOUT
 
     def feed(self, line: bytes, ref: RawRef) -> list[Event]:
-        line = line.removeprefix(_BOM)
+        line = line.removeprefix(BOM)
         fields = line.decode("utf-8", "replace").split()
         if is_header(fields):
             self._layout = _layout(fields, "the header declares")

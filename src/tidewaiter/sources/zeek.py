@@ -15,9 +15,7 @@ import msgspec
 from tidewaiter.events import Activity, Endpoint, Event, Kind, RawRef, Traffic
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
-
-_BOM = b"\xef\xbb\xbf"
+from tidewaiter.sources.fields import BOM, decode_json_line, parse_time, to_int, to_str
 
 
 class _Conn(msgspec.Struct):
@@ -48,7 +46,7 @@ class ZeekSource(Source):
     comment_prefix = b"#"  # the TSV header block: framing, not records
 
     def sniff(self, head: bytes) -> bool:
-        text = head.removeprefix(_BOM).lstrip()
+        text = head.removeprefix(BOM).lstrip()
         if text.startswith(b"#separator"):
             return _header_path(text) == "conn"
         line = text.split(b"\n", 1)[0]
@@ -79,7 +77,7 @@ class ZeekDecoder(Decoder):
         return self._header.path
 
     def feed(self, line: bytes, ref: RawRef) -> list[Event]:
-        line = line.removeprefix(_BOM)
+        line = line.removeprefix(BOM)
         if line.startswith((b"{", b"[")):
             return [_json_event(line, ref)]
         text = line.decode("utf-8", "replace").rstrip("\r\n")
