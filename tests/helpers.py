@@ -1,4 +1,5 @@
-"""Small helpers the tests share: read a file through tidewaiter's own reader."""
+"""Small helpers the tests share: read a file through tidewaiter's own reader, and one line of
+each common format, for sniff tests that must reject formats other than their own."""
 
 from __future__ import annotations
 
@@ -12,3 +13,13 @@ def read(path: Path | str, fmt: str | None = None) -> tuple[list[Event], ReadRep
     report = ReadReport()
     events = list(open_events(str(path), report, fmt))
     return events, report
+
+
+# One record of other producers' formats, as sniff tests feed them.
+TETRAGON = b'{"process_exec":{"process":{"binary":"/bin/ls"}},"time":"2024-01-01T00:00:00Z"}\n'
+FALCO = (
+    b'{"output":"x","priority":"Notice","rule":"r","time":"2024-01-01T00:00:00Z",'
+    b'"output_fields":{"proc.name":"tar"}}\n'
+)
+ZEEK = b'{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.1","id.resp_h":"1.2.3.4","conn_state":"SF"}\n'
+OCSF = b'{"class_uid":1007,"time":1700000000000}\n'

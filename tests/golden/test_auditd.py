@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import read
+from tests.helpers import TETRAGON, read
 from tidewaiter.cli.detect import detect
 from tidewaiter.events import Activity, Container, Endpoint, Event, File, Kind, Process, RawRef
 from tidewaiter.pipeline import EngineConfig
@@ -31,7 +31,6 @@ TAR = Process(
     user="0",
     parent=Process(pid=4100),
 )
-TETRAGON = b'{"process_exec":{"process":{"binary":"/bin/ls"}},"time":"2024-01-01T00:00:00Z"}\n'
 OSQUERY = b'{"name":"pack_x_process_events","hostIdentifier":"h","unixTime":1,"columns":{}}\n'
 SYSLOG = b"May  2 10:00:00 node-a sshd[900]: Accepted publickey for ana from 198.51.100.7\n"
 

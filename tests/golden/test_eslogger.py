@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import read
+from tests.helpers import FALCO, OCSF, TETRAGON, ZEEK, read
 from tidewaiter.events import Activity, Event, File, Kind, Process, RawRef
 from tidewaiter.sources import all_sources, get
 
@@ -20,13 +20,6 @@ T0 = 1709287200.0  # 2024-03-01T10:00:00Z
 ARCHIVE = "/Users/alice/Library/Caches/q1 export.tgz"
 TAR = Process(pid=8123, path="/usr/bin/tar", user="501")
 DITTO = Process(pid=8151, path="/usr/bin/ditto", user="0")
-TETRAGON = b'{"process_exec":{"process":{"binary":"/bin/ls"}},"time":"2024-01-01T00:00:00Z"}\n'
-FALCO = (
-    b'{"output":"x","priority":"Notice","rule":"r","time":"2024-01-01T00:00:00Z",'
-    b'"output_fields":{"proc.name":"tar"}}\n'
-)
-ZEEK = b'{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.1","id.resp_h":"1.2.3.4","conn_state":"SF"}\n'
-OCSF = b'{"class_uid":1007,"time":1700000000000}\n'
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import read
+from tests.helpers import OCSF, TETRAGON, read
 from tidewaiter.events import (
     Activity,
     Container,
@@ -32,8 +32,6 @@ API = Container(
     namespace="shop",
 )
 STAGER = Container(uid="9f1c2e4a7b3d", name="stager", image=Image(name="alpine:3.19"))
-TETRAGON = b'{"process_exec":{"process":{"binary":"/bin/ls"}},"time":"2024-01-01T00:00:00Z"}\n'
-OCSF = b'{"class_uid":1007,"time":1700000000000}\n'
 SYSMON_XML = (
     b'<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event"><System>'
     b'<Provider Name="Microsoft-Windows-Sysmon"/><EventID>1</EventID></System></Event>\n'

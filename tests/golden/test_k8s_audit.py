@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import read
+from tests.helpers import FALCO, OCSF, TETRAGON, ZEEK, read
 from tidewaiter.events import Activity, Api, Container, Event, Image, Kind, Mount, Process, RawRef
 from tidewaiter.sources import all_sources, get
 
@@ -23,13 +23,6 @@ ALICE = "alice@example.com"
 KUBECTL_129 = "kubectl/v1.29.3 (linux/amd64) kubernetes/6813625"
 API_POD = "api-7d9f8b6c5-x2k4q"
 API = Container(uid=f"pod:shop/{API_POD}/api", name="api", pod_name=API_POD, namespace="shop")
-TETRAGON = b'{"process_exec":{"process":{"binary":"/bin/ls"}},"time":"2024-01-01T00:00:00Z"}\n'
-FALCO = (
-    b'{"output":"x","priority":"Notice","rule":"r","time":"2024-01-01T00:00:00Z",'
-    b'"output_fields":{"proc.name":"tar"}}\n'
-)
-ZEEK = b'{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.1","id.resp_h":"1.2.3.4","conn_state":"SF"}\n'
-OCSF = b'{"class_uid":1007,"time":1700000000000}\n'
 
 
 @pytest.fixture(scope="module")

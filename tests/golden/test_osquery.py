@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import read
+from tests.helpers import OCSF, TETRAGON, read
 from tidewaiter.cli.detect import detect
 from tidewaiter.events import (
     Activity,
@@ -30,8 +30,6 @@ from tidewaiter.sources import RecordError, all_sources, get, osquery
 
 STAGER = "9f1c2e4a7b3d5e6f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f"
 PODMAN = "c0ffee00aa11bb22cc33dd44ee55ff66778899aabbccddeeff00112233445566"
-TETRAGON = b'{"process_exec":{"process":{"binary":"/bin/ls"}},"time":"2024-01-01T00:00:00Z"}\n'
-OCSF = b'{"class_uid":1007,"time":1700000000000}\n'
 FALCO = (
     b'{"output":"x","priority":"Notice","rule":"r","time":"2024-01-01T00:00:00Z",'
     b'"output_fields":{}}\n'

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import read
+from tests.helpers import FALCO, OCSF, TETRAGON, ZEEK, read
 from tidewaiter.events import Activity, Container, Endpoint, Event, Kind, RawRef, Traffic
 from tidewaiter.sources import all_sources, get
 
@@ -21,14 +21,6 @@ DEFAULT_HEADER = (
     b"version account-id interface-id srcaddr dstaddr srcport dstport protocol packets bytes "
     b"start end action log-status\n"
 )
-
-TETRAGON = b'{"process_exec":{"process":{"binary":"/bin/ls"}},"time":"2024-01-01T00:00:00Z"}\n'
-FALCO = (
-    b'{"output":"x","priority":"Notice","rule":"r","time":"2024-01-01T00:00:00Z",'
-    b'"output_fields":{"proc.name":"tar"}}\n'
-)
-ZEEK = b'{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.1","id.resp_h":"1.2.3.4","conn_state":"SF"}\n'
-OCSF = b'{"class_uid":1007,"time":1700000000000}\n'
 
 
 def flow(

@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import read
+from tests.helpers import OCSF, TETRAGON, read
 from tidewaiter.events import Activity, Endpoint, Event, Kind, RawRef, Traffic
 from tidewaiter.sources import get
 
-TETRAGON = b'{"process_exec":{"process":{"binary":"/bin/ls"}},"time":"2024-01-01T00:00:00Z"}\n'
-OCSF = b'{"class_uid":1007,"time":1700000000000}\n'
 SYSMON_XML = (
     b'<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event"><System>'
     b'<Provider Name="Microsoft-Windows-Sysmon"/><EventID>3</EventID></System></Event>\n'
