@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 
 from tidewaiter.identity import container_id_from_cgroup
-from tidewaiter.respond.outcome import Outcome, Report, Result
+from tidewaiter.respond.outcome import GUIDANCE_ONLY, Outcome, Outcomes, Report, Result
 from tidewaiter.respond.planner import Action, Plan
 from tidewaiter.respond.protect import Protection
 
@@ -28,7 +28,6 @@ DEFAULT_HOST = "unix:///var/run/docker.sock"
 # 1.41 (Docker 20.10) is served by every Docker since and by Podman's compatible API.
 API_VERSION = "1.41"
 _HEX = re.compile(r"^[0-9a-f]{12,64}$")
-_GUIDANCE_ONLY = "guidance only: not executed"
 _STOP_TIMEOUT = 10  # seconds a running container gets to exit before it is killed
 
 
@@ -68,16 +67,11 @@ class DockerExecutor:
         }
 
     def execute(self, plan: Plan, report: Report) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-
-        def emit(outcome: Outcome) -> None:
-            outcomes.append(outcome)
-            report(outcome)
+        recorded = Outcomes(report)
+        emit = recorded.add
 
         def every(result: Result, message: str) -> list[Outcome]:
-            for action in plan.actions:
-                emit(_manual(action) if action.manual else _outcome(action, result, message))
-            return outcomes
+            return recorded.every(plan.actions, result, message)
 
         if plan.problems:
             return every("refused", "; ".join(plan.problems))
@@ -92,7 +86,7 @@ class DockerExecutor:
             return every("refused", f"{why} (as the runtime reports it); --force to act anyway")
         for action in plan.actions:
             if action.manual:
-                emit(Outcome(action.kind, f"container {full_id}", "manual", _GUIDANCE_ONLY))
+                emit(Outcome(action.kind, f"container {full_id}", "manual", GUIDANCE_ONLY))
                 continue
             handler = self._handlers.get(action.kind)
             if handler is None:
@@ -103,7 +97,7 @@ class DockerExecutor:
             except Exception as exc:  # each action reports its own failure
                 result, message = "failed", self._explain(exc)
             emit(Outcome(action.kind, f"container {full_id}", result, message))
-        return outcomes
+        return recorded.recorded
 
     # --- resolution ----------------------------------------------------------------------
 
@@ -301,7 +295,3 @@ def _short(text: str, limit: int = 300) -> str:
 
 def _outcome(action: Action, result: Result, message: str) -> Outcome:
     return Outcome(action.kind, action.target, result, message)
-
-
-def _manual(action: Action) -> Outcome:
-    return Outcome(action.kind, action.target, "manual", _GUIDANCE_ONLY)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tidewaiter.respond import manifests
-from tidewaiter.respond.outcome import Outcome, Report, Result
+from tidewaiter.respond.outcome import GUIDANCE_ONLY, Outcome, Outcomes, Report, Result
 from tidewaiter.respond.planner import Action, Plan
 from tidewaiter.respond.protect import Protection
 
@@ -68,16 +68,11 @@ class KubernetesExecutor:
         self.dry_run = dry_run
 
     def execute(self, plan: Plan, report: Report) -> list[Outcome]:
-        outcomes: list[Outcome] = []
-
-        def emit(outcome: Outcome) -> None:
-            outcomes.append(outcome)
-            report(outcome)
+        recorded = Outcomes(report)
+        emit = recorded.add
 
         def every(result: Result, message: str) -> list[Outcome]:
-            for action in plan.actions:
-                emit(_manual(action) if action.manual else _outcome(action, result, message))
-            return outcomes
+            return recorded.every(plan.actions, result, message)
 
         if plan.problems or not plan.actions:
             return every("refused", "; ".join(plan.problems) or "nothing to do")
@@ -101,7 +96,7 @@ class KubernetesExecutor:
         patch = next(m for m in plan.manifests if m["kind"] == "Pod")
         for action in plan.actions:
             if action.manual:
-                emit(_manual(action))
+                emit(Outcome(action.kind, action.target, "manual", GUIDANCE_ONLY))
                 continue
             try:
                 if action.kind == "apply-network-policy":
@@ -113,7 +108,7 @@ class KubernetesExecutor:
             except Exception as exc:  # each action reports its own failure
                 result, message = "failed", _explain(exc, action.target)
             emit(_outcome(action, result, message))
-        return outcomes
+        return recorded.recorded
 
     def _resolve(self, core: Any, namespace: str, pod: str, container_id: str | None) -> Any:
         live = core.read_namespaced_pod(pod, namespace, _request_timeout=_TIMEOUT)
@@ -221,7 +216,3 @@ def _explain(exc: BaseException, what: str) -> str:
 
 def _outcome(action: Action, result: Result, message: str) -> Outcome:
     return Outcome(action.kind, action.target, result, message)
-
-
-def _manual(action: Action) -> Outcome:
-    return Outcome(action.kind, action.target, "manual", "guidance only: not executed")
