@@ -1,18 +1,27 @@
 # The two commands a fresh clone needs: `make demo` and `make test`.
-# Each creates (or reuses) .venv and installs what it needs.
+# Each creates (or reuses) .venv and installs exactly what requirements/dev.txt pins, with hashes,
+# so a new upstream release never changes what a clone installs. `make lock` refreshes the pins;
+# `make test-latest` tries the newest versions pyproject's ranges allow, in a throwaway venv.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements/dev.txt
+RUNTIME_LOCK := requirements/runtime.txt
+PIP_TOOLS := pip-tools==7.7.0
+# The lock is resolved against PyPI alone, so it carries the hashes of every platform's files.
+LOCK_ENV := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null
+COMPILE := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test test-latest lint typecheck unit bench lock clean
 
-$(STAMP): pyproject.toml
+$(STAMP): $(LOCK) pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "tidewaiter needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -30,8 +39,27 @@ unit: $(STAMP)
 
 test: lint typecheck unit
 
+# The newest releases that pyproject allows, unpinned, so an upstream release that breaks the
+# project is seen the day it ships. Unit and golden tests only: they need no system packages.
+test-latest:
+	rm -rf .venv-latest
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/pip install --quiet --upgrade '.[dev]'
+	.venv-latest/bin/pip list --format=freeze | grep -iE '^(msgspec|orjson|duckdb|evtx|pyyaml|rich)=='
+	.venv-latest/bin/pytest -q -p no:cacheprovider tests/unit tests/golden
+	rm -rf .venv-latest
+
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
+lock:
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/pip install --quiet $(PIP_TOOLS)
+	$(LOCK_ENV) .venv-lock/bin/pip-compile $(COMPILE) --upgrade --extra dev --all-build-deps \
+		-o $(LOCK) pyproject.toml
+	$(LOCK_ENV) .venv-lock/bin/pip-compile $(COMPILE) --upgrade -o $(RUNTIME_LOCK) pyproject.toml
+	rm -rf .venv-lock
+
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-latest .venv-lock .mypy_cache .pytest_cache .ruff_cache
