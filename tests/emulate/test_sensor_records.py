@@ -282,3 +282,26 @@ def test_this_process_is_attributed_to_no_container() -> None:
     path = Path("/proc/self/cgroup").read_text().splitlines()[-1].split(":", 2)[2]
     inode = (resolver.root / path.lstrip("/")).stat().st_ino
     assert resolver.resolve(inode, os.getpid()).container_id is None
+
+
+def test_an_invalid_byte_in_an_argument_keeps_the_exec(
+    cgroups: tuple[CgroupResolver, int, int],
+) -> None:
+    # bpftrace prints argv bytes as they are: one byte 0xFF chosen by the attacker must not make
+    # the whole line unreadable (msgspec 0.23 reports it as a DecodeError).
+    assembler, out = assemble(cgroups)
+    ctr = cgroups[1]
+    for text in (
+        "K 100 200",
+        f"X 5000000000 200 {ctr} /bin/tar",
+        "A 200 0 tar",
+        "A 200 1 -czf",
+        "A 200 2 /tmp/\udcffa.tgz",
+        "M 200 0",
+        f"E 5000100000 200 200 0 {ctr} /bin/tar",
+    ):
+        raw = json.dumps({"type": "printf", "data": text + "\n"}, ensure_ascii=False)
+        assembler.feed(raw.encode("utf-8", "surrogateescape"), now=1.0)
+    assert assembler.counters.unreadable == 0
+    [record] = out
+    assert record.argv == ("tar", "-czf", "/tmp/\ufffda.tgz")

@@ -24,6 +24,7 @@ import msgspec
 
 from tidewaiter.sensor.cgroups import CgroupResolver
 from tidewaiter.sensor.schema import MARKER, VERSION, ProcessInfo, RecordKind, SensorRecord
+from tidewaiter.sources.fields import decode_keeping_bad_utf8
 
 GRACE = 0.2  # seconds an exec waits for arguments still in another CPU's buffer
 FOLD = 1.0  # seconds of sends folded into one record
@@ -122,7 +123,7 @@ class Assembler:
         """One line of `bpftrace -f json` output."""
         now = time.monotonic() if now is None else now
         try:
-            message = _BPF_LINE.decode(line)
+            message = decode_keeping_bad_utf8(_BPF_LINE.decode, line)
         except msgspec.DecodeError:
             self.counters.unreadable += 1
             return

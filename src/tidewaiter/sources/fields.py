@@ -4,6 +4,7 @@ ISO text or integer nanoseconds), so every source reads fields through these hel
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -34,19 +35,34 @@ BOM = b"\xef\xbb\xbf"  # some exporters (PowerShell, Windows editors) start file
 T = TypeVar("T")
 
 
+def decode_keeping_bad_utf8(decode: Callable[[bytes], T], data: bytes) -> T:
+    """decode(data), and where that fails on invalid UTF-8, decode again with each bad sequence
+    as U+FFFD: a stray byte in an argument an attacker chose must not hide the record. msgspec
+    before 0.23 raised UnicodeDecodeError for it and 0.23 raises DecodeError, so the bytes
+    themselves decide, not the exception's name."""
+    try:
+        return decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        repaired = replace_bad_utf8(data)
+        if repaired is None:
+            raise
+    return decode(repaired)
+
+
+def replace_bad_utf8(data: bytes) -> bytes | None:
+    """The bytes with each invalid UTF-8 sequence as U+FFFD, or None where all are valid."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("utf-8", "replace").encode()
+    return None
+
+
 def decode_json_line(line: bytes, decoder: msgspec.json.Decoder[T]) -> T:
     """One JSON record from a line, with msgspec's errors as one-phrase reasons. Invalid UTF-8
-    is kept as U+FFFD: a stray byte in an argument an attacker chose must not hide the record."""
-    line = line.removeprefix(BOM)
+    is kept as U+FFFD (see decode_keeping_bad_utf8)."""
     try:
-        return _decode_strict(line, decoder)
-    except UnicodeDecodeError:
-        return _decode_strict(line.decode("utf-8", "replace").encode(), decoder)
-
-
-def _decode_strict(line: bytes, decoder: msgspec.json.Decoder[T]) -> T:
-    try:
-        return decoder.decode(line)
+        return decode_keeping_bad_utf8(decoder.decode, line.removeprefix(BOM))
     except msgspec.ValidationError as exc:  # a subclass of DecodeError, so it is caught first
         # The only other validation failure is a number beyond a float's range (1e400).
         if str(exc).startswith("Expected `object`"):

@@ -19,7 +19,14 @@ import msgspec
 from tidewaiter.events import Activity, Api, Container, Event, Image, Kind, Mount, Process, RawRef
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import BOM, decode_json_line, parse_time, to_int, to_str
+from tidewaiter.sources.fields import (
+    BOM,
+    decode_json_line,
+    decode_keeping_bad_utf8,
+    parse_time,
+    to_int,
+    to_str,
+)
 
 Obj = dict[str, object]
 
@@ -289,10 +296,7 @@ def _body(raw: msgspec.Raw) -> Obj | None:
     if not raw:
         return None
     try:
-        try:
-            return _obj(_JSON.decode(raw))
-        except UnicodeDecodeError:
-            return _obj(_JSON.decode(bytes(raw).decode("utf-8", "replace").encode()))
+        return _obj(decode_keeping_bad_utf8(_JSON.decode, bytes(raw)))
     except msgspec.DecodeError:  # checked with the line already; a body never fails a record
         return None
 

@@ -28,7 +28,7 @@ from tidewaiter.events import (
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import BOM, parse_time, to_int, to_str
+from tidewaiter.sources.fields import BOM, decode_keeping_bad_utf8, parse_time, to_int, to_str
 
 PROCESS_ACTIVITY = 1007
 FILE_SYSTEM_ACTIVITY = 1001
@@ -63,8 +63,8 @@ class OcsfSource(Source):
     def sniff(self, head: bytes) -> bool:
         first = head.removeprefix(BOM).lstrip().split(b"\n", 1)[0]
         try:
-            record = _JSON.decode(first)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+            record = decode_keeping_bad_utf8(_JSON.decode, first)
+        except msgspec.DecodeError:
             return False
         return (
             isinstance(record, dict)
@@ -96,14 +96,9 @@ class OcsfDecoder(Decoder):
 
 def _load(line: bytes) -> dict[str, Any]:
     try:
-        record = _JSON.decode(line)
+        record = decode_keeping_bad_utf8(_JSON.decode, line.removeprefix(BOM))
     except msgspec.DecodeError:
-        if not line.startswith(BOM):
-            raise RecordError("malformed JSON") from None
-        record = _load(line[len(BOM) :])
-    except UnicodeDecodeError:
-        # Invalid UTF-8 inside a string: keep the record with U+FFFD rather than lose the event.
-        record = _load(line.decode("utf-8", "replace").encode())
+        raise RecordError("malformed JSON") from None
     if not isinstance(record, dict):
         raise RecordError("not a JSON object")
     return record

@@ -56,7 +56,14 @@ from tidewaiter.events import (
 from tidewaiter.identity import container_id_from_cgroup, normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
-from tidewaiter.sources.fields import BOM, decode_json_line, parse_time, to_int, to_str
+from tidewaiter.sources.fields import (
+    BOM,
+    decode_json_line,
+    decode_keeping_bad_utf8,
+    parse_time,
+    to_int,
+    to_str,
+)
 
 Columns = dict[str, object]
 
@@ -130,8 +137,8 @@ class OsquerySource(Source):
         if not line.startswith(b"{"):
             return False
         try:
-            result = _DECODER.decode(line)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+            result = decode_keeping_bad_utf8(_DECODER.decode, line)
+        except msgspec.DecodeError:
             return False
         has_rows = (
             result.columns is not None

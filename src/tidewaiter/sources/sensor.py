@@ -27,7 +27,7 @@ from tidewaiter.identity import normalise_container_id
 from tidewaiter.sensor.schema import DECODER, MARKER, ProcessInfo, SensorRecord
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import BOM
+from tidewaiter.sources.fields import BOM, decode_keeping_bad_utf8
 
 _SNIFF = f'{{"sensor":"{MARKER}"'.encode()
 _FILE_ACTIVITY = {"create": Activity.CREATE, "rename": Activity.RENAME}
@@ -48,12 +48,8 @@ class SensorSource(Source):
 
 class SensorDecoder(Decoder):
     def feed(self, line: bytes, ref: RawRef) -> list[Event]:
-        data = line.removeprefix(BOM)
         try:
-            try:
-                record = DECODER.decode(data)
-            except UnicodeDecodeError:  # a corrupted byte inside a string: keep it as U+FFFD
-                record = DECODER.decode(data.decode("utf-8", "replace").encode())
+            record = decode_keeping_bad_utf8(DECODER.decode, line.removeprefix(BOM))
         except msgspec.ValidationError as exc:
             raise RecordError(f"not a sensor record ({exc})") from None
         except msgspec.DecodeError:

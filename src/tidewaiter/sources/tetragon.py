@@ -34,7 +34,7 @@ from tidewaiter.events import (
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.sources import register
 from tidewaiter.sources.base import AbandonedRecord, Decoder, RecordError, Source
-from tidewaiter.sources.fields import BOM, parse_time
+from tidewaiter.sources.fields import BOM, decode_keeping_bad_utf8, parse_time
 
 MAX_RECORD = 8 * 1024 * 1024  # a multi-line object larger than this is reported, not buffered
 _MAX_REPAIRS = 16  # fields of the wrong type dropped from one record before giving up on it
@@ -398,28 +398,20 @@ class TetragonDecoder(Decoder):
 
 
 def _decode(data: bytes) -> _Record:
+    data = data.removeprefix(BOM)
     try:
-        return _TYPED.decode(data)
+        return decode_keeping_bad_utf8(_TYPED.decode, data)
     except msgspec.ValidationError:
         return _repair(_load_any(data))
     except msgspec.DecodeError:
-        if data.startswith(BOM):
-            return _decode(data[len(BOM) :])
         raise RecordError("malformed JSON") from None
-    except UnicodeDecodeError:
-        # Invalid UTF-8 inside a string (an attacker-chosen file name, a lossy pipeline): keep
-        # the record with U+FFFD rather than lose the event.
-        return _decode(data.decode("utf-8", "replace").encode())
 
 
 def _load_any(data: bytes) -> Any:
     # The typed decoder stops at the first field of a wrong type, before it sees malformed JSON
     # further on ({"time": []]): that is only found here.
     try:
-        try:
-            return _ANY.decode(data)
-        except UnicodeDecodeError:
-            return _ANY.decode(data.decode("utf-8", "replace").encode())
+        return decode_keeping_bad_utf8(_ANY.decode, data)
     except msgspec.DecodeError:
         raise RecordError("malformed JSON") from None
 
@@ -483,11 +475,7 @@ def _time(value: str | None) -> float:
 
 
 def _top_keys(data: bytes) -> dict[str, msgspec.Raw]:
-    data = data.removeprefix(BOM)
-    try:
-        return _KEYS.decode(data)
-    except UnicodeDecodeError:
-        return _KEYS.decode(data.decode("utf-8", "replace").encode())
+    return decode_keeping_bad_utf8(_KEYS.decode, data.removeprefix(BOM))
 
 
 def _required(proc: _Process | None, what: str) -> _Process:
@@ -631,7 +619,7 @@ def _top_level_keys(head: bytes) -> Collection[str]:
 
 def _object_keys(text: bytes) -> Collection[str]:
     try:
-        record = _ANY.decode(text)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+        record = decode_keeping_bad_utf8(_ANY.decode, text)
+    except msgspec.DecodeError:
         return ()
     return record.keys() if isinstance(record, dict) else ()

@@ -15,7 +15,14 @@ import msgspec
 from tidewaiter.events import Activity, Endpoint, Event, Kind, RawRef, Traffic
 from tidewaiter.sources import register
 from tidewaiter.sources.base import Decoder, RecordError, Source
-from tidewaiter.sources.fields import BOM, decode_json_line, parse_time, to_int, to_str
+from tidewaiter.sources.fields import (
+    BOM,
+    decode_json_line,
+    decode_keeping_bad_utf8,
+    parse_time,
+    to_int,
+    to_str,
+)
 
 
 class _Conn(msgspec.Struct):
@@ -187,8 +194,8 @@ def _json_is_conn(line: bytes) -> bool:
     if b'"id.orig_h"' not in line or b'"id.resp_h"' not in line:
         return False
     try:
-        record = msgspec.json.decode(line)
-    except (msgspec.DecodeError, UnicodeDecodeError):
+        record = decode_keeping_bad_utf8(msgspec.json.decode, line)
+    except msgspec.DecodeError:
         return False
     if not isinstance(record, dict):
         return False
