@@ -1,4 +1,14 @@
-"""Findings as OCSF Detection Finding objects (class 2004), the alert contract of every sink."""
+"""Findings as OCSF Detection Finding objects (class 2004), the alert contract of every sink.
+
+The objects validate against OCSF 1.4.0 with the container and host profiles (tests check it
+with the published schema). What OCSF has no attribute for goes where it allows free data: an
+evidence's time, byte counts and the record it came from (``raw_ref``) sit in the evidence's
+``data``; the container is each evidence's ``container`` and, where the host is known, the
+device's (OCSF has no device without a name or address); an image known only by its reference
+has that reference as its ``uid``. Readers use the accessors at the end of
+this module, which also read alerts stored before that layout (container and evidence time,
+traffic and raw_ref at the top of their objects).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +20,10 @@ from tidewaiter.detection.catalog import Catalog, load
 from tidewaiter.detection.signals import Signal
 from tidewaiter.events import Event, Process
 
-OCSF_VERSION = "1.3.0"
+OCSF_VERSION = "1.4.0"
+PROFILES = ("container", "host")
+UNKNOWN_DEVICE = 0  # device.type_id: a finding names a host, not what kind of device it is
+REGULAR_FILE = 1  # file.type_id
 CLASS_UID = 2004
 CATEGORY_UID = 2
 ACTIVITY_CREATE = 1
@@ -50,6 +63,7 @@ def to_ocsf(finding: Finding, catalog: Catalog | None = None) -> dict[str, Any]:
         "evidences": [_evidence(s) for s in finding.evidence],
         "metadata": {
             "version": OCSF_VERSION,
+            "profiles": list(PROFILES),
             "product": {"name": "tidewaiter", "vendor_name": "tidewaiter", "version": __version__},
         },
     }
@@ -61,24 +75,31 @@ def to_ocsf(finding: Finding, catalog: Catalog | None = None) -> dict[str, Any]:
     if finding.omitted:
         alert["finding_info"]["desc"] += f"; {finding.omitted} more signals not listed"
     hostname = entity.host or next((s.event.host for s in finding.evidence if s.event.host), None)
+    device: dict[str, Any] = {"type_id": UNKNOWN_DEVICE}
     if hostname:
-        alert["device"] = {"hostname": hostname}
+        device["hostname"] = hostname
     if entity.container is not None:
         container = entity.container
         out: dict[str, Any] = {"uid": container.uid}
         if container.name:
             out["name"] = container.name
-        if container.image is not None:
-            out["image"] = {
-                k: v for k, v in (("name", container.image.name), ("uid", container.image.uid)) if v
-            }
+        if container.image is not None and (container.image.uid or container.image.name):
+            # OCSF requires image.uid; a source that names the image only by its reference
+            # (Falco, Docker events) has that reference stand for it.
+            image = container.image
+            out["image"] = _strip({"name": image.name, "uid": image.uid or image.name})
         if container.runtime:
             out["runtime"] = container.runtime
-        alert["container"] = out
+        for evidence in alert["evidences"]:
+            evidence["container"] = out
+        if hostname:
+            device["container"] = out
         if container.namespace or container.pod_name:
             alert["unmapped"] = {
                 "k8s": {"namespace": container.namespace, "pod": container.pod_name}
             }
+    if hostname:
+        alert["device"] = device
     return alert
 
 
@@ -93,23 +114,22 @@ def _attack(uid: str, catalog: Catalog) -> dict[str, Any]:
 
 def _evidence(signal: Signal) -> dict[str, Any]:
     event = signal.event
-    item: dict[str, Any] = {
+    data: dict[str, Any] = {
         "time": _ms(event.time),
-        "data": {
-            "signal": signal.kind.value,
-            "tool": signal.tool,
-            "explanation": signal.explanation,
-        },
+        "signal": signal.kind.value,
+        "tool": signal.tool,
+        "explanation": signal.explanation,
         "raw_ref": {k: v for k, v in _raw(event).items() if v is not None},
     }
+    item: dict[str, Any] = {"data": data}
     if event.process is not None:
-        item["process"] = _process(event.process)
+        item["process"] = _process(event.process, _record_uid(data["raw_ref"]))
     if event.file is not None:
-        item["file"] = {"path": event.file.path}
+        item["file"] = _file(event.file.path)
         if event.file.size is not None:
             item["file"]["size"] = event.file.size
     elif signal.archive_path:
-        item["file"] = {"path": signal.archive_path}
+        item["file"] = _file(signal.archive_path)
     if event.dst_endpoint is not None:
         item["dst_endpoint"] = _strip(
             {
@@ -126,31 +146,52 @@ def _evidence(signal: Signal) -> dict[str, Any]:
             {"ip": event.src_endpoint.ip, "port": event.src_endpoint.port}
         )
     if signal.repeats > 1:
-        item["data"]["records"] = signal.repeats
-        item["data"]["last_time"] = _ms(signal.last_time or event.time)
+        data["records"] = signal.repeats
+        data["last_time"] = _ms(signal.last_time or event.time)
     if signal.bytes_out is not None:  # a folded flow: the sum of its sends
-        item["traffic"] = {"bytes_out": signal.bytes_out}
+        data["traffic"] = {"bytes_out": signal.bytes_out}
     elif event.traffic is not None and event.traffic.bytes_out is not None:
-        item["traffic"] = _strip(
+        data["traffic"] = _strip(
             {"bytes_out": event.traffic.bytes_out, "bytes_in": event.traffic.bytes_in}
         )
     return item
 
 
-def _process(process: Process) -> dict[str, Any]:
+def _file(path: str) -> dict[str, Any]:
+    name = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or path
+    return {"path": path, "name": name, "type_id": REGULAR_FILE}
+
+
+def _record_uid(ref: dict[str, Any]) -> str:
+    where = ref.get("line", ref.get("record_id", ref.get("chunk", "")))
+    return f"{ref.get('source', '')}:{ref.get('path', '')}:{where}"
+
+
+def _process(process: Process, record: str) -> dict[str, Any]:
+    """OCSF needs a pid or a uid: a process known only from the record that named its command
+    (a Kubernetes pods/exec, a Docker exec_create) has that record's place as its uid."""
+    uid = process.uid if process.uid is not None or process.pid is not None else record
     out = _strip(
         {
             "pid": process.pid,
-            "uid": process.uid,
+            "uid": uid,
+            "name": _process_name(process),
             "cmd_line": process.cmd_line,
-            "cwd": process.cwd,
+            "working_directory": process.cwd,
             "user": {"name": process.user} if process.user else None,
-            "file": {"path": process.path} if process.path else None,
+            "file": _file(process.path) if process.path else None,
         }
     )
     if process.parent is not None:
-        out["parent_process"] = _process(process.parent)
+        out["parent_process"] = _process(process.parent, record + ":parent")
     return out
+
+
+def _process_name(process: Process) -> str | None:
+    if process.path:
+        return str(_file(process.path)["name"])
+    words = (process.cmd_line or "").split(maxsplit=1)
+    return str(_file(words[0])["name"]) if words else None
 
 
 def _raw(event: Event) -> dict[str, Any]:
@@ -170,3 +211,34 @@ def _strip(values: dict[str, Any]) -> dict[str, Any]:
 
 def _ms(epoch: float) -> int:
     return round(epoch * 1000)
+
+
+# --- reading alerts ---------------------------------------------------------------------------
+
+
+def alert_container(alert: dict[str, Any]) -> dict[str, Any]:
+    """The alert's container object, {} for a host finding."""
+    evidences = alert.get("evidences") or [{}]
+    return (
+        (alert.get("device") or {}).get("container")
+        or evidences[0].get("container")
+        or alert.get("container")
+        or {}
+    )
+
+
+def evidence_time(evidence: dict[str, Any]) -> int | None:
+    """When the evidence's record happened, in epoch milliseconds."""
+    value = (evidence.get("data") or {}).get("time", evidence.get("time"))
+    return value if isinstance(value, int) else None
+
+
+def evidence_ref(evidence: dict[str, Any]) -> dict[str, Any]:
+    """The record the evidence came from: source, path and line, record id or EVTX chunk."""
+    return (evidence.get("data") or {}).get("raw_ref") or evidence.get("raw_ref") or {}
+
+
+def evidence_bytes_out(evidence: dict[str, Any]) -> int | None:
+    traffic = (evidence.get("data") or {}).get("traffic") or evidence.get("traffic") or {}
+    value = traffic.get("bytes_out")
+    return value if isinstance(value, int) else None

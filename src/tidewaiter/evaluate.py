@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from tidewaiter.alerts import alert_container
 from tidewaiter.cli.detect import detect
 from tidewaiter.pipeline import EngineConfig
 
@@ -103,7 +104,7 @@ def _matches(alert: dict[str, Any], expected: Expectation) -> bool:
         return False
     kind, _, name = expected.entity.partition(":")
     if kind == "container":
-        return str((alert.get("container") or {}).get("uid", "")).startswith(name.lower())
+        return str(alert_container(alert).get("uid", "")).startswith(name.lower())
     return str((alert.get("device") or {}).get("hostname", "")).lower() == name.lower()
 
 

@@ -17,6 +17,7 @@ import duckdb
 import msgspec
 import orjson
 
+from tidewaiter.alerts import alert_container
 from tidewaiter.detection import baseline
 from tidewaiter.detection.baseline import Baselines
 from tidewaiter.detection.suppress import Match, Suppression
@@ -136,7 +137,7 @@ class Store:
     ) -> bool:
         """Store an alert once (by finding uid); False when it was already there."""
         info = alert["finding_info"]
-        container = alert.get("container") or {}
+        container = alert_container(alert)
         before = self.db.execute("SELECT count(*) FROM alerts WHERE uid = ?", [info["uid"]])
         row = before.fetchone()
         if row and row[0]:
@@ -192,13 +193,19 @@ class Store:
         rows = self.db.execute(
             """WITH me AS (
                 SELECT workload, substr(container_uid, 1, 12) AS container,
-                       json_extract_string(alert, '$.container.image.name') AS image
+                       coalesce(json_extract_string(alert, '$.device.container.image.name'),
+                                json_extract_string(alert, '$.evidences[0].container.image.name'),
+                                json_extract_string(alert, '$.container.image.name')) AS image
                 FROM alerts WHERE uid = ?
             ), other AS (
                 SELECT a.alert, a.time_ms,
                        me.workload IS NOT NULL AND a.workload = me.workload AS same_workload,
                        me.image IS NOT NULL
-                           AND json_extract_string(a.alert, '$.container.image.name') = me.image
+                           AND coalesce(
+                               json_extract_string(a.alert, '$.device.container.image.name'),
+                               json_extract_string(a.alert, '$.evidences[0].container.image.name'),
+                               json_extract_string(a.alert, '$.container.image.name')
+                           ) = me.image
                            AS same_image,
                        me.container IS NOT NULL AND substr(a.container_uid, 1, 12) = me.container
                            AS same_container

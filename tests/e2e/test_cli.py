@@ -45,22 +45,27 @@ def test_json_alerts_follow_the_ocsf_contract(capsys: pytest.CaptureFixture[str]
     techniques = {a["technique"]["uid"]: a["tactic"]["name"] for a in info["attacks"]}
     assert techniques["T1560.001"] == "Collection"
     assert techniques["T1048"] == "Exfiltration"
-    assert alert["container"]["uid"].startswith("4f1c2b9e7d6a")  # type: ignore[index]
-    assert len(alert["container"]["uid"]) == 64  # type: ignore[index]
-    assert alert["container"]["image"]["name"] == "registry.example.com/payments/api:1.42.0"  # type: ignore[index]
-    assert alert["device"] == {"hostname": "ip-10-0-3-17.ec2.internal"}
+    assert alert["device"]["container"]["uid"].startswith("4f1c2b9e7d6a")  # type: ignore[index]
+    assert len(alert["device"]["container"]["uid"]) == 64  # type: ignore[index]
+    assert (
+        alert["device"]["container"]["image"]["name"] == "registry.example.com/payments/api:1.42.0"
+    )  # type: ignore[index]
+    assert alert["device"]["hostname"] == "ip-10-0-3-17.ec2.internal"
+    assert alert["metadata"]["profiles"] == ["container", "host"]  # type: ignore[index]
     assert alert["metadata"]["product"]["name"] == "tidewaiter"  # type: ignore[index]
     evidences = alert["evidences"]
     assert isinstance(evidences, list)
-    times = [e["time"] for e in evidences]
+    times = [e["data"]["time"] for e in evidences]
     assert times == sorted(times)
     tar, curl, egress = evidences
     assert tar["process"]["cmd_line"].startswith("/bin/sh -c")
-    assert tar["file"] == {"path": "/tmp/archive.tar.gz"}
-    assert tar["raw_ref"]["line"] == 1
+    assert tar["file"] == {"path": "/tmp/archive.tar.gz", "name": "archive.tar.gz", "type_id": 1}
+    assert tar["data"]["raw_ref"]["line"] == 1
     assert curl["dst_endpoint"] == {"ip": "203.0.113.77"}
     assert egress["dst_endpoint"] == {"ip": "203.0.113.77", "port": 443}
-    assert egress["traffic"]["bytes_out"] == 4194304 + 4194304 + 3801112  # three sends, summed
+    assert (
+        egress["data"]["traffic"]["bytes_out"] == 4194304 + 4194304 + 3801112
+    )  # three sends, summed
     assert egress["data"]["records"] == 4  # the connect and three sends of one flow
     last_send = 1795772618540  # 2026-11-27T09:43:38.540Z, the last evidence
     assert alert["time"] == egress["data"]["last_time"] == last_send

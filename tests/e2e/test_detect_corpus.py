@@ -22,7 +22,7 @@ def test_tetragon_7z_then_scp_is_one_exfiltration_alert(corpus: Path) -> None:
     alerts = run(*files)
     [alert] = [a for a in alerts if a["severity_id"] > 2]
     assert alert["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"
-    assert alert["container"]["uid"] == "80976c957594cea6d9f58d12"
+    assert alert["device"]["container"]["uid"] == "80976c957594cea6d9f58d12"
     commands = [e.get("process", {}).get("cmd_line", "") for e in alert["evidences"]]
     assert any("7z a s3nsitiv3.7z ../ops_bank_accounts/" in c for c in commands)
     assert any(

@@ -18,6 +18,7 @@ import orjson
 import pytest
 
 from tidewaiter import evaluate
+from tidewaiter.alerts import alert_container
 from tidewaiter.cli.detect import detect
 from tidewaiter.pipeline import EngineConfig
 
@@ -56,7 +57,7 @@ def _names(alert: dict[str, Any], evidence: dict[str, Any]) -> list[str]:
     cmd_line = (evidence.get("process") or {}).get("cmd_line") or ""
     for word in reversed(cmd_line.split()):
         names += [word, PurePosixPath(word).name]
-    names.append((alert.get("container") or {}).get("name") or "")
+    names.append(alert_container(alert).get("name") or "")
     return [n for n in names if len(n.encode()) >= 4]
 
 
@@ -64,7 +65,7 @@ def _needle(alerts: list[dict[str, Any]]) -> bytes:
     """A name from an evidence that stands as it is in the raw record the evidence came from."""
     for alert in alerts:
         for evidence in alert["evidences"]:
-            ref = evidence.get("raw_ref") or {}
+            ref = evidence["data"].get("raw_ref") or {}
             if not ref.get("line"):
                 continue
             raw = Path(ref["path"]).read_bytes().splitlines()[ref["line"] - 1]

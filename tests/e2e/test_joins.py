@@ -29,18 +29,18 @@ def test_eslogger_ditto_then_curl_joined_with_zeek(capsys: pytest.CaptureFixture
     )
     [alert] = joined
     assert alert["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"  # type: ignore[index]
-    assert alert["device"] == {"hostname": "jdoe-mbp"}
+    assert alert["device"] == {"type_id": 0, "hostname": "jdoe-mbp"}
     evidences = alert["evidences"]
     assert isinstance(evidences, list)
-    sources = [e["raw_ref"]["source"] for e in evidences]
+    sources = [e["data"]["raw_ref"]["source"] for e in evidences]
     assert sources == ["eslogger", "eslogger", "zeek"]
     assert evidences[0]["process"]["cmd_line"].startswith("ditto -c -k")
-    assert evidences[2]["traffic"] == {"bytes_out": 48231877}
-    assert evidences[2]["raw_ref"]["record_id"] == "C7Hs0yQk2PfN3mX8a1"
+    assert evidences[2]["data"]["traffic"] == {"bytes_out": 48231877}
+    assert evidences[2]["data"]["raw_ref"]["record_id"] == "C7Hs0yQk2PfN3mX8a1"
     # Without the address, the flows belong to no one: the Mac's alert has no Zeek evidence,
     # and the other office machine's flow joins nothing.
     [alone] = alerts(capsys, *files, "--assume-host", "jdoe-mbp")
-    assert [e["raw_ref"]["source"] for e in alone["evidences"]] == ["eslogger", "eslogger"]  # type: ignore[index]
+    assert [e["data"]["raw_ref"]["source"] for e in alone["evidences"]] == ["eslogger", "eslogger"]  # type: ignore[index]
 
 
 @pytest.mark.parametrize(

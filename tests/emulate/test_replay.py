@@ -107,7 +107,7 @@ def test_formats_without_container_ids_are_judged_at_the_host() -> None:
     assert alert["device"]["hostname"] == "node-emulation-1"
     contained = replay(get("ads-linux-tar"), writer("tetragon"), "linux")
     [alert] = [a for a in contained.alerts if a["severity_id"] > 2]
-    assert alert["container"]["uid"] == _container_of("ads-linux-tar")
+    assert alert["device"]["container"]["uid"] == _container_of("ads-linux-tar")
 
 
 def _container_of(scenario_id: str) -> str:

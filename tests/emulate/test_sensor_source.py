@@ -106,7 +106,7 @@ def test_the_sensor_source_detects_an_exfiltration(tmp_path: Path) -> None:
     outcome = detect([str(path)], EngineConfig(external_cidrs=("10.213.0.2/32",)), [])
     [alert] = outcome.alerts
     assert alert["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"
-    assert alert["container"]["uid"] == CID
+    assert alert["device"]["container"]["uid"] == CID
 
 
 def test_the_watch_input_hands_out_queued_records_as_events(

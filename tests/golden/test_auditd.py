@@ -309,7 +309,7 @@ def test_malformed_lines_are_counted_and_located(fixtures: Path) -> None:
 def test_detection_reads_auditd(log: Path) -> None:
     alerts = detect([str(log)], EngineConfig(), []).alerts
     exfil = [a for a in alerts if a["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"]
-    assert any(a.get("container", {}).get("uid") == DOCKER.uid for a in exfil)
+    assert any(a.get("device", {}).get("container", {}).get("uid") == DOCKER.uid for a in exfil)
 
 
 # --- the real RHEL 7 log ---------------------------------------------------------------------

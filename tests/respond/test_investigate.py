@@ -120,7 +120,7 @@ def test_related_findings_and_the_baseline_come_from_the_store(
     image = "registry.example.com/shop/api:1.0"
     mine = alerts.container(image=image)
     elsewhere = alerts.with_uid(alerts.container(uid="9" * 64, image=image), "a" * 32)
-    elsewhere["device"] = {"hostname": "node-9"}
+    elsewhere["device"] = {**elsewhere["device"], "hostname": "node-9"}
     unrelated = alerts.with_uid(alerts.container(uid="8" * 64, image="nginx:1"), "b" * 32)
     workload = "image:registry.example.com/shop/api"
     with Store(db) as store:

@@ -131,7 +131,7 @@ def test_a_container_id_that_is_not_hex_is_never_a_handle(uid: str) -> None:
 
 def test_names_and_images_from_telemetry_are_display_only() -> None:
     alert = alerts.container(image="evil\x1b[2J:latest")
-    alert["container"]["name"] = "x; docker rm -f $(docker ps -q)"
+    alert["device"]["container"]["name"] = "x; docker rm -f $(docker ps -q)"
 
     result = plan(alert)
 

@@ -38,7 +38,7 @@ def _alert_for(
     db = tmp_path / "tw.duckdb"
     records = telemetry.write(tmp_path / "tetragon.jsonl", telemetry.chain(container_id))
     alert = telemetry.detect_into(db, records, capsys)
-    assert container_id.startswith(alert["container"]["uid"])
+    assert container_id.startswith(alert["device"]["container"]["uid"])
     return container_id, alert, db
 
 

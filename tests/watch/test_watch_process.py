@@ -174,10 +174,10 @@ def test_sighup_reloads_suppressions_and_keeps_what_was_seen(tmp_path: Path) -> 
         watch.wait_for("open, 9 events")
         assert watch.stop() == 0
     [alert] = jsonl_alerts(out)
-    assert alert["container"]["name"] == "api-0"  # its archive was seen before the reload
+    assert alert["device"]["container"]["name"] == "api-0"  # its archive was seen before the reload
     with Store(tmp_path / "tw.duckdb") as store:
         [held] = store.alerts(suppressed=True)
-    assert held["container"]["name"] == "api-1"
+    assert held["device"]["container"]["name"] == "api-1"
 
 
 def test_sigint_and_sigterm_checkpoint_and_a_restart_carries_on(tmp_path: Path) -> None:
@@ -209,7 +209,7 @@ def test_standard_input_is_read_to_its_end_and_decided_as_detect_does(tmp_path: 
     got = jsonl_alerts(out)
     assert len(got) == 2
     assert set(by_uid(got)) == set(by_uid(detect_alerts(source)))
-    assert all(e["raw_ref"]["path"] == "-" for a in got for e in a["evidences"])
+    assert all(e["data"]["raw_ref"]["path"] == "-" for a in got for e in a["evidences"])
 
 
 def _uid(alert: dict[str, object]) -> str:
@@ -244,8 +244,10 @@ def test_falco_http_output_acknowledged_before_a_kill_is_detected_after_it(
     got = by_uid(jsonl_alerts(out))
     assert len(jsonl_alerts(out)) == len(got) == len(expected) == 3
     for uid, alert in got.items():
-        assert alert["container"] == expected[uid]["container"]
-        assert {e["raw_ref"]["path"] for e in alert["evidences"]} == {f"http://127.0.0.1:{port}"}
+        assert alert["device"]["container"] == expected[uid]["device"]["container"]
+        assert {e["data"]["raw_ref"]["path"] for e in alert["evidences"]} == {
+            f"http://127.0.0.1:{port}"
+        }
 
 
 def post(port: int, body: bytes) -> int:

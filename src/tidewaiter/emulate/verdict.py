@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tidewaiter.alerts import alert_container
 from tidewaiter.emulate.scenario import Expect, Scenario, severity_level
 
 LOW = severity_level("low")
@@ -61,7 +62,7 @@ class Target:
         return f"host {self.host or '?'}"
 
     def names(self, alert: Alert, entity: str) -> bool:
-        container = alert.get("container")
+        container = alert_container(alert)
         uid = container.get("uid") if isinstance(container, dict) else None
         if entity == "container" and self.container_id is not None:
             return isinstance(uid, str) and _same_container(uid, self.container_id)

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from tidewaiter.alerts import alert_container
 from tidewaiter.detection import cmdline
 from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.catalog import load
@@ -101,18 +102,18 @@ def _ran_before(context: Context, alert: dict[str, Any]) -> frozenset[str]:
 
 def _related_in_file(alert: dict[str, Any], path: str, workload: str | None) -> list[Related]:
     uid = alert["finding_info"]["uid"]
-    mine_key = subject_key(alert) if alert.get("container") else None
-    image = ((alert.get("container") or {}).get("image") or {}).get("name")
+    mine_key = subject_key(alert) if alert_container(alert) else None
+    image = (alert_container(alert).get("image") or {}).get("name")
     out = []
     for other in read_alerts(path):
         if other["finding_info"]["uid"] == uid:
             continue
         shared = []
-        if mine_key is not None and other.get("container") and subject_key(other) == mine_key:
+        if mine_key is not None and alert_container(other) and subject_key(other) == mine_key:
             shared.append("container")
         if workload is not None and container_of(other) and workload_of(other) == workload:
             shared.append("workload")
-        other_image = ((other.get("container") or {}).get("image") or {}).get("name")
+        other_image = (alert_container(other).get("image") or {}).get("name")
         if image and other_image == image:
             shared.append("image")
         if shared:
@@ -121,7 +122,7 @@ def _related_in_file(alert: dict[str, Any], path: str, workload: str | None) -> 
 
 
 def _related(alert: dict[str, Any], shared: list[str]) -> Related:
-    container = alert.get("container") or {}
+    container = alert_container(alert)
     host = (alert.get("device") or {}).get("hostname")
     where = f"container {str(container['uid'])[:12]}" if container.get("uid") else "host"
     if host:

@@ -14,6 +14,7 @@ from typing import Any
 
 import msgspec
 
+from tidewaiter.alerts import alert_container, evidence_bytes_out, evidence_ref, evidence_time
 from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.correlate import Entity
 from tidewaiter.events import Activity, Event, Kind, Process
@@ -93,7 +94,7 @@ class Context(msgspec.Struct):
 
 def subject_key(alert: dict[str, Any]) -> str:
     """The correlation key detection gave the alert's entity (see pipeline.Engine._entity)."""
-    container = alert.get("container") or {}
+    container = alert_container(alert)
     uid = normalise_container_id(container.get("uid"))
     if uid:
         return f"container:{uid if uid.startswith(POD_PREFIX) else uid[:MIN_PREFIX]}"
@@ -105,7 +106,7 @@ def telemetry_paths(alert: dict[str, Any]) -> list[str]:
     """The files the alert's evidence was read from, in order, once each."""
     seen: dict[str, None] = {}
     for evidence in alert.get("evidences", []):
-        path = (evidence.get("raw_ref") or {}).get("path")
+        path = evidence_ref(evidence).get("path")
         if isinstance(path, str) and path and path != "-":
             seen[path] = None
     return list(seen)
@@ -186,7 +187,9 @@ class _Builder:
         self.alert = alert
         evidences = alert.get("evidences", [])
         self.evidence_at = {
-            (e["time"], (e.get("process") or {}).get("pid")) for e in evidences if "time" in e
+            (evidence_time(e), (e.get("process") or {}).get("pid"))
+            for e in evidences
+            if evidence_time(e) is not None
         }
         self.timeline: list[TimelineEntry] = []
         self.omitted = 0
@@ -330,7 +333,7 @@ class _Builder:
                 FileEntry(
                     path=path,
                     seen=f"named by {data.get('tool') or 'the'}'s command line",
-                    time=evidence["time"] / 1000,
+                    time=(evidence_time(evidence) or 0) / 1000,
                     pid=process.get("pid"),
                     process=data.get("tool"),
                     evidence=True,
@@ -389,9 +392,9 @@ class _Builder:
                     internal=self.policy.ip_internal(ip) if ip else None,
                     pid=process.get("pid"),
                     process=data.get("tool"),
-                    first_seen=evidence["time"] / 1000,
-                    last_seen=evidence["time"] / 1000,
-                    bytes_out=(evidence.get("traffic") or {}).get("bytes_out"),
+                    first_seen=(evidence_time(evidence) or 0) / 1000,
+                    last_seen=(evidence_time(evidence) or 0) / 1000,
+                    bytes_out=evidence_bytes_out(evidence),
                     evidence=True,
                 )
             )

@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 from rich.tree import Tree
 
+from tidewaiter.alerts import alert_container
 from tidewaiter.detection.suppress import NearMatch
 from tidewaiter.investigate import Investigation
 from tidewaiter.investigate.context import ProcessNode
@@ -44,7 +45,7 @@ def _header(result: Investigation) -> Panel:
     lines = Text()
     lines.append_text(safe(info.get("desc", "")))
     lines.append("\n\n")
-    container = alert.get("container") or {}
+    container = alert_container(alert)
     if container:
         lines.append("container ")
         lines.append_text(safe(container.get("uid", "?")))

@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from tidewaiter import alerts
 from tidewaiter.detection import cmdline
 from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.analytics import Finding
@@ -45,7 +46,7 @@ class BaselineView(msgspec.Struct, omit_defaults=True):
 
 def container_of(alert: dict[str, Any]) -> Container | None:
     """The alert's container as the event model has it (namespace and pod from unmapped.k8s)."""
-    raw = alert.get("container")
+    raw = alerts.alert_container(alert)
     if not isinstance(raw, dict) or not raw.get("uid"):
         return None
     image = raw.get("image") or {}
@@ -102,13 +103,13 @@ def _signal(item: dict[str, Any], host: str | None, policy: AddressPolicy) -> Si
             internal = policy.host_internal(hostname)
         destination = Destination(hostname, ip, dst.get("port"), bool(internal))
     event = Event(
-        time=item.get("time", 0) / 1000,
+        time=(alerts.evidence_time(item) or 0) / 1000,
         kind=Kind.PROCESS if process is not None else Kind.NETWORK,
         activity=Activity.LAUNCH if process is not None else Activity.CONNECT,
         raw=RawRef(
             **{
                 k: v
-                for k, v in (item.get("raw_ref") or {"source": "?", "path": "?"}).items()
+                for k, v in (alerts.evidence_ref(item) or {"source": "?", "path": "?"}).items()
                 if k in ("source", "path", "line", "record_id", "chunk")
             }
         ),
@@ -123,7 +124,7 @@ def _signal(item: dict[str, Any], host: str | None, policy: AddressPolicy) -> Si
         explanation=str(data.get("explanation") or ""),
         archive_path=(item.get("file") or {}).get("path"),
         destination=destination,
-        bytes_out=(item.get("traffic") or {}).get("bytes_out"),
+        bytes_out=alerts.evidence_bytes_out(item),
     )
 
 

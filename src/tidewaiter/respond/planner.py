@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from tidewaiter.alerts import alert_container, evidence_ref
 from tidewaiter.detection.catalog import load
 from tidewaiter.identity import POD_PREFIX, normalise_container_id
 from tidewaiter.respond import manifests
@@ -73,7 +74,7 @@ class PlanOptions(msgspec.Struct, frozen=True):
 
 
 def target_of(alert: dict[str, Any], platform: Platform | None = None) -> Target:
-    container = alert.get("container") or {}
+    container = alert_container(alert)
     k8s = (alert.get("unmapped") or {}).get("k8s") or {}
     raw_uid = normalise_container_id(container.get("uid"))
     namespace, pod, name = k8s.get("namespace"), k8s.get("pod"), container.get("name")
@@ -276,7 +277,7 @@ def _host_os(alert: dict[str, Any]) -> HostOs:
     paths = [((e.get("process") or {}).get("file") or {}).get("path") or "" for e in evidences]
     if any(_WINDOWS_PATH.search(p) for p in paths):
         return "windows"
-    if any((e.get("raw_ref") or {}).get("source") == "eslogger" for e in evidences):
+    if any(evidence_ref(e).get("source") == "eslogger" for e in evidences):
         return "macos"
     return "linux"
 

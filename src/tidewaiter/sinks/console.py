@@ -14,6 +14,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tidewaiter.alerts import alert_container, evidence_ref, evidence_time
 from tidewaiter.printable import printable
 
 _SEVERITY_STYLE = {1: "dim", 2: "cyan", 3: "yellow", 4: "bold red", 5: "bold white on red"}
@@ -79,9 +80,11 @@ def _chain(alert: dict[str, Any]) -> Panel:
             line.stylize("dim")
             details.append_text(line)
         details.append("\n")
-        details.append_text(Text(_record(evidence.get("raw_ref", {})), style="dim italic"))
+        details.append_text(Text(_record(evidence_ref(evidence)), style="dim italic"))
         steps.add_row(
-            Text(_clock(evidence["time"])[11:]), Text(evidence["data"]["signal"]), details
+            Text(_clock(evidence_time(evidence) or 0)[11:]),
+            Text(evidence["data"]["signal"]),
+            details,
         )
     title = Text.assemble(
         (f"{alert['severity']} ", _SEVERITY_STYLE.get(alert["severity_id"], "")),
@@ -104,7 +107,7 @@ def _record(ref: dict[str, Any]) -> str:
 
 
 def _where(alert: dict[str, Any], short: bool = False) -> str:
-    container = alert.get("container")
+    container = alert_container(alert)
     host = alert.get("device", {}).get("hostname")
     if container and short:
         name = container.get("name")
