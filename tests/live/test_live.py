@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tidewaiter.alerts import alert_container
 from tidewaiter.cli.detect import detect
 from tidewaiter.emulate import container as container_module
 from tidewaiter.emulate import live as live_module
@@ -77,7 +78,7 @@ def test_ads_linux_tar_is_seen_and_detected_for_its_container(
     assert sends
     assert sum(r.bytes or 0 for r in sends) >= result.sink_bytes > 100_000
     exfil = [a for a in result.alerts if a["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"]
-    assert [a["device"]["container"]["uid"] for a in exfil] == [cid]
+    assert [alert_container(a)["uid"] for a in exfil] == [cid]
     assert exfil[0]["severity_id"] >= 4
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from tests.respond import telemetry
 from tests.respond.podman import IMAGE, Podman, missing_requirements, podman_service
+from tidewaiter.alerts import alert_container
 from tidewaiter.cli.main import main
 from tidewaiter.store import Store
 
@@ -38,7 +39,7 @@ def _alert_for(
     db = tmp_path / "tw.duckdb"
     records = telemetry.write(tmp_path / "tetragon.jsonl", telemetry.chain(container_id))
     alert = telemetry.detect_into(db, records, capsys)
-    assert container_id.startswith(alert["device"]["container"]["uid"])
+    assert container_id.startswith(alert_container(alert)["uid"])
     return container_id, alert, db
 
 
