@@ -67,6 +67,16 @@ class Framer:
         self._junk_line = 0  # the last line already reported as text outside any document
         self._first = True
 
+    @property
+    def line(self) -> int:
+        """The line the next byte fed belongs to, counted from 1 at the first byte."""
+        return self._line
+
+    @property
+    def open(self) -> bool:
+        """Whether a document has begun and not yet ended."""
+        return self._start is not None or self._oversize or self._in_string
+
     def feed(self, chunk: bytes) -> list[Document]:
         if self._first and chunk:
             chunk = chunk.removeprefix(BOM)
@@ -211,20 +221,25 @@ def records(path: str, stream: BinaryIO, report: ReadReport) -> Iterator[tuple[i
 
 def _unwrap(path: str, document: Document, report: ReadReport) -> Iterator[tuple[int, object]]:
     try:
-        value = decode_json_line(document.data, _DECODER)
+        values = unwrap(document.data)
     except RecordError as exc:
         report.records += 1
         report.skip(path, f"line {document.line}", str(exc))
         return
-    wrapped = next((value[k] for k in WRAPPERS if isinstance(value.get(k), list)), None)
-    if len(value) != 1 or not isinstance(wrapped, list):
-        yield document.line, value
-        return
-    if len(wrapped) > MAX_WRAPPED:
+    if len(values) > MAX_WRAPPED:
         report.records += 1  # the rest of the wrapper, as one record not read
         report.skip(path, f"line {document.line}", f"more than {MAX_WRAPPED} wrapped records")
-    for item in wrapped[:MAX_WRAPPED]:
-        yield document.line, item
+    for value in values[:MAX_WRAPPED]:
+        yield document.line, value
+
+
+def unwrap(data: bytes) -> list[object]:
+    """The records of one JSON document: itself, or the list a lone wrapper key holds."""
+    value = decode_json_line(data, _DECODER)
+    wrapped = next((value[k] for k in WRAPPERS if isinstance(value.get(k), list)), None)
+    if len(value) != 1 or not isinstance(wrapped, list):
+        return [value]
+    return wrapped
 
 
 def sniff_json(head: bytes, *markers: bytes) -> bool:

@@ -24,15 +24,24 @@ nothing to use, not as a problem. Layout (lines, objects back to back, arrays, `
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from functools import partial
 from typing import BinaryIO
 
+import msgspec
+
 from tidewaiter.events import Event, RawRef
 from tidewaiter.sources import register
-from tidewaiter.sources.base import ReadReport, RecordError, Source, guarded
+from tidewaiter.sources.base import (
+    AbandonedRecord,
+    Decoder,
+    ReadReport,
+    RecordError,
+    Source,
+    guarded,
+)
 from tidewaiter.sources.fields import to_str
-from tidewaiter.sources.json_stream import records, sniff_json
+from tidewaiter.sources.json_stream import Document, Framer, records, sniff_json, unwrap
 from tidewaiter.sources.sysmon_xml import parse_event, parse_event_data
 from tidewaiter.sources.windows_event import Fields, to_events
 
@@ -58,7 +67,7 @@ _ECS: dict[str, tuple[str, ...]] = {
     "ScriptBlockText": ("powershell", "file", "script_block_text"),
 }
 _DIRECTION = {"egress": "true", "outbound": "true", "ingress": "false", "inbound": "false"}
-_SNIFF_KEYS = (b'"EventID"', b'"EventId"', b'"event_id"', b'"EventCode"')
+_PROVIDER_KEYS = (b'"SourceName"', b'"Provider"', b'"EventSourceName"', b'"Source"', b'"Channel"')
 
 
 def events_from_document(document: Mapping[str, object], ref: RawRef) -> list[Event]:
@@ -211,17 +220,17 @@ def _first(row: Mapping[str, object], *keys: str) -> object:
 class WindowsJson(Source):
     name = "windows-json"
     title = "Windows events as JSON (evtx_dump, Winlogbeat, NXLog, Sentinel)"
-    line_framed = False
 
     def sniff(self, head: bytes) -> bool:
         if sniff_json(head, b'"Event"', b'"System"'):
             return True
         if sniff_json(head, b'"winlog"') and (b'"event_id"' in head or b'"event_data"' in head):
             return True
-        return any(sniff_json(head, key) for key in _SNIFF_KEYS[:2]) and any(
-            key in head
-            for key in (b'"SourceName"', b'"Provider"', b'"EventSourceName"', b'"Channel"')
-        )
+        flat = sniff_json(head, b'"EventID"') or sniff_json(head, b'"EventId"')
+        return flat and any(key in head for key in _PROVIDER_KEYS)
+
+    def decoder(self, path: str) -> Decoder:
+        return JsonDecoder()
 
     def read_file(self, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
         for line, record in records(path, stream, report):
@@ -234,3 +243,45 @@ def _decode(record: object, _: bytes, ref: RawRef) -> list[Event]:
     if not isinstance(record, Mapping):
         raise RecordError("JSON is not an object")
     return events_from_document(record, ref)
+
+
+class JsonDecoder(Decoder):
+    """For streams fed a line at a time (``watch`` following NXLog's or Winlogbeat's JSON lines
+    output); read_file frames whole files itself, arrays included."""
+
+    def __init__(self) -> None:
+        self._framer = Framer()
+
+    @property
+    def assembling(self) -> bool:
+        return self._framer.open
+
+    def feed(self, line: bytes, ref: RawRef) -> Iterable[Event]:
+        offset = (ref.line or 0) - self._framer.line  # the framer counts lines from its start
+        return self._decode(self._framer.feed(line), ref, offset)
+
+    def flush(self) -> Iterable[Event]:
+        problems = [d.problem for d in self._framer.finish() if d.problem]
+        if problems:
+            raise RecordError(problems[0])
+        return ()
+
+    def _decode(self, found: list[Document], ref: RawRef, offset: int) -> list[Event]:
+        events: list[Event] = []
+        problem: tuple[str, int] | None = None
+        for document in found:
+            at = msgspec.structs.replace(ref, line=document.line + offset)
+            try:
+                if document.problem is not None:
+                    raise RecordError(document.problem)
+                for record in unwrap(document.data):
+                    events += _decode(record, b"", at)
+            except RecordError as exc:
+                problem = problem or (str(exc), document.line + offset)
+        if problem is None:
+            return events
+        reason, line = problem
+        where = msgspec.structs.replace(ref, line=line)
+        if events or line != ref.line:
+            raise AbandonedRecord(reason, where, events)
+        raise RecordError(reason)
