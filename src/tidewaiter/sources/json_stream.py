@@ -78,10 +78,13 @@ class Framer:
         return self._start is not None or self._oversize or self._in_string
 
     def feed(self, chunk: bytes) -> list[Document]:
-        if self._first and chunk:
-            chunk = chunk.removeprefix(BOM)
-            self._first = False
         self._buf += chunk
+        if self._first:  # a byte-order mark, perhaps fed a byte at a time
+            if len(self._buf) < len(BOM) and BOM.startswith(self._buf):
+                return []
+            if self._buf.startswith(BOM):
+                del self._buf[: len(BOM)]
+            self._first = False
         out = self._scan(final=False)
         self._trim()
         return out
