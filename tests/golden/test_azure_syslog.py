@@ -28,14 +28,16 @@ def test_sysmon_for_linux_and_auditd_rows(fixtures: Path) -> None:
     assert (report.records, report.events, report.ignored, report.skipped_total) == (15, 7, 1, 0)
     web = [e for e in events if e.host == WEB]
     db = [e for e in events if e.host == DB]
-    assert len(web) == 4 and len(db) == 3
+    assert len(web) == 4
+    assert len(db) == 3
 
     tar, written, curl, connect = web
     # The row's Computer, not the XML's own "web-02": the name Log Analytics knows the host by.
     assert tar.raw == RawRef("azure-syslog", str(path), line=1, record_id="51001")
     assert (tar.kind, tar.activity) == (Kind.PROCESS, Activity.LAUNCH)
     assert tar.time == _utc("2024-05-02 10:00:00.118")  # Sysmon's UtcTime, not TimeGenerated
-    assert tar.process is not None and tar.process.parent is not None
+    assert tar.process is not None
+    assert tar.process.parent is not None
     assert (tar.process.pid, tar.process.path, tar.process.cmd_line, tar.process.user) == (
         24011,
         "/usr/bin/tar",

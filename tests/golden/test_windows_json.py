@@ -54,7 +54,8 @@ def test_evtx_dump_objects_back_to_back(corpus: Path) -> None:
     first, *_, bun = events
     assert first.raw == RawRef("windows-json", str(path), line=1, record_id="2455038")
     assert first.time == _utc("2025-11-28 07:59:01.337")  # UtcTime
-    assert first.process is not None and first.process.parent is not None
+    assert first.process is not None
+    assert first.process.parent is not None
     assert (first.process.pid, first.process.path, first.process.cmd_line) == (
         8752,
         "C:\\Windows\\System32\\cmd.exe",
@@ -72,7 +73,8 @@ def test_evtx_dump_objects_back_to_back(corpus: Path) -> None:
         'C:\\WINDOWS\\system32\\cmd.exe /d /s /c "powershell -c "irm bun.sh/install.ps1|iex""'
         in (commands)
     )
-    assert bun.process is not None and bun.process.parent is not None
+    assert bun.process is not None
+    assert bun.process.parent is not None
     assert (bun.process.pid, bun.process.path) == (15292, "C:\\Users\\xodih\\.bun\\bin\\bun.exe")
     assert "bun_environment.js" in (bun.process.cmd_line or "")
     assert bun.process.parent.cmd_line == "node  setup_bun.js"
@@ -111,7 +113,8 @@ def test_evtx_dump_single_object(
     [event], report = read(corpus / REAL / name)
     assert report.skipped_total == 0
     assert (event.kind, event.activity, event.host) == (Kind.PROCESS, Activity.LAUNCH, host)
-    assert event.process is not None and event.process.parent is not None
+    assert event.process is not None
+    assert event.process.parent is not None
     assert (event.process.pid, event.process.cmd_line) == (pid, cmd_line)
     assert event.process.parent.path == "C:\\Windows\\System32\\cmd.exe"
 
@@ -184,7 +187,8 @@ def test_nxlog_mordor_sysmon_and_security_mixed(corpus: Path) -> None:
     [bits] = [e for e in events if e.activity == Activity.LAUNCH and "bitsadmin" in str(e.process)]
     assert bits.raw.line == 118
     assert bits.time == _utc("2020-10-23 06:36:43.542")  # UtcTime, not NXLog's local TimeCreated
-    assert bits.process is not None and bits.process.parent is not None
+    assert bits.process is not None
+    assert bits.process.parent is not None
     assert bits.process.pid == 9260
     assert (bits.process.cmd_line or "").startswith(
         "bitsadmin.exe  /transfer /Download /priority Foreground https://raw.githubusercontent.com/"
@@ -223,7 +227,8 @@ def test_sentinel_export_array_with_eventdata_xml(corpus: Path) -> None:
     net, _dns, net1, *_ = events
     assert net.raw == RawRef("windows-json", str(path), line=1, record_id="2668852")
     assert net.time == _utc("2022-09-22 01:56:20.222")  # not the export's shifted TimeCreated
-    assert net.process is not None and net1.process is not None
+    assert net.process is not None
+    assert net1.process is not None
     assert (net.process.pid, net.process.path, net.process.cmd_line) == (
         3896,
         "C:\\Windows\\System32\\net.exe",
@@ -231,7 +236,8 @@ def test_sentinel_export_array_with_eventdata_xml(corpus: Path) -> None:
     )
     assert net.process.uid == "03bfca49-c0c4-632b-0902-000000000b00"
     assert net1.process.cmd_line == "C:\\Windows\\system32\\net1  localgroup Administrators"
-    assert net1.process.parent is not None and net1.process.parent.pid == 3896
+    assert net1.process.parent is not None
+    assert net1.process.parent.pid == 3896
 
 
 def test_sysmon_for_linux_syslog_with_crlf(corpus: Path) -> None:
@@ -433,7 +439,7 @@ def test_a_large_array_is_framed_without_holding_it() -> None:
     stream = io.BytesIO(data)
     while chunk := stream.read(1 << 16):
         count += len(framer.feed(chunk))
-        largest = max(largest, len(framer._buf))  # noqa: SLF001 - the property under test
+        largest = max(largest, len(framer._buf))
     assert count == 20_000
     assert largest <= (1 << 16) + len(row)
     assert sum(1 for _ in documents(io.BytesIO(data))) == 20_000
