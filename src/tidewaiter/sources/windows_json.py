@@ -43,7 +43,7 @@ from tidewaiter.sources.base import (
 from tidewaiter.sources.fields import to_str
 from tidewaiter.sources.json_stream import Document, Framer, records, sniff_json, unwrap
 from tidewaiter.sources.sysmon_xml import parse_event, parse_event_data
-from tidewaiter.sources.windows_event import Fields, to_events
+from tidewaiter.sources.windows_event import Fields, to_events, used
 
 # Sysmon EventData names and where Winlogbeat's Sysmon pipeline moves each (winlogbeat-sysmon.js
 # renames them out of winlog.event_data for the events tidewaiter reads).
@@ -186,6 +186,10 @@ def _attrs(**attributes: object) -> dict[str, object]:
 
 
 def _flat(row: Mapping[str, object], ref: RawRef) -> list[Event]:
+    provider = _first(row, "Provider", "SourceName", "EventSourceName", "Source")
+    event_id = _first(row, "EventID", "EventId", "EventCode")
+    if not used(provider, event_id):
+        return []  # most rows of a mixed export: their EventData XML need not be parsed
     event_data = row.get("EventData")
     data: Fields
     if isinstance(event_data, str) and event_data.lstrip().startswith("<"):
@@ -195,8 +199,8 @@ def _flat(row: Mapping[str, object], ref: RawRef) -> list[Event]:
     else:
         data = row  # NXLog: every EventData field at top level
     system = {
-        "Provider": _attrs(Name=_first(row, "Provider", "SourceName", "EventSourceName", "Source")),
-        "EventID": _first(row, "EventID", "EventId", "EventCode"),
+        "Provider": _attrs(Name=provider),
+        "EventID": event_id,
         "EventRecordID": _first(row, "EventRecordID", "RecordNumber", "EventRecordId"),
         "Computer": _first(row, "Computer", "Hostname", "ComputerName"),
         # TimeGenerated is when Log Analytics ingested the row; NXLog's EventTime is local time.
