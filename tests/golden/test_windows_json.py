@@ -14,7 +14,7 @@ import pytest
 
 from tests.helpers import FALCO, OCSF, TETRAGON, ZEEK, read
 from tidewaiter.events import Activity, Endpoint, Event, File, Kind, Process, RawRef
-from tidewaiter.sources import ReadReport, get, sniff
+from tidewaiter.sources import get, sniff
 from tidewaiter.sources.json_stream import Framer, documents
 
 REAL = "realworld"
@@ -493,5 +493,15 @@ def test_sniff_claims_its_shapes_and_nothing_else(fixtures: Path) -> None:
     for shape in (*SHAPES, "sentinel_event_table.json"):
         path = fixtures / "windows_json" / shape
         assert sniff(path.read_bytes()[:65536], str(path)) is source
-    report = ReadReport()
-    assert report.records == 0
+    # A Kubernetes audit event names "Event" as a value, not as a key.
+    assert not source.sniff(b'{"kind":"Event","apiVersion":"audit.k8s.io/v1","System":1}\n')
+
+
+def test_invalid_utf8_in_a_command_line_keeps_the_event(fixtures: Path, tmp_path: Path) -> None:
+    path = tmp_path / "nxlog.json"
+    data = (fixtures / "windows_json" / "nxlog_mordor.json").read_bytes()
+    path.write_bytes(data.replace(b"S3cr3t!", b"S3cr3t\xff", 1))
+    events, report = read(path)
+    assert report.skipped_total == 0
+    assert events[0].process is not None
+    assert " a -pS3cr3t\ufffd C:\\Users\\Public\\secret.7z" in (events[0].process.cmd_line or "")

@@ -39,7 +39,7 @@ class AzureSyslog(Source):
     line_framed = False
 
     def sniff(self, head: bytes) -> bool:
-        return sniff_json(head, b'"SyslogMessage"')
+        return sniff_json(head, b"SyslogMessage")
 
     def read_file(self, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
         audits: OrderedDict[str, AuditDecoder] = OrderedDict()

@@ -17,6 +17,7 @@ which reports the document as malformed.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -248,10 +249,15 @@ def unwrap(data: bytes) -> list[object]:
     return wrapped
 
 
-def sniff_json(head: bytes, *markers: bytes) -> bool:
-    """Whether head is JSON (an object or an array, maybe after evtx_dump's record header)
-    holding every one of markers."""
+def sniff_json(head: bytes, *keys: bytes) -> bool:
+    """Whether head is JSON (an object or an array, maybe after evtx_dump's record header) with
+    every one of keys as a key, not merely as a value (k8s audit's "kind": "Event")."""
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     if text.startswith(b"Record "):
         text = text.partition(b"\n")[2].lstrip()
-    return text[:1] in (b"{", b"[") and all(marker in text for marker in markers)
+    return text[:1] in (b"{", b"[") and all(_key(key).search(text) for key in keys)
+
+
+@functools.cache
+def _key(name: bytes) -> re.Pattern[bytes]:
+    return re.compile(b'"' + re.escape(name) + rb'"\s*:')

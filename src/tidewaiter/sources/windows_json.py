@@ -67,7 +67,7 @@ _ECS: dict[str, tuple[str, ...]] = {
     "ScriptBlockText": ("powershell", "file", "script_block_text"),
 }
 _DIRECTION = {"egress": "true", "outbound": "true", "ingress": "false", "inbound": "false"}
-_PROVIDER_KEYS = (b'"SourceName"', b'"Provider"', b'"EventSourceName"', b'"Source"', b'"Channel"')
+_PROVIDER_KEYS = (b"SourceName", b"Provider", b"EventSourceName", b"Source", b"Channel")
 
 
 def events_from_document(document: Mapping[str, object], ref: RawRef) -> list[Event]:
@@ -226,12 +226,12 @@ class WindowsJson(Source):
     title = "Windows events as JSON (evtx_dump, Winlogbeat, NXLog, Sentinel)"
 
     def sniff(self, head: bytes) -> bool:
-        if sniff_json(head, b'"Event"', b'"System"'):
+        if sniff_json(head, b"Event") and sniff_json(head, b"System"):
             return True
-        if sniff_json(head, b'"winlog"') and (b'"event_id"' in head or b'"event_data"' in head):
-            return True
-        flat = sniff_json(head, b'"EventID"') or sniff_json(head, b'"EventId"')
-        return flat and any(key in head for key in _PROVIDER_KEYS)
+        if sniff_json(head, b"winlog"):
+            return sniff_json(head, b"event_id") or sniff_json(head, b"event_data")
+        flat = sniff_json(head, b"EventID") or sniff_json(head, b"EventId")
+        return flat and any(sniff_json(head, key) for key in _PROVIDER_KEYS)
 
     def decoder(self, path: str) -> Decoder:
         return JsonDecoder()
