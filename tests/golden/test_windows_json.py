@@ -6,6 +6,7 @@ wrappers, damage)."""
 from __future__ import annotations
 
 import io
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -505,3 +506,23 @@ def test_invalid_utf8_in_a_command_line_keeps_the_event(fixtures: Path, tmp_path
     assert report.skipped_total == 0
     assert events[0].process is not None
     assert " a -pS3cr3t\ufffd C:\\Users\\Public\\secret.7z" in (events[0].process.cmd_line or "")
+
+
+def test_evtx_dump_separate_json_attributes(tmp_path: Path) -> None:
+    """`evtx_dump --separate-json-attributes` puts an element's attributes beside it."""
+    path = tmp_path / "separate.jsonl"
+    system = {
+        "Provider": "",
+        "Provider_attributes": {"Name": "Microsoft-Windows-Sysmon"},
+        "EventID": 11,
+        "TimeCreated": "",
+        "TimeCreated_attributes": {"SystemTime": "2024-05-02T10:00:03Z"},
+        "EventRecordID": 9,
+        "Computer": "ws1",
+    }
+    data = {"ProcessId": 5120, "Image": "C:\\7z.exe", "TargetFilename": "C:\\s.7z"}
+    path.write_text(json.dumps({"Event": {"System": system, "EventData": data}}) + "\n")
+    [event], report = read(path)
+    assert report.files == {str(path): "windows-json"}
+    assert (event.kind, event.host, event.file) == (Kind.FILE, "ws1", File(path="C:\\s.7z"))
+    assert event.time == _utc("2024-05-02 10:00:03")
