@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 SNIFF_BYTES = 64 * 1024
-# Import order is sniff order: the more specific formats first.
+# Sniff order (all_sources sorts by it, whatever the import order): the more specific formats first.
 _MODULES = (
     "sysmon_evtx",
     "windows_json",
