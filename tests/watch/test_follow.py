@@ -85,7 +85,14 @@ def test_a_truncated_file_is_read_again_from_its_start(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "fixture",
-    ["tetragon/pretty.json", "zeek/conn.log", "falco/alerts.jsonl", "zeek/broken.log"],
+    [
+        "tetragon/pretty.json",
+        "zeek/conn.log",
+        "falco/alerts.jsonl",
+        "zeek/broken.log",
+        "windows_json/nxlog_mordor.json",
+        "windows_json/evtx_dump.json",
+    ],
 )
 def test_a_restart_at_any_byte_reads_each_record_once(fixture: str, tmp_path: Path) -> None:
     """Stop after any number of bytes (in the middle of a multi-line record, after a Zeek

@@ -30,9 +30,11 @@ __all__ = [
 ]
 
 SNIFF_BYTES = 64 * 1024
-# Import order is sniff order: the more specific formats first.
+# Sniff order (all_sources sorts by it, whatever the import order): the more specific formats first.
 _MODULES = (
     "sysmon_evtx",
+    "windows_json",
+    "azure_syslog",
     "tetragon",
     "falco",
     "sensor",
@@ -78,7 +80,13 @@ def _load() -> None:
 
 def all_sources() -> list[Source]:
     _load()
-    return list(_registry.values())
+    # In _MODULES order, not import order: a source may import another's helpers first.
+    return sorted(_registry.values(), key=_rank)
+
+
+def _rank(source: Source) -> int:
+    module = type(source).__module__.rpartition(".")[2]
+    return _MODULES.index(module) if module in _MODULES else len(_MODULES)
 
 
 def get(name: str) -> Source:

@@ -141,6 +141,18 @@ def parse_event(xml: bytes, ref: RawRef) -> list[Event]:
     return to_events(_system(system), data, ref)
 
 
+def parse_event_data(xml: str) -> dict[str, object]:
+    """The named Data of an EventData element given as text (Log Analytics keeps EventData as
+    an XML string, the Microsoft Monitoring Agent inside a <DataItem>), wherever it sits."""
+    if _DTD.search(xml.encode()):
+        raise RecordError("DTD or entity declaration (refused: entity expansion)")
+    try:
+        root = ET.fromstring(xml)  # noqa: S314 - DTDs refused above
+    except ET.ParseError as exc:
+        raise RecordError(f"malformed EventData XML ({str(exc).partition(':')[0]})") from None
+    return _event_data(root.iter())
+
+
 def _local(tag: str) -> str:
     return tag.rpartition("}")[2]
 
@@ -159,10 +171,10 @@ def _system(system: ET.Element) -> dict[str, object]:
     return out
 
 
-def _event_data(event_data: ET.Element) -> dict[str, object]:
+def _event_data(elements: Iterable[ET.Element]) -> dict[str, object]:
     return {
         name: child.text
-        for child in event_data
+        for child in elements
         if _local(child.tag) == "Data" and (name := child.get("Name"))
     }
 

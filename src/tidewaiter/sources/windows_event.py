@@ -42,6 +42,8 @@ def to_events(system: Fields, data: Fields, ref: RawRef) -> list[Event]:
     """
     provider = to_str(attribute(system, "Provider", "Name"))
     event_id = to_int(text(system.get("EventID")))
+    if not used(provider, event_id):
+        return []
     record_id = to_str(text(system.get("EventRecordID")))
     if record_id is not None:
         ref = msgspec.structs.replace(ref, record_id=record_id)
@@ -52,6 +54,15 @@ def to_events(system: Fields, data: Fields, ref: RawRef) -> list[Event]:
     if provider in POWERSHELL_PROVIDERS and event_id == SCRIPT_BLOCK:
         return _script_block(system, data, _Common(_system_time(system), ref, host), provider)
     return []
+
+
+def used(provider: object, event_id: object) -> bool:
+    """Whether to_events has a use for this provider's event id: readers of bulky shapes check
+    it before decoding the rest of a record."""
+    name, number = to_str(provider), to_int(text(event_id))
+    if name in SYSMON_PROVIDERS:
+        return number in _SYSMON
+    return name in POWERSHELL_PROVIDERS and number == SCRIPT_BLOCK
 
 
 def text(node: object) -> object:
