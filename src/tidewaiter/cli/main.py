@@ -18,6 +18,7 @@ from tidewaiter.cli import (
     investigate,
     respond,
     sensor,
+    sigma,
     suppress,
     watch,
 )
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_parser(commands)
     sensor.add_parser(commands)
     coverage.add_parser(commands)
+    sigma.add_parser(commands)
     return parser
 
 

@@ -243,6 +243,10 @@ class Catalog:
         technique = known.get(uid) or known[uid.split(".", maxsplit=1)[0]]
         return technique, self.attack.tactics[technique.tactic]
 
+    def knows(self, uid: str) -> bool:
+        """Whether the technique (or, for a sub-technique, its parent) is in attack.yaml."""
+        return uid.split(".", maxsplit=1)[0] in self.attack.techniques
+
     def sensitive_mount(self, source: str) -> bool:
         return _fold_path(source) in self.sensitive_mounts
 
