@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from tidewaiter import __version__
 from tidewaiter.cli import (
+    ads,
     alerts,
     baseline,
     coverage,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     sensor.add_parser(commands)
     coverage.add_parser(commands)
     sigma.add_parser(commands)
+    ads.add_parser(commands)
     return parser
 
 

@@ -149,6 +149,8 @@ class AnalyticSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     false_positives: str
     validation: str
     response: str
+    strategy: str = ""  # how the logic decides (the ADS's Strategy Abstract)
+    assumptions: str = ""  # what it relies on (beside its blind spots)
 
 
 class AnalyticsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
