@@ -246,3 +246,32 @@ def test_detect_refuses_a_missing_rule_path(
     missing = tmp_path / "nope.yml"
     assert main(["detect", "--sigma", str(missing), str(AUDITD)]) == 2
     assert f"--sigma {missing}: no such file or directory" in capsys.readouterr().err
+
+
+def test_expanding_modifiers_field_references_and_existence(tmp_path: Path) -> None:
+    text = """
+title: Modifiers
+logsource: {category: process_creation}
+detection:
+  dash: {CommandLine|windash|contains: ' -enc '}
+  b64: {CommandLine|base64offset|contains: 'secret'}
+  same: {ParentCommandLine|fieldref: CommandLine}
+  orphan: {ParentImage: null}
+  named: {User|exists: true}
+  condition: dash or b64 or same or (orphan and named)
+level: low
+"""
+    loaded = rules(tmp_path, text)
+    assert loaded.problems == []
+    events = [
+        b.launch("powershell /enc SQBFAFgA", pid=1, parent_cmd="explorer.exe"),  # windash
+        b.launch("echo eHNlY3JldHg= | base64 -d", pid=2, parent_cmd="bash"),  # "xsecretx"
+        b.launch("sh run.sh", pid=3, parent_cmd="sh run.sh"),  # fieldref
+        b.launch("ls /", pid=4, parent_cmd="bash"),
+        b.launch("ls /tmp", pid=5),  # no parent, and no user recorded
+    ]
+    assert matched(loaded, events) == [
+        "powershell /enc SQBFAFgA",
+        "echo eHNlY3JldHg= | base64 -d",
+        "sh run.sh",
+    ]
