@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -216,29 +216,20 @@ def _selections(signal: str, platform: str, catalog: Catalog) -> _Selections:
     found = _Selections()
     files = catalog_files(catalog)
     if signal == "archive":
-        for archiver in files.archivers:
-            if _on(archiver.tool, platform):
-                match, unless = _archiver(archiver, platform)
-                found.add(archiver.tool, archiver.technique, match, unless)
+        _each(found, files.archivers, platform, _archiver)
         for script, _, _ in catalog.scripts:
             if _on(script.tool, platform):
-                found.add(
-                    script.tool, script.technique, _interpreted(catalog, platform, script.pattern)
-                )
+                match = _interpreted(catalog, platform, script.pattern)
+                found.add(script.tool, script.technique, match)
     elif signal == "encrypt":
-        for encryptor in files.encryptors:
-            match, unless = _encryptor(encryptor, platform)
-            found.add(encryptor.tool, encryptor.technique, match, unless)
+        _each(found, files.encryptors, platform, _encryptor)
     elif signal == "upload":
-        for transfer in files.transfers:
-            if _on(transfer.tool, platform):
-                match, unless = _transfer(transfer, platform)
-                found.add(transfer.tool, transfer.technique, match, unless)
+        _each(found, files.transfers, platform, _transfer)
         for cmdlet, _, _ in catalog.script_transfers:
             if _on(cmdlet.tool, platform):
                 shells = catalog.shells.powershell.binaries
-                match = {**_image(shells, platform), **_regex(cmdlet.pattern)}
-                found.add(cmdlet.tool, cmdlet.technique, match)
+                sends = {**_image(shells, platform), **_regex(cmdlet.pattern)}
+                found.add(cmdlet.tool, cmdlet.technique, sends)
     elif signal == "split":
         for splitter in files.splitters:
             if _on(splitter.tool, platform):
@@ -265,6 +256,18 @@ def _selections(signal: str, platform: str, catalog: Catalog) -> _Selections:
             {"DestinationIp|cidr": list(DEFAULT_INTERNAL_RANGES)},
         )
     return found
+
+
+Spec = TypeVar("Spec", Archiver, Encryptor, Transfer)
+Build = Callable[[Spec, str], tuple[dict[str, Any], dict[str, Any] | None]]
+
+
+def _each(found: _Selections, specs: Iterable[Spec], platform: str, build: Build[Spec]) -> None:
+    """One selection per catalog entry that exists on the platform."""
+    for spec in specs:
+        if _on(spec.tool, platform):
+            match, unless = build(spec, platform)
+            found.add(spec.tool, spec.technique, match, unless)
 
 
 @dataclass(frozen=True)
