@@ -213,8 +213,7 @@ def _sigma(case: Case, catalog: Catalog) -> Finding:
     if rule is None:
         raise ValueError("a sigma case without its rule")
     severity = SIGMA_LEVELS.get(rule.level, 3)
-    reasons = [f"Sigma rule {rule.title!r}{f' ({rule.path})' if rule.path else ''} matched"]
-    reasons.append(signal.explanation)
+    reasons = [signal.explanation + (f" (rule file {rule.path})" if rule.path else "")]
     known = tuple(t for t in _rule_techniques(rule.tags) if catalog.knows(t))
     unknown = [t for t in _rule_techniques(rule.tags) if not catalog.knows(t)]
     if unknown:
