@@ -4,6 +4,7 @@ run reported in one sentence."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -275,3 +276,14 @@ level: low
         "echo eHNlY3JldHg= | base64 -d",
         "sh run.sh",
     ]
+
+
+def test_without_pysigma_the_flag_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "sigma", None)  # `import sigma` now raises ImportError
+    monkeypatch.delitem(sys.modules, "tidewaiter.sigma.load")
+    monkeypatch.delitem(sys.modules, "tidewaiter.sigma.match", raising=False)
+    monkeypatch.delitem(sys.modules, "tidewaiter.sigma.pipeline", raising=False)
+    assert main(["detect", "--sigma", str(AUDITD), str(AUDITD)]) == 2
+    assert "--sigma needs pySigma: pip install 'tidewaiter[sigma]'" in capsys.readouterr().err
