@@ -4,8 +4,10 @@ run reported in one sentence."""
 
 from __future__ import annotations
 
+import builtins
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -281,9 +283,15 @@ level: low
 def test_without_pysigma_the_flag_names_the_extra(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "sigma", None)  # `import sigma` now raises ImportError
-    monkeypatch.delitem(sys.modules, "tidewaiter.sigma.load")
-    monkeypatch.delitem(sys.modules, "tidewaiter.sigma.match", raising=False)
-    monkeypatch.delitem(sys.modules, "tidewaiter.sigma.pipeline", raising=False)
+    real_import = builtins.__import__
+
+    def no_pysigma(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "sigma" or name.startswith("sigma."):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    for module in [m for m in sys.modules if m.startswith("tidewaiter.sigma.")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setattr(builtins, "__import__", no_pysigma)
     assert main(["detect", "--sigma", str(AUDITD), str(AUDITD)]) == 2
     assert "--sigma needs pySigma: pip install 'tidewaiter[sigma]'" in capsys.readouterr().err
