@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests import builders as b
+from tests.watch.harness import Watch, jsonl_alerts
 from tidewaiter.cli.main import main
 from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.analytics import Finding
@@ -295,3 +296,30 @@ def test_without_pysigma_the_flag_names_the_extra(
     monkeypatch.setattr(builtins, "__import__", no_pysigma)
     assert main(["detect", "--sigma", str(AUDITD), str(AUDITD)]) == 2
     assert "--sigma needs pySigma: pip install 'tidewaiter[sigma]'" in capsys.readouterr().err
+
+
+def test_watch_runs_users_rules_as_it_follows(tmp_path: Path) -> None:
+    """`tidewaiter watch --sigma` (a real process reading standard input): the user's rule is a
+    finding of its own in the alerts it delivers."""
+    rule = tmp_path / "rule.yml"
+    rule.write_text(STANDALONE)
+    source = tmp_path / "falco.jsonl"
+    line = (
+        '{"time":"2024-05-02T10:00:00.000000000Z","rule":"Spawned process","priority":"Notice",'
+        '"output":"x","source":"syscall","output_fields":{"evt.type":"execve",'
+        '"proc.pid":41,"proc.exepath":"/usr/bin/python3",'
+        '"proc.cmdline":"python3 -c print(open(\'/etc/shadow\').read())",'
+        '"container.id":"4f1c2b9e7d6a","proc.name":"python3"}}\n'
+    )
+    source.write_text(line)
+    out = tmp_path / "alerts.jsonl"
+    args = ["-", "--db", "tw.duckdb", "--out", str(out), "--sigma", str(rule)]
+    with source.open("rb") as stdin, Watch(args, tmp_path) as watch:
+        watch.start(stdin=stdin.fileno())
+        assert watch.proc is not None
+        assert watch.proc.wait(timeout=60) == 0
+        assert watch.said("sigma: 1 rule(s) loaded, 0 not")
+    [alert] = jsonl_alerts(out)
+    assert alert["finding_info"]["title"] == "Shadow file read by a script"
+    assert alert["finding_info"]["analytic"]["uid"] == "tw-sigma-rule"
+    assert alert["severity"] == "High"
