@@ -10,6 +10,7 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol
 
 import msgspec
 
@@ -25,6 +26,12 @@ from tidewaiter.events import Event, Kind
 from tidewaiter.identity import MIN_PREFIX, POD_PREFIX, Identities
 
 
+class RuleSignals(Protocol):
+    """Signals from rules beyond the catalog (users' Sigma rules, `--sigma`)."""
+
+    def signals(self, event: Event, policy: AddressPolicy) -> list[Signal]: ...
+
+
 class EngineConfig(msgspec.Struct, frozen=True):
     correlation: CorrelationConfig = CorrelationConfig()
     internal_cidrs: tuple[str, ...] = ()
@@ -34,6 +41,7 @@ class EngineConfig(msgspec.Struct, frozen=True):
     allowed_destinations: tuple[str, ...] = ()  # hosts uploads may go to (registries, stores)
     host_addresses: tuple[tuple[str, str], ...] = ()  # (host name, address): joins flow logs
     assume_host: str | None = None  # the host of records that name none (an eslogger export)
+    rules: tuple[RuleSignals, ...] = ()  # users' rules, run beside the catalog's indicators
 
 
 class AddressBook:
@@ -124,6 +132,8 @@ class Engine:
             event = self._assumed_host(event, self.config.assume_host)
         self.correlator.advance(event.time)
         signals = self.detector.signals(event)
+        for rules in self.config.rules:
+            signals = [*signals, *rules.signals(event, self.detector.policy)]
         entity = None
         if event.kind is Kind.PROCESS and event.process is not None:
             self._note_tool(event)

@@ -4,6 +4,7 @@ and whether the last emulation of each passed (from `tidewaiter emulate run` res
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tidewaiter.detection.catalog import load as load_catalog
 from tidewaiter.emulate import results
 from tidewaiter.emulate.coverage import Matrix, build, markdown, technique_name
+from tidewaiter.emulate.navigator import layer
 from tidewaiter.emulate.scenario import load_all
 
 EXIT_OK, EXIT_USAGE = 0, 2
@@ -31,6 +34,12 @@ def add_parser(commands: Any) -> None:
         help=f"emulation results to read (default {results.default_path()})",
     )
     parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write it as Markdown")
+    parser.add_argument(
+        "--navigator",
+        type=Path,
+        metavar="FILE",
+        help="also write an ATT&CK Navigator layer (format 4.5): covered and proven techniques",
+    )
     parser.set_defaults(run=run)
 
 
@@ -49,11 +58,16 @@ def run(args: argparse.Namespace) -> int:
             "(and `--live` on a Linux host) first",
             file=sys.stderr,
         )
+    outputs = []
     if args.markdown:
+        outputs.append((args.markdown, markdown(matrix)))
+    if args.navigator:
+        outputs.append((args.navigator, json.dumps(layer(matrix, load_catalog()), indent=1)))
+    for path, text in outputs:
         try:
-            args.markdown.write_text(markdown(matrix))
+            path.write_text(text, encoding="utf-8")
         except OSError as exc:
-            print(f"tidewaiter: cannot write {args.markdown}: {exc}", file=sys.stderr)
+            print(f"tidewaiter: cannot write {path}: {exc}", file=sys.stderr)
             return EXIT_USAGE
     return EXIT_OK
 

@@ -24,6 +24,7 @@ from tidewaiter.events import Event
 from tidewaiter.identity import workload_key
 from tidewaiter.pipeline import Engine, EngineConfig, merge_by_time
 from tidewaiter.printable import printable
+from tidewaiter.sigma import SigmaLoadError
 from tidewaiter.sinks import Sink
 from tidewaiter.sinks.console import ConsoleSink
 from tidewaiter.sinks.jsonl import JsonLinesSink
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         store = open_store(args)
         config = engine_config(args, store)
-    except (SuppressionError, StoreError) as exc:
+    except (SuppressionError, StoreError, SigmaLoadError) as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     baselines = store.load_baselines(learn=args.learn) if store is not None else None

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from tidewaiter import __version__
 from tidewaiter.cli import (
+    ads,
     alerts,
     baseline,
     coverage,
@@ -18,6 +19,7 @@ from tidewaiter.cli import (
     investigate,
     respond,
     sensor,
+    sigma,
     suppress,
     watch,
 )
@@ -46,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     emulate.add_parser(commands)
     sensor.add_parser(commands)
     coverage.add_parser(commands)
+    sigma.add_parser(commands)
+    ads.add_parser(commands)
     return parser
 
 

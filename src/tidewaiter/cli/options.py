@@ -10,8 +10,9 @@ from collections.abc import Callable
 from tidewaiter.detection.analytics import SEVERITY_NAMES
 from tidewaiter.detection.correlate import CorrelationConfig
 from tidewaiter.detection.suppress import load_suppressions
-from tidewaiter.pipeline import EngineConfig
+from tidewaiter.pipeline import EngineConfig, RuleSignals
 from tidewaiter.printable import printable
+from tidewaiter.sigma import SigmaLoadError
 from tidewaiter.store import Store, StoreError, default_path
 
 _SEVERITY_BY_NAME = {name.lower(): level for level, name in SEVERITY_NAMES.items()}
@@ -110,11 +111,19 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         metavar="HOST",
         help="a registry or store that build and backup uploads may go to (repeatable)",
     )
+    group.add_argument(
+        "--sigma",
+        action="append",
+        default=[],
+        metavar="RULE_OR_DIR",
+        help="also run these Sigma rules (a .yml file, or a folder of them); repeatable",
+    )
 
 
 def engine_config(args: argparse.Namespace, store: Store | None = None) -> EngineConfig:
     """The engine's configuration from the flags; suppressions from files and the store.
-    Raises SuppressionError for a suppressions file that cannot be used."""
+    Raises SuppressionError for a suppressions file that cannot be used, SigmaLoadError for a
+    --sigma path that cannot be."""
     rules = [rule for path in args.suppressions for rule in load_suppressions(path)]
     if store is not None:
         rules += store.suppressions()
@@ -127,7 +136,26 @@ def engine_config(args: argparse.Namespace, store: Store | None = None) -> Engin
         allowed_destinations=tuple(args.allow_destination),
         host_addresses=tuple(args.host_address),
         assume_host=args.assume_host,
+        rules=sigma_rules(args.sigma),
     )
+
+
+def sigma_rules(paths: list[str]) -> tuple[RuleSignals, ...]:
+    """Users' Sigma rules; each rule that cannot run is reported in one sentence on stderr."""
+    if not paths:
+        return ()
+    try:
+        from tidewaiter.sigma.load import load
+    except ImportError:
+        raise SigmaLoadError("--sigma needs pySigma: pip install 'tidewaiter[sigma]'") from None
+    loaded = load(paths)
+    for problem in loaded.problems:
+        print(f"tidewaiter: sigma: {printable(problem)}", file=sys.stderr)
+    print(
+        f"tidewaiter: sigma: {len(loaded.rules)} rule(s) loaded, {len(loaded.problems)} not",
+        file=sys.stderr,
+    )
+    return (loaded,)
 
 
 def add_store_option(parser: argparse.ArgumentParser) -> None:

@@ -20,6 +20,7 @@ from tidewaiter.detection.catalog import CatalogError, load
 from tidewaiter.detection.suppress import SuppressionError
 from tidewaiter.pipeline import Engine
 from tidewaiter.printable import printable
+from tidewaiter.sigma import SigmaLoadError
 from tidewaiter.sinks import Sink
 from tidewaiter.sinks.jsonl import JsonLinesSink
 from tidewaiter.sinks.spool import Spool, SpooledSink
@@ -233,7 +234,14 @@ def _watch(
         make_engine = _engine_factory(args, store)
         sinks = _sinks(settings, status.say)
         inputs = _inputs(settings, report, status.say)
-    except (ConfigError, SuppressionError, CatalogError, WebhookError, SyslogError) as exc:
+    except (
+        ConfigError,
+        SuppressionError,
+        CatalogError,
+        WebhookError,
+        SyslogError,
+        SigmaLoadError,
+    ) as exc:
         status.say(str(exc))
         _close(inputs, sinks)
         status.close_quietly()
@@ -451,7 +459,14 @@ def check(args: argparse.Namespace, settings: WatchSettings, console: Console) -
     ):
         try:
             step()
-        except (SuppressionError, CatalogError, WebhookError, SyslogError, UnknownFormat) as exc:
+        except (
+            SuppressionError,
+            CatalogError,
+            WebhookError,
+            SyslogError,
+            UnknownFormat,
+            SigmaLoadError,
+        ) as exc:
             problems.append(str(exc))
     for path in settings.paths:
         if path != "-" and Path(path).is_dir():

@@ -85,3 +85,15 @@ _INTERNAL = tuple(
         "fc00::/7",
     )
 )
+
+# Every range an address is internal by default, as CIDR text (what exported Sigma rules filter).
+DEFAULT_INTERNAL_RANGES = (
+    *(str(net) for net in _INTERNAL),
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "224.0.0.0/4",
+    "0.0.0.0/32",
+    "::1/128",
+    "fe80::/10",
+    "ff00::/8",
+)

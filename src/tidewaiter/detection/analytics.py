@@ -24,9 +24,11 @@ EXPORT = "tw-container-export"
 COMMIT_PUSH = "tw-commit-push"
 HOST_STAGED = "tw-host-staged"
 EGRESS_SPIKE = "tw-egress-spike"
+SIGMA = "tw-sigma-rule"
 LARGE_RESPONSE = 1 << 20  # bytes; a pods/exec response this large carried real data
 
 SEVERITY_NAMES = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical"}
+SIGMA_LEVELS = {name.lower(): level for level, name in SEVERITY_NAMES.items()}
 
 
 class Finding(msgspec.Struct, frozen=True):
@@ -58,6 +60,8 @@ def judge(case: Case, catalog: Catalog, registries: frozenset[str] = frozenset()
         return _copy(case, catalog)
     if case.kind == "push":
         return _push(case, catalog, registries)
+    if case.kind == "sigma":
+        return _sigma(case, catalog)
     if case.episode is None:
         raise ValueError(f"a {case.kind!r} case without an episode")
     return _episode(case.episode, catalog)
@@ -200,6 +204,41 @@ def _push(case: Case, catalog: Catalog, registries: frozenset[str]) -> Finding |
         techniques,
         anchor=push,
     )
+
+
+def _sigma(case: Case, catalog: Catalog) -> Finding:
+    """A user's Sigma rule that matched on its own: its title, level and tags, as written."""
+    [signal] = case.signals
+    rule = signal.rule
+    if rule is None:
+        raise ValueError("a sigma case without its rule")
+    severity = SIGMA_LEVELS.get(rule.level, 3)
+    reasons = [signal.explanation + (f" (rule file {rule.path})" if rule.path else "")]
+    known = tuple(t for t in _rule_techniques(rule.tags) if catalog.knows(t))
+    unknown = [t for t in _rule_techniques(rule.tags) if not catalog.knows(t)]
+    if unknown:
+        reasons.append(f"its tags name {', '.join(unknown)}, outside tidewaiter's ATT&CK list")
+    return _finding(
+        catalog,
+        SIGMA,
+        rule.title,
+        case.entity,
+        severity,
+        20 * severity - 10,
+        (signal,),
+        reasons,
+        known,
+        anchor=signal,
+    )
+
+
+def _rule_techniques(tags: tuple[str, ...]) -> list[str]:
+    """`attack.t1560.001` → T1560.001; other tags are not techniques."""
+    return [
+        t.removeprefix("attack.").upper()
+        for t in tags
+        if t.lower().startswith("attack.t") and t[8:9].isdigit()
+    ]
 
 
 def _context_phrases(context: tuple[Signal, ...]) -> list[str]:

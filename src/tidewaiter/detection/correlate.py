@@ -86,7 +86,7 @@ class Episode(msgspec.Struct, omit_defaults=True):
 
 class Case(msgspec.Struct, frozen=True):
     """What correlation hands to the analytics: a closed episode, or a platform call with its
-    context. ``kind`` is "episode", "copy" or "push"."""
+    context. ``kind`` is "episode", "copy", "push" or "sigma"."""
 
     kind: str
     entity: Entity
@@ -128,6 +128,9 @@ class Correlator:
             return
         if kind in COPYING:
             self._emit(Case("copy", entity, (signal,), context=self._context(entity.key)))
+            return
+        if kind is SignalKind.SIGMA:  # a user's rule that stands on its own
+            self._emit(Case("sigma", entity, (signal,)))
             return
         if kind is SignalKind.COMMIT:
             self._commit(signal, entity)

@@ -41,6 +41,7 @@ class SignalKind(StrEnum):
     COMMIT = "commit"  # a container committed to an image
     PUSH = "push"  # an image pushed to a registry
     HOST_MOUNT = "host_mount"  # a container created with a sensitive host path mounted
+    SIGMA = "sigma"  # a user's Sigma rule that is a finding on its own (not archive or upload)
 
 
 class Destination(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -52,6 +53,16 @@ class Destination(msgspec.Struct, frozen=True, omit_defaults=True):
     def label(self) -> str:
         where = self.host or self.ip or "?"
         return f"{where}:{self.port}" if self.port else where
+
+
+class RuleRef(msgspec.Struct, frozen=True, omit_defaults=True):
+    """The user's Sigma rule a signal came from (`--sigma`)."""
+
+    title: str
+    level: str  # informational, low, medium, high, critical
+    id: str | None = None
+    tags: tuple[str, ...] = ()
+    path: str | None = None
 
 
 class Signal(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -68,6 +79,7 @@ class Signal(msgspec.Struct, frozen=True, omit_defaults=True):
     piped: bool = False  # fed by an archiver through a pipe in the same command line
     repeats: int = 1  # egress sends of one flow folded into this signal
     last_time: float | None = None  # time of the last folded send
+    rule: RuleRef | None = None  # the Sigma rule that raised it, for `--sigma` signals
 
     def same_flow(self, other: Signal) -> bool:
         """Two egress signals of one process to one destination (sends of one upload)."""

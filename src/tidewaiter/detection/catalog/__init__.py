@@ -149,6 +149,8 @@ class AnalyticSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     false_positives: str
     validation: str
     response: str
+    strategy: str = ""  # how the logic decides (the ADS's Strategy Abstract)
+    assumptions: str = ""  # what it relies on (beside its blind spots)
 
 
 class AnalyticsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -242,6 +244,10 @@ class Catalog:
         known = self.attack.techniques
         technique = known.get(uid) or known[uid.split(".", maxsplit=1)[0]]
         return technique, self.attack.tactics[technique.tactic]
+
+    def knows(self, uid: str) -> bool:
+        """Whether the technique (or, for a sub-technique, its parent) is in attack.yaml."""
+        return uid.split(".", maxsplit=1)[0] in self.attack.techniques
 
     def sensitive_mount(self, source: str) -> bool:
         return _fold_path(source) in self.sensitive_mounts
