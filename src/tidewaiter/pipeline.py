@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 import msgspec
 
 from tidewaiter.detection.addresses import AddressPolicy
-from tidewaiter.detection.analytics import Finding, egress_spike, judge
+from tidewaiter.detection.analytics import Finding, egress_spike, evidence_rank, judge
 from tidewaiter.detection.baseline import WINDOW, Baselines
 from tidewaiter.detection.catalog import Catalog, load
 from tidewaiter.detection.cmdline import exe_name
@@ -106,7 +106,9 @@ class Engine:
         self.addresses = AddressBook()
         for name, address in self.config.host_addresses:
             self.addresses.declare(address, Entity(f"host:{name.lower()}", name))
-        self.correlator = Correlator(self.config.correlation, self._decide)
+        self.correlator = Correlator(
+            self.config.correlation, self._decide, lambda s: evidence_rank(s, self.catalog)
+        )
         self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
         self.baselines = baselines
         self._on_finding = on_finding

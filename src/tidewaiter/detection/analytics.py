@@ -95,6 +95,11 @@ def _episode(episode: Episode, catalog: Catalog) -> Finding:
         reasons.append("no transfer out followed within the correlation window")
         if encrypted:
             reasons.append("the archive was encrypted")
+    if episode.omitted:
+        reasons.append(
+            f"{episode.omitted} more signals were beyond the evidence bound; "
+            "the strongest were kept"
+        )
     mount = [episode.mount] if episode.mount is not None else []
     evidence = _ordered([*mount, *episode.archives, *episode.links, *episode.transfers])
     techniques = _techniques(evidence, catalog.analytics[analytic].attacks, bool(external))
@@ -258,7 +263,8 @@ def _first_transfer_sentence(episode: Episode, transfer: Signal) -> str:
 
 def _raisers(episode: Episode, external: list[Signal], encrypted: bool) -> list[str]:
     raisers: list[str] = []
-    archive_names = {_basename(a.archive_path) for a in episode.archives if a.archive_path}
+    kept = [a.archive_path for a in episode.archives if a.archive_path]
+    archive_names = {_basename(p) for p in (*kept, *episode.dropped)}
     for transfer in external:
         named = archive_names & {_basename(p) for p in transfer.sent_paths}
         if named or transfer.piped:
@@ -339,6 +345,28 @@ def _clock(epoch: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S")
+
+
+def evidence_rank(signal: Signal, catalog: Catalog) -> int:
+    """How strong one piece of evidence is, for keeping the strongest when an episode's bound
+    is reached: encrypted, outside, carried by an upload tool, big, from a sensitive path, a
+    real archiver rather than a compressor of one file."""
+    rank = 16 * signal.encrypted
+    dst = signal.destination
+    if signal.kind in (SignalKind.UPLOAD, SignalKind.EGRESS):
+        rank += 8 * (dst is not None and not dst.internal)
+        rank += 4 * (signal.kind is SignalKind.UPLOAD) + 2 * bool(signal.sent_paths)
+        rank += (signal.bytes_out or 0) >= LARGE_RESPONSE
+        return rank
+    file = signal.event.file
+    rank += 4 * bool(file is not None and file.size and file.size >= LARGE_RESPONSE)
+    process = signal.event.process
+    argv = (process.args or (process.cmd_line or "")[:4096].split()) if process else ()
+    words = [signal.archive_path or "", *argv]
+    rank += 8 * any(w.startswith("/") and catalog.sensitive_path(w) for w in words[:64])
+    spec = catalog.archivers.get(signal.tool)
+    rank += 2 * (spec is not None and spec.output != "compressed_input")
+    return rank
 
 
 def egress_spike(entity: Entity, egress: list[Signal], note: str, catalog: Catalog) -> Finding:

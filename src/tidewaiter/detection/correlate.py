@@ -66,6 +66,8 @@ class Episode(msgspec.Struct, omit_defaults=True):
     transfers: list[Signal] = msgspec.field(default_factory=list)
     links: list[Signal] = msgspec.field(default_factory=list)
     omitted: int = 0  # evidence beyond max_evidence, counted so the alert can say so
+    dropped: list[str] = msgspec.field(default_factory=list)  # archive names not kept (bounded)
+    ranks: dict[str, list[int]] = msgspec.field(default_factory=dict)  # of full buckets
     last_archive: float = 0.0
     last_transfer: float = 0.0
     external: bool = False  # a transfer reached a non-internal destination
@@ -105,12 +107,14 @@ class Snapshot(msgspec.Struct):
 
 SNAPSHOT_VERSION = 2
 Emit = Callable[[Case], None]
+Rank = Callable[[Signal], int]  # how strong a piece of evidence is, for keeping the strongest
 
 
 class Correlator:
-    def __init__(self, config: CorrelationConfig, emit: Emit) -> None:
+    def __init__(self, config: CorrelationConfig, emit: Emit, rank: Rank | None = None) -> None:
         self.config = config
         self._emit = emit
+        self._rank = rank or _rank
         self._open: OrderedDict[str, Episode] = OrderedDict()
         self._due: list[tuple[float, str]] = []  # lazily validated min-heap of due times
         self._facts: OrderedDict[str, Facts] = OrderedDict()
@@ -238,15 +242,34 @@ class Correlator:
         """Sends of one flow fold into one evidence item; a flow of 10,000 sends is one line."""
         for index in range(len(episode.transfers) - 1, -1, -1):
             if episode.transfers[index].same_flow(signal):
-                episode.transfers[index] = episode.transfers[index].fold(signal)
+                folded = episode.transfers[index] = episode.transfers[index].fold(signal)
+                if "transfers" in episode.ranks:
+                    episode.ranks["transfers"][index] = self._rank(folded)
                 return
         self._add(episode, episode.transfers, signal)
 
     def _add(self, episode: Episode, bucket: list[Signal], signal: Signal) -> None:
         if len(bucket) < self.config.max_evidence:
             bucket.append(signal)
-        else:
-            episode.omitted += 1
+            return
+        # The bound is reached: keep the strongest, so decoys sent first cannot push the real
+        # archive or upload out; what is dropped is counted (and an archive's name kept).
+        episode.omitted += 1
+        dropped = signal
+        rank = self._rank(signal)
+        if rank > 0:
+            name = "archives" if bucket is episode.archives else "transfers"
+            ranks = episode.ranks.get(name) if bucket is not episode.links else None
+            if ranks is None or len(ranks) != len(bucket):
+                ranks = [self._rank(s) for s in bucket]
+                if bucket is not episode.links:
+                    episode.ranks[name] = ranks
+            weakest = min(range(len(bucket)), key=ranks.__getitem__)
+            if rank > ranks[weakest]:
+                dropped, bucket[weakest], ranks[weakest] = bucket[weakest], signal, rank
+        if dropped.kind in ARCHIVING and dropped.archive_path:
+            episode.dropped.append(dropped.archive_path)
+            del episode.dropped[: -4 * self.config.max_evidence]
 
     def advance(self, now: float) -> None:
         """Move event time forward; episodes whose due time has passed become findings."""
@@ -304,3 +327,10 @@ def _duplicate(signals: list[Signal], new: Signal) -> bool:
         and (new.archive_path is not None or s.event.process == new.event.process)
         for s in signals
     )
+
+
+def _rank(signal: Signal) -> int:
+    """Evidence strength without the catalog: encrypted or outside beats plain or internal."""
+    dst = signal.destination
+    outside = dst is not None and not dst.internal
+    return 8 * signal.encrypted + 4 * outside + 2 * (signal.kind is SignalKind.UPLOAD)

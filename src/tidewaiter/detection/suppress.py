@@ -207,6 +207,12 @@ class Suppressor:
             if evidence is None:
                 continue
             note = f"benign profile {profile.id} ({profile.reason}): {evidence}"
+            if finding.omitted:
+                # It judged only the evidence kept under the bound: unproven for the rest, so it
+                # may neither suppress nor lower (decoys must not make a finding milder).
+                unproven = f"{note}; not applied: {finding.omitted} signals were not kept"
+                reasons = (*finding.reasons, unproven)
+                return Verdict(msgspec.structs.replace(finding, reasons=reasons))
             if effect == "suppress_unless_named":
                 if _named(finding):
                     continue  # an upload tool carried the archive itself: not this profile's doing
