@@ -8,8 +8,10 @@ handed to the ``on_finding`` callback as they are decided, so nothing waits for 
 from __future__ import annotations
 
 import heapq
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 
 import msgspec
 
@@ -34,6 +36,8 @@ class EngineConfig(msgspec.Struct, frozen=True):
     allowed_destinations: tuple[str, ...] = ()  # hosts uploads may go to (registries, stores)
     host_addresses: tuple[tuple[str, str], ...] = ()  # (host name, address): joins flow logs
     assume_host: str | None = None  # the host of records that name none (an eslogger export)
+    max_ahead: float = 3600.0  # seconds past the wall clock a record's time may be; beyond, the
+    # time is clamped and the record counted (a record dated 2099 must not end every episode)
 
 
 class AddressBook:
@@ -97,6 +101,7 @@ class Engine:
         catalog: Catalog | None = None,
         on_suppressed: Callable[[Finding], None] | None = None,
         baselines: Baselines | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config or EngineConfig()
         self.catalog = catalog or load()
@@ -119,12 +124,18 @@ class Engine:
         self.events = 0
         self.signals = 0
         self.suppressed_below_min = 0
+        self._wall_clock = wall_clock
+        self.ahead = 0  # records dated past the wall clock, their time clamped
+        self.ahead_examples: list[str] = []
 
     def process(self, event: Event) -> None:
         self.events += 1
         if self.config.assume_host and event.host is None and event.container is None:
             event = self._assumed_host(event, self.config.assume_host)
-        self.correlator.advance(event.time)
+        ceiling = self._wall_clock() + self.config.max_ahead
+        if not event.time <= ceiling:  # also NaN
+            event = self._clamped(event, ceiling)
+        self.correlator.advance(event.time, (event.host or "").lower())
         signals = self.detector.signals(event)
         entity = None
         if event.kind is Kind.PROCESS and event.process is not None:
@@ -144,6 +155,18 @@ class Engine:
         self.signals += len(signals)
         for signal in signals:
             self.correlator.on_signal(signal, entity)
+
+    def _clamped(self, event: Event, ceiling: float) -> Event:
+        """A record dated past the wall clock: counted, with an example, and given the latest
+        time believable, so it neither ends other episodes nor poisons a checkpoint."""
+        self.ahead += 1
+        if len(self.ahead_examples) < 5:
+            stated = datetime.fromtimestamp(min(event.time, 253_402_300_799) or 0.0, UTC)
+            self.ahead_examples.append(f"{event.raw.label()}: dated {stated:%Y-%m-%dT%H:%M:%SZ}")
+        return msgspec.structs.replace(event, time=ceiling)
+
+    def time_ceiling(self) -> float:
+        return self._wall_clock() + self.config.max_ahead
 
     def flush(self) -> None:
         self.correlator.flush()

@@ -70,10 +70,17 @@ class Trace:
 
 def detect(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, object]]:
     """Alerts `tidewaiter detect --json` prints (exit 0 expected: no --fail-on-alert)."""
+    return detect_and_report(capsys, *argv)[0]
+
+
+def detect_and_report(
+    capsys: pytest.CaptureFixture[str], *argv: str
+) -> tuple[list[dict[str, object]], str]:
+    """The alerts, and the summary `detect` writes on standard error."""
     code = main(["detect", "--json", *argv])
-    out = capsys.readouterr().out
-    assert code == 0, out
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")], err
 
 
 def analytic(alert: dict[str, object]) -> str:

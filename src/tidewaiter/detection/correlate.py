@@ -3,8 +3,14 @@
 State is one open *episode* per entity (a container, or a host with no container): the archive
 signals that opened it and whatever transfers, egress and runtime links followed. Nothing else is
 kept, so an entity with no archive activity costs nothing. Episodes close and become findings
-when event time (the watermark) passes their due time, at end of input, or when the bound on open
-episodes forces the oldest out early; snapshot/restore carry them across a restart.
+when event time passes their due time, at end of input, or when the bound on open episodes
+forces the oldest out early; snapshot/restore carry them across a restart.
+
+Event time is kept per clock (a host: each node writes its own timestamps), because time is
+attacker-controlled input: a record dated 2099, or a node whose clock runs an hour ahead, moves
+only its own clock and closes only its own episodes. An episode whose node falls silent is
+closed when the quorum clock (the lower median of all clocks) is `max_clock_skew` past its due
+time, so one fast node, or a minority of them, cannot close another's episodes early.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ class CorrelationConfig(msgspec.Struct, frozen=True):
     max_evidence: int = 64  # signals kept per kind in an episode; the rest are counted
     skew: float = 5.0  # a transfer this much earlier than the archive still counts (clock and
     # ordering skew between sources: a pipeline's connection can be logged before its archiver)
+    max_clock_skew: float = 7200.0  # a silent node's episodes close this long past due (quorum)
 
 
 class Entity(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -103,6 +110,7 @@ class Snapshot(msgspec.Struct):
     episodes: list[Episode]
     facts: list[tuple[str, Facts]] = msgspec.field(default_factory=list)
     commits: list[Commit] = msgspec.field(default_factory=list)
+    clocks: list[tuple[str, float]] = msgspec.field(default_factory=list)
 
 
 SNAPSHOT_VERSION = 2
@@ -116,10 +124,13 @@ class Correlator:
         self._emit = emit
         self._rank = rank or _rank
         self._open: OrderedDict[str, Episode] = OrderedDict()
-        self._due: list[tuple[float, str]] = []  # lazily validated min-heap of due times
+        # per clock, a lazily validated min-heap of (due time, episode key)
+        self._due: dict[str, list[tuple[float, str]]] = {}
+        self._clocks: OrderedDict[str, float] = OrderedDict()  # clock key -> latest event time
+        self._since_quorum = 0  # advances since the quorum clock was last worked out
         self._facts: OrderedDict[str, Facts] = OrderedDict()
         self._commits: list[Commit] = []  # recent commits, oldest first, within the window
-        self.watermark = 0.0
+        self.watermark = 0.0  # the quorum clock: the lower median of all clocks
 
     @property
     def open_episodes(self) -> int:
@@ -179,7 +190,7 @@ class Correlator:
         if entity.container is not None and episode.entity != entity:
             episode.entity = entity  # keep the richest identity seen (full id, image)
         self._open.move_to_end(entity.key)
-        heapq.heappush(self._due, (episode.due(self.config), entity.key))
+        self._schedule(episode, entity.key)
 
     def rekey(self, old: str, new: str) -> None:
         """Move what is known under one entity key to another (a pod that got its real id)."""
@@ -189,7 +200,7 @@ class Correlator:
         episode = self._open.pop(old, None)
         if episode is not None and new not in self._open:
             self._open[new] = episode
-            heapq.heappush(self._due, (episode.due(self.config), new))
+            self._schedule(episode, new)
 
     def forget(self, key: str) -> None:
         """An entity that is gone (exited, or idle too long): its open episode is decided now,
@@ -271,14 +282,50 @@ class Correlator:
             episode.dropped.append(dropped.archive_path)
             del episode.dropped[: -4 * self.config.max_evidence]
 
-    def advance(self, now: float) -> None:
-        """Move event time forward; episodes whose due time has passed become findings."""
-        self.watermark = max(self.watermark, now)
-        while self._due and self._due[0][0] <= self.watermark:
-            due, key = heapq.heappop(self._due)
+    def clock(self, key: str) -> float | None:
+        """The latest event time a clock (a host, lower-cased; "" for none) has reached."""
+        return self._clocks.get(key)
+
+    def advance(self, now: float, clock: str = "") -> None:
+        """Move one clock's event time forward; its episodes whose due time has passed become
+        findings, and so do any node's once the quorum clock is max_clock_skew past them."""
+        previous = self._clocks.get(clock)
+        if previous is None or now > previous:
+            self._clocks[clock] = now
+            self._clocks.move_to_end(clock)
+            if len(self._clocks) > self.config.max_open:
+                self._clocks.popitem(last=False)  # its episodes still close by the quorum
+            self._drain(clock, now)
+        self._since_quorum += 1
+        if self._since_quorum >= 1024 or len(self._clocks) <= 16:
+            self._since_quorum = 0
+            clocks = sorted(self._clocks.values())
+            quorum = clocks[(len(clocks) - 1) // 2]
+            if quorum > self.watermark:
+                self.watermark = quorum
+                for key in list(self._due):
+                    self._drain(key, quorum - self.config.max_clock_skew)
+
+    def _drain(self, clock: str, now: float) -> None:
+        heap = self._due.get(clock)
+        while heap and heap[0][0] <= now:
+            due, key = heapq.heappop(heap)
             episode = self._open.get(key)
             if episode is not None and episode.due(self.config) <= due:
                 self._close(key)
+        if heap is not None and not heap:
+            del self._due[clock]
+
+    def _schedule(self, episode: Episode, key: str) -> None:
+        heap = self._due.setdefault(clock_key(episode.entity), [])
+        heapq.heappush(heap, (episode.due(self.config), key))
+
+    def clamp(self, ceiling: float) -> None:
+        """No clock beyond `ceiling` (a restored checkpoint from a time before records dated
+        far ahead were refused)."""
+        for key, value in self._clocks.items():
+            self._clocks[key] = min(value, ceiling)
+        self.watermark = min(self.watermark, ceiling)
 
     def flush(self) -> None:
         """End of input: every open episode becomes a finding now."""
@@ -303,6 +350,7 @@ class Correlator:
             list(self._open.values()),
             list(self._facts.items()),
             self._commits,
+            list(self._clocks.items()),
         )
         return msgspec.msgpack.encode(state)
 
@@ -312,10 +360,17 @@ class Correlator:
             raise ValueError(f"snapshot version {state.version}, expected {SNAPSHOT_VERSION}")
         self.watermark = state.watermark
         self._open = OrderedDict((e.entity.key, e) for e in state.episodes)
-        self._due = [(e.due(self.config), e.entity.key) for e in state.episodes]
-        heapq.heapify(self._due)
+        self._clocks = OrderedDict(state.clocks or [("", state.watermark)])
+        self._due = {}
+        for episode in state.episodes:
+            self._schedule(episode, episode.entity.key)
         self._facts = OrderedDict(state.facts)
         self._commits = list(state.commits)
+
+
+def clock_key(entity: Entity) -> str:
+    """Whose clock an entity's episodes follow: its host's (records name their node)."""
+    return (entity.host or "").lower()
 
 
 def _duplicate(signals: list[Signal], new: Signal) -> bool:
