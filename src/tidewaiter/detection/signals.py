@@ -48,6 +48,7 @@ class Destination(msgspec.Struct, frozen=True, omit_defaults=True):
     ip: str | None = None
     port: int | None = None
     internal: bool = False
+    note: str | None = None  # how the command line routed the bytes there (--resolve, a proxy)
 
     def label(self) -> str:
         where = self.host or self.ip or "?"
@@ -489,7 +490,38 @@ class Detector:
             sent = (*sent, *_local_sources(opts.positionals, spec))
         elif spec.destination == "service":  # `gh release upload TAG FILE...`: the file paths
             sent = (*sent, *(p for p in opts.positionals[2:] if "/" in p or "." in p))
-        return [self._upload(event, spec.tool, spec.technique, destination, sent, fed)]
+        targets = self._routes(spec, opts) or self._more_urls(spec, opts, destination)
+        return [self._upload(event, spec.tool, spec.technique, d, sent, fed) for d in targets]
+
+    def _routes(self, spec: Transfer, opts: Parsed) -> list[Destination]:
+        """Where a proxy or a pinned address sends the bytes, whatever the URL names: `curl
+        --resolve github.com:443:203.0.113.77 https://github.com/` reaches 203.0.113.77."""
+        out: list[Destination] = []
+        for option in spec.route_options:
+            value = opts.value(option)
+            if not value:
+                continue
+            fields = value.split(":")
+            if option == "--resolve" and len(fields) >= 3:
+                target = ":".join(fields[2:]).split(",", 1)[0]  # ADDR[,ADDR...], maybe [v6]
+            elif option == "--connect-to" and len(fields) >= 4:
+                target = fields[2] or fields[0]  # an empty CHOST keeps the name
+            else:
+                target = value if "://" in value else f"proxy://{value}"
+            try:
+                routed = self._url_destination(target if "://" in target else f"x://{target}")
+            except ValueError:  # `[oops`: unreadable, so certainly not the allowed name
+                routed = Destination(host=target[:80], internal=False)
+            out.append(msgspec.structs.replace(routed, note=f"{option} {value}"[:120]))
+        return out
+
+    def _more_urls(self, spec: Transfer, opts: Parsed, first: Destination) -> list[Destination]:
+        """Every URL a command sends to (`curl -T a.tgz https://allowed/ https://other/`)."""
+        if spec.destination != "url":
+            return [first]
+        urls = [p for p in opts.positionals if "://" in p][1:9]
+        more = [self._url_destination(u) for u in urls]
+        return [first, *(d for d in more if d != first)]
 
     def _upload(
         self,
@@ -504,12 +536,13 @@ class Detector:
             destination = self._url_destination(destination)
         what = ", ".join(sent[:3]) if sent else ("its input" if fed else "data")
         scope = "internal" if destination.internal else "non-internal"
+        via = f" (routed by {destination.note})" if destination.note else ""
         return Signal(
             SignalKind.UPLOAD,
             tool=tool,
             technique=technique,
             event=event,
-            explanation=f"{tool} sent {what} to {scope} {destination.label()}",
+            explanation=f"{tool} sent {what} to {scope} {destination.label()}{via}",
             destination=destination,
             sent_paths=sent,
         )

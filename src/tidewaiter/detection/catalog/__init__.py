@@ -77,6 +77,7 @@ class Transfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     value_short: str = ""
     needs_input: bool = False
     service: str | None = None  # the destination of a `service` transfer
+    route_options: tuple[str, ...] = ()  # options that send the bytes elsewhere than the URL
 
 
 class Splitter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
