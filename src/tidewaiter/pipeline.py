@@ -31,6 +31,7 @@ class EngineConfig(msgspec.Struct, frozen=True):
     correlation: CorrelationConfig = CorrelationConfig()
     internal_cidrs: tuple[str, ...] = ()
     external_cidrs: tuple[str, ...] = ()
+    shared_internal: bool = True  # 100.64.0.0/10 (CGNAT, some pod networks, overlay VPNs)
     min_severity: int = 1
     suppressions: tuple[Suppression, ...] = ()
     allowed_destinations: tuple[str, ...] = ()  # hosts uploads may go to (registries, stores)
@@ -105,7 +106,11 @@ class Engine:
     ) -> None:
         self.config = config or EngineConfig()
         self.catalog = catalog or load()
-        policy = AddressPolicy(self.config.internal_cidrs, self.config.external_cidrs)
+        policy = AddressPolicy(
+            self.config.internal_cidrs,
+            self.config.external_cidrs,
+            shared_internal=self.config.shared_internal,
+        )
         self.detector = Detector(policy, self.catalog)
         self.identities = Identities()
         self.addresses = AddressBook()

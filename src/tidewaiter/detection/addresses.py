@@ -1,6 +1,10 @@
 """Which destinations are internal: the question every egress and upload signal asks.
 
-Internal means loopback, link-local, the private and shared ranges, and whatever the user adds.
+Internal means loopback, link-local, the private ranges, and whatever the user adds. The shared
+address space (100.64.0.0/10) is a choice (``shared_internal``, `--shared-range`): it is a
+carrier's NAT, but also the pod network of some Kubernetes clusters (EKS custom networking) and
+the addresses of overlay VPNs such as Tailscale, which an attacker can join. Internal by default;
+traffic there stays in the evidence either way (``in_shared_range``).
 ``external_cidrs`` wins over everything, so a test sink on a private range can stand in for the
 internet (the live emulation does this).
 """
@@ -29,7 +33,9 @@ class AddressPolicy:
         internal_cidrs: Iterable[str] = (),
         external_cidrs: Iterable[str] = (),
         internal_domains: Iterable[str] = _DEFAULT_INTERNAL_DOMAINS,
+        shared_internal: bool = True,
     ) -> None:
+        self.shared_internal = shared_internal
         self.internal_cidrs: tuple[IPNetwork, ...] = tuple(
             ipaddress.ip_network(c, strict=False) for c in internal_cidrs
         )
@@ -61,7 +67,14 @@ class AddressPolicy:
             or address.is_unspecified
             or address.is_multicast
             or any(address in net for net in _INTERNAL)
+            or (self.shared_internal and address in SHARED)
         )
+
+    def in_shared_range(self, text: str) -> bool:
+        try:
+            return ipaddress.ip_address(text.strip("[]").split("%", 1)[0]) in SHARED
+        except ValueError:
+            return False
 
     def host_internal(self, host: str) -> bool:
         """An IP address or a host name. A name is internal when it has no dot (a service or
@@ -81,7 +94,7 @@ _INTERNAL = tuple(
         "10.0.0.0/8",
         "172.16.0.0/12",
         "192.168.0.0/16",
-        "100.64.0.0/10",  # carrier-grade NAT: inside a provider's network
         "fc00::/7",
     )
 )
+SHARED = ipaddress.ip_network("100.64.0.0/10")  # RFC 6598 shared address space (CGNAT)

@@ -274,7 +274,7 @@ def _raisers(episode: Episode, external: list[Signal], encrypted: bool) -> list[
             raisers.append(f"the uploader's command line {how}")
             break
     sizes = [a.event.file.size for a in episode.archives if a.event.file and a.event.file.size]
-    sent = sum(t.bytes_out or 0 for t in episode.transfers if t.kind is SignalKind.EGRESS)
+    sent = sum(t.bytes_out or 0 for t in external if t.kind is SignalKind.EGRESS)
     if sizes and sent >= max(sizes) / 2:
         raisers.append(f"{sent} bytes left, at least half the archive's {max(sizes)} bytes")
     if encrypted:

@@ -86,12 +86,13 @@ class Signal(msgspec.Struct, frozen=True, omit_defaults=True):
         total = (self.bytes_out or 0) + (other.bytes_out or 0)
         repeats = self.repeats + other.repeats
         dst = self.destination.label() if self.destination else "?"
+        scope = _egress_scope(self.destination)
         return msgspec.structs.replace(
             self,
             bytes_out=total or None,
             repeats=repeats,
             last_time=other.last_time or other.event.time,
-            explanation=f"{total} bytes to non-internal {dst} in {repeats} records",
+            explanation=f"{total} bytes to {scope} {dst} in {repeats} records",
         )
 
 
@@ -224,18 +225,21 @@ class Detector:
         dst = event.dst_endpoint
         if dst is None or dst.ip is None or event.activity is Activity.CLOSE:
             return []
-        if self.policy.ip_internal(dst.ip) is not False:
+        internal = self.policy.ip_internal(dst.ip)
+        if internal is not False and not (internal and self.policy.in_shared_range(dst.ip)):
             return []
+        # The shared range is internal only by choice: its bytes stay in the evidence.
         sent = event.traffic.bytes_out if event.traffic else None
         what = f"{sent} bytes" if sent else "a connection"
+        destination = Destination(dst.hostname, dst.ip, dst.port, internal=bool(internal))
         return [
             Signal(
                 SignalKind.EGRESS,
                 tool=event.process.name if event.process else "network",
                 technique="T1041",
                 event=event,
-                explanation=f"{what} to non-internal {dst.ip}:{dst.port}",
-                destination=Destination(dst.hostname, dst.ip, dst.port, internal=False),
+                explanation=f"{what} to {_egress_scope(destination)} {dst.ip}:{dst.port}",
+                destination=destination,
                 bytes_out=sent,
             )
         ]
@@ -684,6 +688,12 @@ class Detector:
                 sent_paths=mounts,
             )
         ]
+
+
+def _egress_scope(destination: Destination | None) -> str:
+    """Egress is internal only in the shared range, by the --shared-range choice."""
+    internal = destination is not None and destination.internal
+    return "internal (shared range, --shared-range)" if internal else "non-internal"
 
 
 def _drive(arg: str) -> bool:
