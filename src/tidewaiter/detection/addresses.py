@@ -52,7 +52,10 @@ class AddressPolicy:
         try:
             address = ipaddress.ip_address(text.strip("[]").split("%", 1)[0])
         except ValueError:
-            return None
+            legacy = legacy_ipv4(text)
+            if legacy is None:
+                return None
+            address = ipaddress.ip_address(legacy)
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
             address = address.ipv4_mapped
         if any(address in net for net in self.external_cidrs):
@@ -86,6 +89,38 @@ class AddressPolicy:
         if name == "localhost" or "." not in name:
             return True
         return name.endswith(self.internal_domains)
+
+
+def legacy_ipv4(text: str) -> str | None:
+    """An IPv4 address in the forms inet_aton accepts, which curl, wget and the C library
+    resolve without DNS (`3405803853`, `0xcb00714d`, `0313.0.0161.0115`, `203.7369037`), as
+    dotted quad; None for anything else (a name)."""
+    if not text or len(text) > 64 or not text[0].isascii() or not text[0].isdigit():
+        return None
+    parts = text.split(".")
+    if len(parts) > 4:
+        return None
+    values = []
+    for part in parts:
+        lowered = part.lower()
+        try:
+            if lowered.startswith("0x"):
+                values.append(int(lowered[2:] or "0", 16))
+            elif len(part) > 1 and part.startswith("0"):
+                values.append(int(part, 8))
+            elif part.isascii() and part.isdigit():
+                values.append(int(part))
+            else:
+                return None
+        except ValueError:
+            return None
+    *head, last = values
+    if any(v > 255 for v in head) or last >= 1 << (8 * (5 - len(values))):
+        return None
+    number = last
+    for index, value in enumerate(head):
+        number += value << (8 * (3 - index))
+    return str(ipaddress.IPv4Address(number))
 
 
 _INTERNAL = tuple(

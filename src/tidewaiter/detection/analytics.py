@@ -89,6 +89,13 @@ def _episode(episode: Episode, catalog: Catalog) -> Finding:
         analytic, severity, risk = INTERNAL, 2, 30
         title = f"Archive staged and sent to an internal destination from {where}"
         reasons.append("every transfer after the archive went to an internal destination")
+        short = _unverified_short_name(episode.transfers)
+        if short:
+            severity, risk = 3, 50
+            reasons.append(
+                f"but {short} is a short name: /etc/hosts or a search domain decides where it "
+                "goes, and no connection telemetry shows where it went"
+            )
     else:
         analytic, severity, risk = CREATED, (3 if encrypted else 2), (45 if encrypted else 20)
         title = f"Archive created in {where}" + (" (encrypted)" if encrypted else "")
@@ -250,6 +257,24 @@ def _ordered(signals: list[Signal]) -> tuple[Signal, ...]:
 
 def _internal_ip(ip: str) -> bool:
     return AddressPolicy().host_internal(ip)
+
+
+def _unverified_short_name(transfers: list[Signal]) -> str | None:
+    """A dotless host an upload went to, when no connection evidence came with it (a short
+    name can be made to resolve anywhere from inside the container)."""
+    if any(t.kind is SignalKind.EGRESS for t in transfers):
+        return None
+    for transfer in transfers:
+        host = transfer.destination.host if transfer.destination else None
+        if (
+            transfer.kind is SignalKind.UPLOAD
+            and host
+            and "." not in host
+            and host.lower() not in ("localhost", "unknown destination")
+            and ":" not in host  # an rclone remote (`remote:`) is named by configuration
+        ):
+            return host
+    return None
 
 
 def _first_transfer_sentence(episode: Episode, transfer: Signal) -> str:

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from tidewaiter.detection.signals import Signal, SignalKind
+from tidewaiter.detection.signals import Destination, Signal, SignalKind
 from tidewaiter.events import Container
 
 ARCHIVING = frozenset({SignalKind.ARCHIVE, SignalKind.ENCRYPT, SignalKind.ARCHIVE_FILE})
@@ -38,6 +38,7 @@ class CorrelationConfig(msgspec.Struct, frozen=True):
     skew: float = 5.0  # a transfer this much earlier than the archive still counts (clock and
     # ordering skew between sources: a pipeline's connection can be logged before its archiver)
     max_clock_skew: float = 7200.0  # a silent node's episodes close this long past due (quorum)
+    named_window: float = 86_400.0  # an upload that names an archive joins it this long after
 
 
 class Entity(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -56,6 +57,7 @@ class Facts(msgspec.Struct, omit_defaults=True):
 
     mount: Signal | None = None
     last_archive: Signal | None = None
+    named: list[Signal] = msgspec.field(default_factory=list)  # recent archives with a path
 
 
 class Commit(msgspec.Struct, frozen=True):
@@ -114,6 +116,8 @@ class Snapshot(msgspec.Struct):
 
 
 SNAPSHOT_VERSION = 2
+NAMED_KEPT = 4  # archives with a path remembered per entity, for an upload that names one late
+_UNKNOWN = Destination(internal=False)
 Emit = Callable[[Case], None]
 Rank = Callable[[Signal], int]  # how strong a piece of evidence is, for keeping the strongest
 
@@ -151,7 +155,10 @@ class Correlator:
             self._push(signal, entity)
             return
         if kind in ARCHIVING:
-            self._fact(entity.key).last_archive = signal
+            facts = self._fact(entity.key)
+            facts.last_archive = signal
+            if signal.archive_path:
+                facts.named = [*facts.named[-(NAMED_KEPT - 1) :], signal]
         self._episode_signal(signal, entity)
 
     def _episode_signal(self, signal: Signal, entity: Entity) -> None:
@@ -173,6 +180,21 @@ class Correlator:
             if not _duplicate(episode.archives, signal):
                 self._add(episode, episode.archives, signal)
             episode.last_archive = max(episode.last_archive, time)
+        elif (
+            kind is SignalKind.UPLOAD
+            and (episode is None or time - episode.last_archive > self.config.window)
+            and (named := self._named_archive(entity.key, signal)) is not None
+        ):
+            # An upload that names an archive made before the window: the name joins them.
+            if episode is not None:
+                self._close(entity.key)
+            episode = Episode(entity=entity, archives=[named], last_archive=named.event.time)
+            episode.mount = self._facts[entity.key].mount
+            self._open[entity.key] = episode
+            self._evict_over_bound()
+            self._add_transfer(episode, signal)
+            episode.last_transfer = time
+            episode.external = episode.uploaded = not (signal.destination or _UNKNOWN).internal
         elif episode is None or time < episode.first_archive - self.config.skew:
             return  # a transfer or link with nothing staged before it
         elif time - episode.last_archive > self.config.window:
@@ -191,6 +213,19 @@ class Correlator:
             episode.entity = entity  # keep the richest identity seen (full id, image)
         self._open.move_to_end(entity.key)
         self._schedule(episode, entity.key)
+
+    def _named_archive(self, key: str, upload: Signal) -> Signal | None:
+        """The latest archive of this entity, within the named window, whose file the upload
+        names (`curl -T /tmp/a.tgz` sixteen minutes after `tar czf /tmp/a.tgz`)."""
+        facts = self._facts.get(key)
+        if facts is None or not upload.sent_paths:
+            return None
+        sent = {_name(p) for p in upload.sent_paths}
+        horizon = upload.event.time - self.config.named_window
+        for archive in reversed(facts.named):
+            if archive.event.time >= horizon and _name(archive.archive_path or "") in sent:
+                return archive
+        return None
 
     def rekey(self, old: str, new: str) -> None:
         """Move what is known under one entity key to another (a pod that got its real id)."""
@@ -371,6 +406,10 @@ class Correlator:
 def clock_key(entity: Entity) -> str:
     """Whose clock an entity's episodes follow: its host's (records name their node)."""
     return (entity.host or "").lower()
+
+
+def _name(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _duplicate(signals: list[Signal], new: Signal) -> bool:

@@ -8,13 +8,14 @@ correlation can join "what was packed" with "what carried it out".
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 import msgspec
 
 from tidewaiter.detection import cmdline
-from tidewaiter.detection.addresses import AddressPolicy
+from tidewaiter.detection.addresses import AddressPolicy, legacy_ipv4
 from tidewaiter.detection.catalog import Archiver, Catalog, Encryptor, Transfer, load
 from tidewaiter.detection.options import Parsed, parse
 from tidewaiter.events import Activity, Api, Event, Kind
@@ -25,6 +26,8 @@ _COMPRESSED_SUFFIX = {
     "lzma": ".lzma", "zstd": ".zst", "pzstd": ".zst", "lz4": ".lz4", "lzip": ".lz", "lzop": ".lzo",
     "compress": ".Z", "brotli": ".br",
 }  # fmt: skip
+_DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/([^/\s'\"]+)/(\d+)")
+_WORD = re.compile(r"[^\s'\"<>|;&()=,]+")
 _REMOTE_SCHEMES = ("s3://", "gs://", "az://", "https://", "http://", "wasbs://", "abfss://")
 
 
@@ -334,7 +337,8 @@ class Detector:
             if name == "busybox" and len(argv) > 1 and argv[1] not in ("sh", "ash", "bash"):
                 applet = cmdline.exe_name(argv[1])
                 return self._command(event, cmdline.Command(argv[1:]), applet, cmd)
-            return self._pipeline(event, self._wrapped_argv(argv, cmd))
+            piped = self._pipeline(event, self._wrapped_argv(argv, cmd))
+            return piped + self._dev_tcp(event, argv) if name in catalog.posix_shells else piped
         if name in catalog.powershells:
             payload = cmdline.powershell_payload(argv)
             if payload is None:
@@ -458,12 +462,30 @@ class Detector:
         for transfer, pattern, dest_pattern in self.catalog.script_transfers:
             if pattern.search(text):
                 url = dest_pattern.search(text)
+                sent = self._archives_named(text)
                 found.append(
                     self._upload(
-                        event, transfer.tool, transfer.technique, url and url.group(1), (), False
+                        event, transfer.tool, transfer.technique, url and url.group(1), sent, False
                     )
                 )
         return found
+
+    def _archives_named(self, text: str) -> tuple[str, ...]:
+        """Archive files a script or shell payload names (what a raw socket most likely sends:
+        `open("/tmp/a.tgz")`, `cat a.tgz > /dev/tcp/...`)."""
+        words = _WORD.findall(text[:65_536])
+        return tuple(dict.fromkeys(w for w in words if self.catalog.archive_kind(w)))[:4]
+
+    def _dev_tcp(self, event: Event, argv: list[str]) -> list[Signal]:
+        """bash's /dev/tcp/HOST/PORT (and udp): a shell that is its own transfer tool."""
+        payload = cmdline.posix_payload(argv) or ""
+        match = _DEV_TCP.search(payload[:65_536])
+        if match is None:
+            return []
+        port = int(match.group(2)) if len(match.group(2)) <= 5 else None
+        destination = self._host_destination(match.group(1), port)
+        sent = self._archives_named(payload)
+        return [self._upload(event, "bash /dev/tcp", "T1048", destination, sent, False)]
 
     # --- transfers -----------------------------------------------------------------------
 
@@ -482,6 +504,13 @@ class Detector:
             fed = self._fed_by_parent(event, cmdline.exe_name(argv[0]))
         if command.stdin_file:
             sent = (*sent, command.stdin_file)
+        config = next((f"{o} {opts.value(o)}" for o in spec.config_options if opts.value(o)), None)
+        if config is not None:
+            # Its options, the file it sends and where to, are in a file the telemetry lacks.
+            unknown = self._destination(spec, opts) or Destination(host="unknown destination")
+            note = f"options read from {config[:100]}, not in the telemetry"
+            routed = msgspec.structs.replace(unknown, internal=False, note=note)
+            return [self._upload(event, spec.tool, spec.technique, routed, sent, fed)]
         uploads = spec.upload_options or spec.data_options
         if uploads and not sent and not any(opts.has(o) for o in spec.upload_options):
             return []
@@ -516,7 +545,7 @@ class Detector:
                 routed = self._url_destination(target if "://" in target else f"x://{target}")
             except ValueError:  # `[oops`: unreadable, so certainly not the allowed name
                 routed = Destination(host=target[:80], internal=False)
-            out.append(msgspec.structs.replace(routed, note=f"{option} {value}"[:120]))
+            out.append(msgspec.structs.replace(routed, note=f"routed by {option} {value}"[:120]))
         return out
 
     def _more_urls(self, spec: Transfer, opts: Parsed, first: Destination) -> list[Destination]:
@@ -540,7 +569,7 @@ class Detector:
             destination = self._url_destination(destination)
         what = ", ".join(sent[:3]) if sent else ("its input" if fed else "data")
         scope = "internal" if destination.internal else "non-internal"
-        via = f" (routed by {destination.note})" if destination.note else ""
+        via = f" ({destination.note})" if destination.note else ""
         return Signal(
             SignalKind.UPLOAD,
             tool=tool,
@@ -598,6 +627,7 @@ class Detector:
         if not host:
             return None
         host = host.strip("[]")
+        host = legacy_ipv4(host) or host  # `http://3405803853/` is 203.0.113.77 to curl
         ip = host if self.policy.ip_internal(host) is not None else None
         return Destination(
             host=None if ip else host, ip=ip, port=port, internal=self.policy.host_internal(host)

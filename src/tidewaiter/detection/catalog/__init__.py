@@ -78,6 +78,7 @@ class Transfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     needs_input: bool = False
     service: str | None = None  # the destination of a `service` transfer
     route_options: tuple[str, ...] = ()  # options that send the bytes elsewhere than the URL
+    config_options: tuple[str, ...] = ()  # options read from a file the telemetry does not show
 
 
 class Splitter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -229,7 +230,10 @@ class Catalog:
             | self.runtime_binaries
             | {"tarfile", "zipfile", "gzip", "bz2", "lzma", "make_archive", "iwr", "irm"}
         )
-        self.prefilter_fragments = ("compress", "zipfile", "upload", "invoke-", "archive")
+        self.prefilter_fragments = (
+            "compress", "zipfile", "upload", "invoke-", "archive",
+            "socket", "sockopen", "/dev/tcp/", "/dev/udp/",
+        )  # fmt: skip
 
     def mentions_catalog(self, text: str) -> bool:
         """Whether text names any tool, library or cmdlet of the catalog (a cheap pre-filter)."""

