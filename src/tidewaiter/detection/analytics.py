@@ -80,6 +80,7 @@ def _episode(episode: Episode, catalog: Catalog) -> Finding:
         title = f"Archive staged and exfiltrated from {where}"
         reasons.append(_first_transfer_sentence(episode, external[0]))
         reasons += raisers
+        reasons += _made_elsewhere(episode)
     elif episode.mount is not None:
         analytic, severity, risk = HOST_STAGED, 4, 75
         title = "Host data staged through a container"
@@ -258,6 +259,20 @@ def _ordered(signals: list[Signal]) -> tuple[Signal, ...]:
 
 def _internal_ip(ip: str) -> bool:
     return AddressPolicy().host_internal(ip)
+
+
+def _made_elsewhere(episode: Episode) -> list[str]:
+    """A sentence when the archive was made in another container than the one that sent it."""
+    mine = episode.entity.container
+    for archive in episode.archives:
+        theirs = archive.event.container
+        if mine is not None and theirs is not None and theirs.uid[:12] != mine.uid[:12]:
+            name = theirs.name or theirs.uid[:12]
+            return [
+                f"the archive was made in container {name} on the same node and sent from this "
+                "one: they share the volume it is on"
+            ]
+    return []
 
 
 def _unverified_short_name(transfers: list[Signal]) -> str | None:

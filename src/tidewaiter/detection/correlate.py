@@ -118,6 +118,8 @@ class Snapshot(msgspec.Struct):
 SNAPSHOT_VERSION = 2
 NAMED_KEPT = 4  # archives with a path remembered per entity, for an upload that names one late
 _UNKNOWN = Destination(internal=False)
+# Scratch folders each container has to itself: an archive there is not on a shared volume.
+_PRIVATE_DIRS = ("/tmp/", "/var/tmp/", "/dev/shm/", "/run/", "/proc/")  # noqa: S108
 Emit = Callable[[Case], None]
 Rank = Callable[[Signal], int]  # how strong a piece of evidence is, for keeping the strongest
 
@@ -132,6 +134,9 @@ class Correlator:
         self._due: dict[str, list[tuple[float, str]]] = {}
         self._clocks: OrderedDict[str, float] = OrderedDict()  # clock key -> latest event time
         self._since_quorum = 0  # advances since the quorum clock was last worked out
+        # (host, archive file name) -> (entity key, archive): an archive made in one container
+        # and uploaded from another that shares the volume is matched by its name on the host.
+        self._by_name: OrderedDict[tuple[str, str], tuple[str, Signal]] = OrderedDict()
         self._facts: OrderedDict[str, Facts] = OrderedDict()
         self._commits: list[Commit] = []  # recent commits, oldest first, within the window
         self.watermark = 0.0  # the quorum clock: the lower median of all clocks
@@ -159,6 +164,12 @@ class Correlator:
             facts.last_archive = signal
             if signal.archive_path:
                 facts.named = [*facts.named[-(NAMED_KEPT - 1) :], signal]
+            if signal.archive_path and not signal.archive_path.startswith(_PRIVATE_DIRS):
+                shared = (clock_key(entity), _name(signal.archive_path))
+                self._by_name[shared] = (entity.key, signal)
+                self._by_name.move_to_end(shared)
+                if len(self._by_name) > self.config.max_open:
+                    self._by_name.popitem(last=False)
         self._episode_signal(signal, entity)
 
     def _episode_signal(self, signal: Signal, entity: Entity) -> None:
@@ -189,7 +200,8 @@ class Correlator:
             if episode is not None:
                 self._close(entity.key)
             episode = Episode(entity=entity, archives=[named], last_archive=named.event.time)
-            episode.mount = self._facts[entity.key].mount
+            facts = self._facts.get(entity.key)
+            episode.mount = facts.mount if facts else None
             self._open[entity.key] = episode
             self._evict_over_bound()
             self._add_transfer(episode, signal)
@@ -217,14 +229,20 @@ class Correlator:
     def _named_archive(self, key: str, upload: Signal) -> Signal | None:
         """The latest archive of this entity, within the named window, whose file the upload
         names (`curl -T /tmp/a.tgz` sixteen minutes after `tar czf /tmp/a.tgz`)."""
-        facts = self._facts.get(key)
-        if facts is None or not upload.sent_paths:
+        if not upload.sent_paths:
             return None
         sent = {_name(p) for p in upload.sent_paths}
         horizon = upload.event.time - self.config.named_window
-        for archive in reversed(facts.named):
+        facts = self._facts.get(key)
+        for archive in reversed(facts.named if facts else []):
             if archive.event.time >= horizon and _name(archive.archive_path or "") in sent:
                 return archive
+        # Made elsewhere on the same node (another container sharing the volume)?
+        host = (upload.event.host or "").lower()
+        for name in sorted(sent):
+            found = self._by_name.get((host, name))
+            if found is not None and found[0] != key and found[1].event.time >= horizon:
+                return found[1]
         return None
 
     def rekey(self, old: str, new: str) -> None:
