@@ -132,7 +132,7 @@ class Correlator:
         self._open: OrderedDict[str, Episode] = OrderedDict()
         # per clock, a lazily validated min-heap of (due time, episode key)
         self._due: dict[str, list[tuple[float, str]]] = {}
-        self._clocks: OrderedDict[str, float] = OrderedDict()  # clock key -> latest event time
+        self._clocks: dict[str, float] = {}  # clock key -> latest event time
         self._since_quorum = 0  # advances since the quorum clock was last worked out
         # (host, archive file name) -> (entity key, archive): an archive made in one container
         # and uploaded from another that shares the volume is matched by its name on the host.
@@ -344,20 +344,26 @@ class Correlator:
         findings, and so do any node's once the quorum clock is max_clock_skew past them."""
         previous = self._clocks.get(clock)
         if previous is None or now > previous:
+            if previous is None and len(self._clocks) >= self.config.max_open:
+                # the stalest goes; its episodes still close by the quorum
+                del self._clocks[min(self._clocks, key=self._clocks.__getitem__)]
             self._clocks[clock] = now
-            self._clocks.move_to_end(clock)
-            if len(self._clocks) > self.config.max_open:
-                self._clocks.popitem(last=False)  # its episodes still close by the quorum
-            self._drain(clock, now)
-        self._since_quorum += 1
-        if self._since_quorum >= 1024 or len(self._clocks) <= 16:
-            self._since_quorum = 0
-            clocks = sorted(self._clocks.values())
-            quorum = clocks[(len(clocks) - 1) // 2]
-            if quorum > self.watermark:
-                self.watermark = quorum
-                for key in list(self._due):
-                    self._drain(key, quorum - self.config.max_clock_skew)
+            if clock in self._due:
+                self._drain(clock, now)
+            self._since_quorum += 1
+            if len(self._clocks) == 1:
+                self.watermark = now  # one clock: it is the quorum, and drained above
+            elif self._since_quorum >= 64 or len(self._clocks) <= 8:
+                self._since_quorum = 0
+                self._advance_quorum()
+
+    def _advance_quorum(self) -> None:
+        clocks = sorted(self._clocks.values())
+        quorum = clocks[(len(clocks) - 1) // 2]
+        if quorum > self.watermark:
+            self.watermark = quorum
+            for key in list(self._due):
+                self._drain(key, quorum - self.config.max_clock_skew)
 
     def _drain(self, clock: str, now: float) -> None:
         heap = self._due.get(clock)
@@ -413,7 +419,7 @@ class Correlator:
             raise ValueError(f"snapshot version {state.version}, expected {SNAPSHOT_VERSION}")
         self.watermark = state.watermark
         self._open = OrderedDict((e.entity.key, e) for e in state.episodes)
-        self._clocks = OrderedDict(state.clocks or [("", state.watermark)])
+        self._clocks = dict(state.clocks or [("", state.watermark)])
         self._due = {}
         for episode in state.episodes:
             self._schedule(episode, episode.entity.key)
