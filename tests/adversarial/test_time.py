@@ -4,10 +4,13 @@ turn its Critical into a Low; in `watch` such a time must not poison the checkpo
 
 from __future__ import annotations
 
+import io
+import threading
 import time
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 
 from tests.adversarial.trace import (
     FORMATS,
@@ -20,10 +23,18 @@ from tests.adversarial.trace import (
     exfil,
 )
 from tests.helpers import read
+from tests.watch.harness import poll
 from tidewaiter.detection.analytics import Finding
 from tidewaiter.pipeline import Engine
+from tidewaiter.sources.base import ReadReport
+from tidewaiter.store import Store
 from tidewaiter.watch import state
+from tidewaiter.watch.checkpoint import Checkpoints
+from tidewaiter.watch.delivery import Delivery
 from tidewaiter.watch.expiry import Expiry
+from tidewaiter.watch.follow import FileFollower
+from tidewaiter.watch.runner import Control, Runner, Timing
+from tidewaiter.watch.status import Status
 
 YEAR_2099 = 4_070_908_800.0  # 2099-01-01T00:00:00Z
 
@@ -120,3 +131,59 @@ def test_a_checkpoint_already_poisoned_is_clamped_on_restore(tmp_path: Path) -> 
     _now_attack(restarted, time.time() - 60, tmp_path)
     restarted.flush()
     assert [f.severity_id for f in found if f.analytic.uid == "tw-archive-exfil"] == [5]
+
+
+def test_an_hour_of_skew_between_two_watched_files_does_not_lower_node_a(tmp_path: Path) -> None:
+    """`watch` on two nodes' files: node-b's clock runs an hour ahead, and its record arrives
+    (in an earlier round) between node-a's archive and node-a's upload."""
+    a_lines = attack().render("tetragon").splitlines(keepends=True)
+    b_line = other_node(T0 + 3600 + 1, "node-b").render("tetragon")
+    node_a, node_b = tmp_path / "node-a.jsonl", tmp_path / "node-b.jsonl"
+    node_a.write_bytes(b"".join(a_lines[:2]))  # the tar and its file
+    node_b.write_bytes(b"")
+    report, sink = ReadReport(), _Collect()
+    status = Status(Console(file=io.StringIO(), width=200), interval=0)
+    followers = [FileFollower(str(p), report, status.say, 1 << 20) for p in (node_a, node_b)]
+    with Store(tmp_path / "tw.duckdb") as store:
+        runner = Runner(
+            lambda on_finding, on_suppressed: Engine(on_finding, on_suppressed=on_suppressed),
+            list(followers),
+            Delivery([("collect", sink)], None, status.say),
+            Checkpoints(store),
+            status,
+            report,
+            Expiry(),
+            Timing(checkpoint_interval=60.0, idle_flush=600.0),
+        )
+        control = Control()
+        thread = threading.Thread(target=runner.run, args=(control,), daemon=True)
+        thread.start()
+        try:
+            poll(lambda: runner.engine.events == 2, 20, "node-a's archive")
+            with node_b.open("ab") as out:
+                out.write(b_line)
+            poll(lambda: runner.engine.events == 3, 20, "node-b's record")
+            with node_a.open("ab") as out:
+                out.write(b"".join(a_lines[2:]))
+            poll(lambda: runner.engine.events == 2 + 1 + len(a_lines[2:]), 20, "the upload")
+            # node-b's hour ahead decided nothing of node-a's: its episode waits for the upload.
+            assert sink.alerts == []
+        finally:
+            control.request_stop()
+            thread.join(timeout=10)
+        runner.engine.flush()  # what the end of input or a quiet spell does
+        runner.delivery.commit()
+    [alert] = sink.alerts
+    assert analytic(alert) == "tw-archive-exfil"
+    assert alert["severity_id"] == 5
+
+
+class _Collect:
+    def __init__(self) -> None:
+        self.alerts: list[dict[str, object]] = []
+
+    def write(self, alert: dict[str, object]) -> None:
+        self.alerts.append(alert)
+
+    def close(self) -> None:
+        pass
