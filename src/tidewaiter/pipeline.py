@@ -137,7 +137,7 @@ class Engine:
         self.events += 1
         if self.config.assume_host and event.host is None and event.container is None:
             event = self._assumed_host(event, self.config.assume_host)
-        ceiling = self._wall_clock() + self.config.max_ahead
+        ceiling = self.time_ceiling()
         if not event.time <= ceiling:  # also NaN
             event = self._clamped(event, ceiling)
         self.correlator.advance(event.time, (event.host or "").lower())
@@ -166,8 +166,13 @@ class Engine:
         time believable, so it neither ends other episodes nor poisons a checkpoint."""
         self.ahead += 1
         if len(self.ahead_examples) < 5:
-            stated = datetime.fromtimestamp(min(event.time, 253_402_300_799) or 0.0, UTC)
-            self.ahead_examples.append(f"{event.raw.label()}: dated {stated:%Y-%m-%dT%H:%M:%SZ}")
+            when = event.time
+            stated = (
+                f"{datetime.fromtimestamp(when, UTC):%Y-%m-%dT%H:%M:%SZ}"
+                if 0 <= when <= 253_402_300_799  # the last second of year 9999; NaN is neither
+                else repr(when)
+            )
+            self.ahead_examples.append(f"{event.raw.label()}: dated {stated}")
         return msgspec.structs.replace(event, time=ceiling)
 
     def time_ceiling(self) -> float:

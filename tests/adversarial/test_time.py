@@ -9,6 +9,7 @@ import threading
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 from rich.console import Console
 
@@ -187,3 +188,17 @@ class _Collect:
 
     def close(self) -> None:
         pass
+
+
+def test_times_no_calendar_holds_are_clamped_and_named(tmp_path: Path) -> None:
+    found: list[Finding] = []
+    engine = Engine(found.append)
+    trace = other_node(YEAR_2099)
+    path = tmp_path / "odd.tetragon.jsonl"
+    path.write_bytes(trace.render("tetragon"))
+    [event] = read(path)[0]
+    for when in (float("nan"), float("inf"), 1e300):
+        engine.process(msgspec.structs.replace(event, time=when))
+    assert engine.ahead == 3
+    assert [e.rsplit(" ", 1)[1] for e in engine.ahead_examples] == ["nan", "inf", "1e+300"]
+    assert engine.correlator.watermark <= engine.time_ceiling()
