@@ -25,6 +25,7 @@ from tests.adversarial.trace import (
 )
 from tests.helpers import read
 from tests.watch.harness import poll
+from tests.watch.test_runner import Collect
 from tidewaiter.detection.analytics import Finding
 from tidewaiter.pipeline import Engine
 from tidewaiter.sources.base import ReadReport
@@ -142,7 +143,7 @@ def test_an_hour_of_skew_between_two_watched_files_does_not_lower_node_a(tmp_pat
     node_a, node_b = tmp_path / "node-a.jsonl", tmp_path / "node-b.jsonl"
     node_a.write_bytes(b"".join(a_lines[:2]))  # the tar and its file
     node_b.write_bytes(b"")
-    report, sink = ReadReport(), _Collect()
+    report, sink = ReadReport(), Collect()
     status = Status(Console(file=io.StringIO(), width=200), interval=0)
     followers = [FileFollower(str(p), report, status.say, 1 << 20) for p in (node_a, node_b)]
     with Store(tmp_path / "tw.duckdb") as store:
@@ -177,17 +178,6 @@ def test_an_hour_of_skew_between_two_watched_files_does_not_lower_node_a(tmp_pat
     [alert] = sink.alerts
     assert analytic(alert) == "tw-archive-exfil"
     assert alert["severity_id"] == 5
-
-
-class _Collect:
-    def __init__(self) -> None:
-        self.alerts: list[dict[str, object]] = []
-
-    def write(self, alert: dict[str, object]) -> None:
-        self.alerts.append(alert)
-
-    def close(self) -> None:
-        pass
 
 
 def test_times_no_calendar_holds_are_clamped_and_named(tmp_path: Path) -> None:
