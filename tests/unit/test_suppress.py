@@ -172,14 +172,23 @@ def test_allowed_destinations_by_name_subdomain_and_cidr() -> None:
     ]
     [lowered], _ = run(events)
     assert lowered.severity_id == 4  # critical, lowered once: the bucket is not declared
-    delivered, [held] = run(events, allowed_destinations=("corp-backups",))
+    # The bucket's name alone does not allow what its connection shows going to an address
+    # nobody declared (the name could have been rerouted); the store's range with it does.
+    [still], _ = run(events, allowed_destinations=("corp-backups",))
+    assert still.severity_id == 4
+    store = ("corp-backups", "198.51.100.0/24")
+    delivered, [held] = run(events, allowed_destinations=store)
     assert delivered == []
     assert held.suppressed_by is not None
     assert held.suppressed_by.startswith("benign profile database-dump")
+    # With no connection telemetry at all, the name is all there is, and the finding says so.
+    _, [by_name] = run(events[:2], allowed_destinations=("corp-backups",))
+    assert by_name.suppressed_by is not None
+    assert "corp-backups allowed by name only" in by_name.suppressed_by
     other = [*events, connect("203.0.113.50", time=1012, ctr=ctr, sent=10, pid=401)]
-    [still], _ = run(other, allowed_destinations=("corp-backups",))
+    [still], _ = run(other, allowed_destinations=store)
     assert still.severity_id == 4  # another process's traffic left for an undeclared address
-    _, [held] = run(other, allowed_destinations=("corp-backups", "203.0.113.0/24"))
+    _, [held] = run(other, allowed_destinations=(*store, "203.0.113.0/24"))
     assert held.suppressed_by is not None
 
 

@@ -71,6 +71,8 @@ class Outcome:
     alerts: list[dict[str, Any]] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # files that could not be opened at all
     hidden_below_min: int = 0
+    ahead: list[str] = field(default_factory=list)  # records dated past the wall clock (clamped)
+    ahead_total: int = 0
     suppressed: list[dict[str, Any]] = field(default_factory=list)  # held back, with the reason
     expired: list[str] = field(default_factory=list)  # expired suppressions, reported
 
@@ -118,6 +120,7 @@ def detect(
         engine.process(event)
     engine.flush()
     outcome.hidden_below_min = engine.suppressed_below_min
+    outcome.ahead, outcome.ahead_total = engine.ahead_examples, engine.ahead
     return outcome
 
 
@@ -177,6 +180,14 @@ def report_outcome(outcome: Outcome) -> None:
     if report.skipped_total > len(report.examples):
         more = report.skipped_total - len(report.examples)
         print(f"  ... and {more} more skipped", file=sys.stderr)
+    if outcome.ahead_total:
+        print(
+            f"tidewaiter: {outcome.ahead_total} record(s) dated in the future, past the wall "
+            "clock: their time was clamped so they cannot end other episodes",
+            file=sys.stderr,
+        )
+        for stated in outcome.ahead:
+            print(f"  dated ahead {printable(stated)}", file=sys.stderr)
     for expired in outcome.expired:
         print(f"tidewaiter: {printable(expired)}", file=sys.stderr)
     summary = report.summary() + f"; {len(outcome.alerts)} alert(s)"

@@ -65,6 +65,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--internal", type=cidr, action="append", default=[], metavar="CIDR")
     parser.add_argument("--external", type=cidr, action="append", default=[], metavar="CIDR")
+    parser.add_argument("--shared-range", choices=("internal", "external"), default="internal")
     parser.set_defaults(run=run)
     # PATHs may follow the options (`--alerts FILE PATH...`), which plain argparse refuses once
     # the first positional has been filled; the parser is created by the caller, so re-class it.
@@ -105,7 +106,9 @@ def run(args: argparse.Namespace) -> int:
             alerts_path=args.alerts,
             suppressions=rules,
             allowed_destinations=args.allow_destination,
-            policy=AddressPolicy(args.internal, args.external),
+            policy=AddressPolicy(
+                args.internal, args.external, shared_internal=args.shared_range == "internal"
+            ),
             fmt=args.fmt,
         )
     except (FindingNotFound, SuppressionError) as exc:

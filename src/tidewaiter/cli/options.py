@@ -77,6 +77,13 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         help="treat this range as the outside even if private (repeatable)",
     )
     group.add_argument(
+        "--shared-range",
+        choices=("internal", "external"),
+        default="internal",
+        help="100.64.0.0/10 (carrier NAT, some pod networks, overlay VPNs such as Tailscale): "
+        "internal (default) or the outside; traffic there is kept as evidence either way",
+    )
+    group.add_argument(
         "--min-severity",
         type=severity,
         default=1,
@@ -131,6 +138,7 @@ def engine_config(args: argparse.Namespace, store: Store | None = None) -> Engin
         correlation=CorrelationConfig(window=args.window),
         internal_cidrs=tuple(args.internal),
         external_cidrs=tuple(args.external),
+        shared_internal=args.shared_range == "internal",
         min_severity=args.min_severity,
         suppressions=tuple(rules),
         allowed_destinations=tuple(args.allow_destination),

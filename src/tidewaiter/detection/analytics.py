@@ -25,6 +25,7 @@ COMMIT_PUSH = "tw-commit-push"
 HOST_STAGED = "tw-host-staged"
 EGRESS_SPIKE = "tw-egress-spike"
 SIGMA = "tw-sigma-rule"
+DNS_CHANNEL = 8  # long unique names under one domain that make a DNS channel, not a lookup
 LARGE_RESPONSE = 1 << 20  # bytes; a pods/exec response this large carried real data
 
 SEVERITY_NAMES = {1: "Informational", 2: "Low", 3: "Medium", 4: "High", 5: "Critical"}
@@ -83,6 +84,7 @@ def _episode(episode: Episode, catalog: Catalog) -> Finding:
         title = f"Archive staged and exfiltrated from {where}"
         reasons.append(_first_transfer_sentence(episode, external[0]))
         reasons += raisers
+        reasons += _made_elsewhere(episode)
     elif episode.mount is not None:
         analytic, severity, risk = HOST_STAGED, 4, 75
         title = "Host data staged through a container"
@@ -93,12 +95,24 @@ def _episode(episode: Episode, catalog: Catalog) -> Finding:
         analytic, severity, risk = INTERNAL, 2, 30
         title = f"Archive staged and sent to an internal destination from {where}"
         reasons.append("every transfer after the archive went to an internal destination")
+        short = _unverified_short_name(episode.transfers)
+        if short:
+            severity, risk = 3, 50
+            reasons.append(
+                f"but {short} is a short name: /etc/hosts or a search domain decides where it "
+                "goes, and no connection telemetry shows where it went"
+            )
     else:
         analytic, severity, risk = CREATED, (3 if encrypted else 2), (45 if encrypted else 20)
         title = f"Archive created in {where}" + (" (encrypted)" if encrypted else "")
         reasons.append("no transfer out followed within the correlation window")
         if encrypted:
             reasons.append("the archive was encrypted")
+    if episode.omitted:
+        reasons.append(
+            f"{episode.omitted} more signals were beyond the evidence bound; "
+            "the strongest were kept"
+        )
     mount = [episode.mount] if episode.mount is not None else []
     evidence = _ordered([*mount, *episode.archives, *episode.links, *episode.transfers])
     techniques = _techniques(evidence, catalog.analytics[analytic].attacks, bool(external))
@@ -286,6 +300,38 @@ def _internal_ip(ip: str) -> bool:
     return AddressPolicy().host_internal(ip)
 
 
+def _made_elsewhere(episode: Episode) -> list[str]:
+    """A sentence when the archive was made in another container than the one that sent it."""
+    mine = episode.entity.container
+    for archive in episode.archives:
+        theirs = archive.event.container
+        if mine is not None and theirs is not None and theirs.uid[:12] != mine.uid[:12]:
+            name = theirs.name or theirs.uid[:12]
+            return [
+                f"the archive was made in container {name} on the same node and sent from this "
+                "one: they share the volume it is on"
+            ]
+    return []
+
+
+def _unverified_short_name(transfers: list[Signal]) -> str | None:
+    """A dotless host an upload went to, when no connection evidence came with it (a short
+    name can be made to resolve anywhere from inside the container)."""
+    if any(t.kind is SignalKind.EGRESS for t in transfers):
+        return None
+    for transfer in transfers:
+        host = transfer.destination.host if transfer.destination else None
+        if (
+            transfer.kind is SignalKind.UPLOAD
+            and host
+            and "." not in host
+            and host.lower() not in ("localhost", "unknown destination")
+            and ":" not in host  # an rclone remote (`remote:`) is named by configuration
+        ):
+            return host
+    return None
+
+
 def _first_transfer_sentence(episode: Episode, transfer: Signal) -> str:
     gap = transfer.event.time - episode.first_archive
     archive = episode.archives[0]
@@ -297,7 +343,8 @@ def _first_transfer_sentence(episode: Episode, transfer: Signal) -> str:
 
 def _raisers(episode: Episode, external: list[Signal], encrypted: bool) -> list[str]:
     raisers: list[str] = []
-    archive_names = {_basename(a.archive_path) for a in episode.archives if a.archive_path}
+    kept = [a.archive_path for a in episode.archives if a.archive_path]
+    archive_names = {_basename(p) for p in (*kept, *episode.dropped)}
     for transfer in external:
         named = archive_names & {_basename(p) for p in transfer.sent_paths}
         if named or transfer.piped:
@@ -307,11 +354,19 @@ def _raisers(episode: Episode, external: list[Signal], encrypted: bool) -> list[
             raisers.append(f"the uploader's command line {how}")
             break
     sizes = [a.event.file.size for a in episode.archives if a.event.file and a.event.file.size]
-    sent = sum(t.bytes_out or 0 for t in episode.transfers if t.kind is SignalKind.EGRESS)
+    sent = sum(t.bytes_out or 0 for t in external if t.kind is SignalKind.EGRESS)
     if sizes and sent >= max(sizes) / 2:
         raisers.append(f"{sent} bytes left, at least half the archive's {max(sizes)} bytes")
     if encrypted:
         raisers.append("the archive was encrypted before it left")
+    queried: dict[str, set[str]] = {}
+    for transfer in external:
+        if transfer.technique == "T1048.003" and transfer.destination is not None:
+            queried.setdefault(transfer.destination.label(), set()).update(transfer.sent_paths)
+    for domain, names in queried.items():
+        if len(names) >= DNS_CHANNEL:
+            raisers.append(f"{len(names)} long unique names were queried under {domain}")
+            break
     folders = {_folder(a.archive_path) for a in episode.archives if a.archive_path} - {""}
     for link in episode.links:
         handed = [m for m in link.sent_paths if any(_within(m, f) for f in folders)]
@@ -378,6 +433,28 @@ def _clock(epoch: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S")
+
+
+def evidence_rank(signal: Signal, catalog: Catalog) -> int:
+    """How strong one piece of evidence is, for keeping the strongest when an episode's bound
+    is reached: encrypted, outside, carried by an upload tool, big, from a sensitive path, a
+    real archiver rather than a compressor of one file."""
+    rank = 16 * signal.encrypted
+    dst = signal.destination
+    if signal.kind in (SignalKind.UPLOAD, SignalKind.EGRESS):
+        rank += 8 * (dst is not None and not dst.internal)
+        rank += 4 * (signal.kind is SignalKind.UPLOAD) + 2 * bool(signal.sent_paths)
+        rank += (signal.bytes_out or 0) >= LARGE_RESPONSE
+        return rank
+    file = signal.event.file
+    rank += 4 * bool(file is not None and file.size and file.size >= LARGE_RESPONSE)
+    process = signal.event.process
+    argv = (process.args or (process.cmd_line or "")[:4096].split()) if process else ()
+    words = [signal.archive_path or "", *argv]
+    rank += 8 * any(w.startswith("/") and catalog.sensitive_path(w) for w in words[:64])
+    spec = catalog.archivers.get(signal.tool)
+    rank += 2 * (spec is not None and spec.output != "compressed_input")
+    return rank
 
 
 def egress_spike(entity: Entity, egress: list[Signal], note: str, catalog: Catalog) -> Finding:

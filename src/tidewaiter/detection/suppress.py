@@ -196,7 +196,7 @@ class Suppressor:
         for rule in self.active:
             if _matches(rule.match, finding):
                 return Verdict(finding, f"suppression {rule.id}: {rule.reason} ({rule.author})")
-        inside = self._only_inside(finding.evidence)
+        inside, caveat = self._inside(finding.evidence)
         for compiled in self.profiles:
             profile = compiled.profile
             effect: str = profile.effect if inside else profile.outside
@@ -207,6 +207,14 @@ class Suppressor:
             if evidence is None:
                 continue
             note = f"benign profile {profile.id} ({profile.reason}): {evidence}"
+            if inside and caveat:
+                note += f"; {caveat}"
+            if finding.omitted:
+                # It judged only the evidence kept under the bound: unproven for the rest, so it
+                # may neither suppress nor lower (decoys must not make a finding milder).
+                unproven = f"{note}; not applied: {finding.omitted} signals were not kept"
+                reasons = (*finding.reasons, unproven)
+                return Verdict(msgspec.structs.replace(finding, reasons=reasons))
             if effect == "suppress_unless_named":
                 if _named(finding):
                     continue  # an upload tool carried the archive itself: not this profile's doing
@@ -266,28 +274,46 @@ class Suppressor:
         return reasons[0]
 
     def _only_inside(self, evidence: tuple[Signal, ...]) -> bool:
-        """Whether every transfer stayed internal or went to an allowed destination. The
-        traffic of an upload tool whose destination is allowed is that upload's own (the
-        connection to `s3://corp-backups` shows only an address)."""
+        return self._inside(evidence)[0]
+
+    def _inside(self, evidence: tuple[Signal, ...]) -> tuple[bool, str | None]:
+        """Whether every transfer stayed internal or reached an allowed destination, judged by
+        the address the bytes reached (a command line's name can be rerouted: --resolve, a
+        proxy, /etc/hosts). A connection is allowed by its address, or by a name its telemetry
+        resolved forward (Hubble's DNS names; Sysmon's is a reverse lookup the far side
+        controls). An upload is allowed by name only when no connection of its process was seen
+        at all; the second value then says so, for the finding."""
         carriers = (SignalKind.UPLOAD, SignalKind.EGRESS, SignalKind.PUSH)
-        allowed_pids = {
+        connected = {
             s.event.process.pid
             for s in evidence
-            if s.kind is SignalKind.UPLOAD and s.event.process is not None and self._fine(s)
+            if s.kind is SignalKind.EGRESS and s.event.process is not None
         }
+        by_name: set[str] = set()
         for signal in evidence:
-            if signal.kind not in carriers or self._fine(signal):
+            dst = signal.destination
+            if signal.kind not in carriers or dst is None or dst.internal:
                 continue
+            if self.allowed.covers(None, dst.ip):
+                continue
+            if dst.note is not None or not self.allowed.covers(dst.host, None):
+                return False, None
+            if signal.kind is SignalKind.EGRESS:
+                if signal.event.raw.source in _FORWARD_NAMED:
+                    continue
+                return False, None
             process = signal.event.process
-            own = process is not None and process.pid in allowed_pids
-            if signal.kind is SignalKind.EGRESS and own:
-                continue
-            return False
-        return True
+            if process is None or process.pid not in connected:
+                by_name.add(dst.label())
+            # else: its own connections are in the evidence and are judged by their address
+        if not by_name:
+            return True, None
+        names = ", ".join(sorted(by_name)[:3])
+        return True, f"{names} allowed by name only: no connection telemetry shows where it went"
 
-    def _fine(self, signal: Signal) -> bool:
-        dst = signal.destination
-        return dst is None or dst.internal or self.allowed.covers(dst.host, dst.ip)
+
+# Sources whose connection names come from forward DNS answers, not from the far side.
+_FORWARD_NAMED = frozenset({"hubble"})
 
 
 class _Allowed:

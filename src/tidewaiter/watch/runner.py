@@ -93,6 +93,7 @@ class Runner:
         self._idle_since = time.monotonic()
         self._decided_idle = True  # nothing waits for an idle flush
         self._examples_said = 0
+        self._ahead_said = 0
         self._records = 0  # records read, at the last round
         self._failing_inputs: dict[str, str] = {}
 
@@ -264,6 +265,13 @@ class Runner:
             self._examples_said += 1
             if self._examples_said == MAX_EXAMPLES:
                 self.status.say("further skipped records are counted on the status line")
+        ahead = self.engine.ahead_examples
+        self._ahead_said = min(self._ahead_said, len(ahead))  # a reloaded engine starts anew
+        while self._ahead_said < len(ahead):
+            self.status.say(
+                f"record dated in the future, its time clamped: {ahead[self._ahead_said]}"
+            )
+            self._ahead_said += 1
 
     def _input_failed(self, name: str, reason: str) -> None:
         if self._failing_inputs.get(name) != reason:

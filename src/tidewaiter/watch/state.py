@@ -53,6 +53,8 @@ def restore(data: bytes, engine: Engine, expiry: Expiry) -> None:
         engine.addresses.restore(state.addresses)
     except msgspec.DecodeError as exc:
         raise ValueError(f"unreadable detection state ({exc})") from None
+    # A checkpoint saved before records dated far ahead were clamped may hold such a time.
+    engine.correlator.clamp(engine.time_ceiling())
     expiry.restore(state.expiry)
 
 

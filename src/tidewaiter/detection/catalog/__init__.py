@@ -77,6 +77,8 @@ class Transfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     value_short: str = ""
     needs_input: bool = False
     service: str | None = None  # the destination of a `service` transfer
+    route_options: tuple[str, ...] = ()  # options that send the bytes elsewhere than the URL
+    config_options: tuple[str, ...] = ()  # options read from a file the telemetry does not show
 
 
 class Splitter(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -125,6 +127,7 @@ class TransferFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     script_transfers: tuple[ScriptTransfer, ...]
     runtimes: Runtimes
     shells: Shells
+    resolvers: tuple[str, ...] = ()
 
 
 class Technique(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -205,6 +208,7 @@ class Catalog:
             for s in transfers.script_transfers
         ]
         self.downloaders = frozenset(transfers.downloaders)
+        self.resolvers = frozenset(transfers.resolvers)
         self.runtimes = transfers.runtimes
         self.shells = transfers.shells
         self.posix_shells = frozenset(transfers.shells.posix.binaries)
@@ -215,7 +219,7 @@ class Catalog:
         self.interesting = (
             frozenset([*self.archivers, *self.encryptors, *self.transfers, *self.splitters])
             | (self.interpreters | self.posix_shells | self.cmd_shells | self.powershells)
-            | (self.runtime_binaries)
+            | (self.runtime_binaries | self.resolvers)
         )
         # Wrappers carry other commands in their text: skipped unless the prefilter finds a word.
         # (PowerShell is left out: an -EncodedCommand payload shows no words until decoded.)
@@ -230,7 +234,10 @@ class Catalog:
             | self.runtime_binaries
             | {"tarfile", "zipfile", "gzip", "bz2", "lzma", "make_archive", "iwr", "irm"}
         )
-        self.prefilter_fragments = ("compress", "zipfile", "upload", "invoke-", "archive")
+        self.prefilter_fragments = (
+            "compress", "zipfile", "upload", "invoke-", "archive",
+            "socket", "sockopen", "/dev/tcp/", "/dev/udp/",
+        )  # fmt: skip
 
     def mentions_catalog(self, text: str) -> bool:
         """Whether text names any tool, library or cmdlet of the catalog (a cheap pre-filter)."""
