@@ -209,7 +209,7 @@ class FileFollower:
         max-record, where identify gives up on it)."""
         head = os.pread(fd, SNIFF_BYTES, 0)
         while b"\n" not in head and len(head) <= self.max_record:
-            more = os.pread(fd, CHUNK, len(head))
+            more = os.pread(fd, min(CHUNK, self.max_record + 1 - len(head)), len(head))
             if not more:
                 break
             head += more
