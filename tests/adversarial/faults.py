@@ -1,9 +1,10 @@
 """Real faults for the adversarial tests: a tiny filesystem that fills up (tmpfs, mounted by the
-test as root) and a file size limit that makes the kernel cut a write short (RLIMIT_FSIZE, no
-root needed)."""
+test as root), and a client for the HTTP input. (The file size limit that makes the kernel cut a
+write short, RLIMIT_FSIZE, is set by the child processes themselves.)"""
 
 from __future__ import annotations
 
+import http.client
 import os
 import subprocess
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+
+from tests.watch.harness import LOOPBACK
 
 
 @contextmanager
@@ -45,3 +48,15 @@ def whole_lines(path: Path) -> list[bytes]:
     data = path.read_bytes()
     assert not data or data.endswith(b"\n"), f"{path} ends in a torn line: {data[-80:]!r}"
     return data.splitlines()
+
+
+def post(port: int, body: bytes, timeout: float = 120.0) -> int:
+    """POST a body to the HTTP input on loopback; the status."""
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    try:
+        connection.request("POST", "/", body, {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.adversarial.faults import post
 from tests.watch.harness import LOOPBACK, Watch, free_port, jsonl_alerts, poll
 from tests.watch.scenario import stream
 from tidewaiter.sources.base import ReadReport
@@ -29,17 +30,6 @@ def empties(size: int) -> bytes:
     """``[{},{},…]`` of about ``size`` bytes: the most Python objects per byte of JSON."""
     count = (size - 2) // 3
     return b"[" + b"{}," * (count - 1) + b"{}]"
-
-
-def post(port: int, body: bytes, timeout: float = 120.0) -> int:
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
-    try:
-        connection.request("POST", "/", body, {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
 
 
 def send_oversize(port: int, body: bytes) -> int:

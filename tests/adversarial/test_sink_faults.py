@@ -8,7 +8,6 @@ real RLIMIT_FSIZE."""
 
 from __future__ import annotations
 
-import http.client
 import json
 import socket
 import subprocess
@@ -19,21 +18,10 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.adversarial.faults import tiny_filesystem, whole_lines
+from tests.adversarial.faults import post, tiny_filesystem, whole_lines
 from tests.watch.harness import LOOPBACK, Receiver, Watch, free_port, jsonl_alerts, poll
 from tests.watch.scenario import START, chain, record, stream
 from tidewaiter.sinks.syslog import CUT_MARK, MAX_DATAGRAM
-
-
-def post(port: int, body: bytes) -> int:
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
-    try:
-        connection.request("POST", "/", body, {"Content-Type": "application/json"})
-        response = connection.getresponse()
-        response.read()
-        return response.status
-    finally:
-        connection.close()
 
 
 def padded(index: int, size: int = 900) -> bytes:
