@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import socket
 import threading
 import time
@@ -177,3 +178,23 @@ def _closed_by_peer(sock: socket.socket) -> bool:
         return True
     finally:
         sock.setblocking(True)
+
+
+def test_records_are_journalled_as_slices_of_the_body_one_line_each(tmp_path: Path) -> None:
+    """Records are no longer rebuilt as objects: a pretty-printed array, whose records span
+    lines, still gives one journal line per record and the same events as compact JSON."""
+    lines = stream(chains=1, noise_per_chain=2)
+    records = [json.loads(line) for line in lines]
+    port = free_port()
+    report = ReadReport()
+    receiver = HttpInput(LOOPBACK, port, tmp_path, report, lambda _: None, 1 << 20, 1 << 24)
+    receiver.poll(0)
+    try:
+        assert post(port, json.dumps(records, indent=2).encode()) == 200
+        got = []
+        poll(lambda: got.extend(receiver.poll(1 << 20)) or len(got) >= len(lines), 30, "events")
+    finally:
+        receiver.close()
+    journal = next(tmp_path.glob("http-*.journal")).read_bytes().splitlines()
+    assert [json.loads(line) for line in journal] == records
+    assert report.records == len(records)

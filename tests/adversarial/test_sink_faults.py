@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -21,7 +22,7 @@ import pytest
 from tests.adversarial.faults import post, tiny_filesystem, whole_lines
 from tests.watch.harness import LOOPBACK, Receiver, Watch, free_port, jsonl_alerts, poll
 from tests.watch.scenario import START, chain, record, stream
-from tidewaiter.sinks.syslog import CUT_MARK, MAX_DATAGRAM
+from tidewaiter.sinks.syslog import CUT_MARK, MAX_DATAGRAM, fit
 
 
 def padded(index: int, size: int = 900) -> bytes:
@@ -274,3 +275,41 @@ def test_an_alert_too_large_for_a_datagram_reaches_syslog_cut_to_fit(
         c.startswith("tar -czf /tmp/dump-0.tar.gz") and c.endswith(CUT_MARK) for c in commands
     )
     assert watch.said("0 records skipped") or not watch.said("syslog refused")
+
+
+@pytest.mark.parametrize(
+    "shape",
+    ["long description", "many evidences", "long strings everywhere", "deep parents"],
+)
+def test_any_alert_is_cut_to_fit_with_its_identity_whole(shape: str) -> None:
+    """Whatever the attacker made long, the cut alert fits and still says who, what, how bad."""
+    evidence = {"data": {"signal": "archive"}, "process": {"cmd_line": "tar -cf a.tar /srv"}}
+    alert: dict[str, Any] = {
+        "time": 1714644000123,
+        "severity_id": 5,
+        "severity": "Critical",
+        "finding_info": {"uid": "f" * 32, "title": "Archive staged and exfiltrated", "desc": "d"},
+        "evidences": [evidence],
+        "unmapped": {"k8s": {"namespace": "shop", "pod": "api-0"}},
+    }
+    if shape == "long description":
+        alert["finding_info"]["desc"] = "reason; " * 50_000
+    elif shape == "many evidences":
+        alert["evidences"] = [evidence] * 5_000
+    elif shape == "long strings everywhere":
+        alert["evidences"] = [
+            {"process": {"cmd_line": "x" * 20_000, "cwd": "y" * 20_000}} for _ in range(64)
+        ]
+    else:
+        process: dict[str, Any] = {"cmd_line": "sh"}
+        for _ in range(100):  # as deep as JSON encoders go (orjson stops at 254 levels)
+            process = {"cmd_line": "z" * 1_000, "parent_process": process}
+        alert["evidences"] = [{"process": process}]
+    cut = fit(alert, MAX_DATAGRAM)
+    assert len(orjson.dumps(cut)) <= MAX_DATAGRAM
+    for field in ("time", "severity_id", "severity"):
+        assert cut[field] == alert[field]
+    assert cut["finding_info"]["uid"] == alert["finding_info"]["uid"]
+    assert cut["finding_info"]["title"] == alert["finding_info"]["title"]
+    assert cut["unmapped"]["k8s"] == alert["unmapped"]["k8s"]
+    assert cut["unmapped"]["cut"]  # every cut is named

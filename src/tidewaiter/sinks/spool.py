@@ -319,6 +319,12 @@ class SpooledSink:
                 self._stop.wait(min(exc.retry_after or delay, self._backoff[1]))
                 delay = min(delay * 2, self._backoff[1])
                 continue
+            except Exception as exc:  # this alert cannot be sent at all: never the ones after it
+                self.refused += 1
+                uid = alert["finding_info"]["uid"]
+                self._say(f"{self.label} cannot send alert {uid} ({type(exc).__name__}: {exc})")
+                self.spool.ack(end)
+                continue
             self.spool.ack(end)
             self.delivered += 1
             delay = self._backoff[0]

@@ -44,6 +44,7 @@ MAX_DATAGRAM = 65_000
 SMALL_DATAGRAM = 8_192  # rsyslog's default maximum message size
 CUT_MARK = "…[cut]"
 _KEEP = 64  # a string this short, or a list this short, is never cut
+_NAMED, _NAMED_LEN = 20, 160  # cuts named in full, and the characters of each
 
 
 class SyslogError(Exception):
@@ -90,7 +91,7 @@ def fit(alert: dict[str, Any], limit: int) -> dict[str, Any]:
     cuts: list[str] = []
     unmapped = alert.setdefault("unmapped", {})
     while True:
-        unmapped["cut"] = cuts
+        unmapped["cut"] = _named(cuts)
         size = len(orjson.dumps(alert))
         if size <= limit:
             return alert
@@ -114,6 +115,14 @@ def fit(alert: dict[str, Any], limit: int) -> dict[str, Any]:
                 dropped += len(orjson.dumps(kept.pop())) + 1
             container[key] = kept
             cuts.append(f"{path}: {len(kept)} of {len(value)} items kept")
+
+
+def _named(cuts: list[str]) -> list[str]:
+    """The cuts, the list itself bounded (a deep alert has long paths and many cuts)."""
+    named = [cut if len(cut) <= _NAMED_LEN else "…" + cut[-_NAMED_LEN:] for cut in cuts]
+    if len(named) > _NAMED:
+        named[_NAMED:] = [f"and {len(named) - _NAMED} more cuts"]
+    return named
 
 
 _PROTECTED = {"unmapped"}  # the list of cuts itself (identity fields are too short to be cut)
