@@ -37,13 +37,16 @@ def sorted_audit(pad: int) -> bytes:
     return b"".join(lines)
 
 
-def detect(path: Path) -> tuple[int, list[dict[str, Any]], str]:
-    done = subprocess.run(
-        [sys.executable, "-m", "tidewaiter", "detect", "--json", str(path)],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+def detect(path: Path, stdin: bool = False) -> tuple[int, list[dict[str, Any]], str]:
+    """``tidewaiter detect --json PATH`` (or ``-`` with the file piped in)."""
+    with path.open("rb") as data:
+        done = subprocess.run(
+            [sys.executable, "-m", "tidewaiter", "detect", "--json", "-" if stdin else str(path)],
+            stdin=data if stdin else subprocess.DEVNULL,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
     alerts = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
     return done.returncode, alerts, done.stderr.decode()
 
@@ -62,9 +65,10 @@ def test_a_first_line_longer_than_the_sniff_window_is_recognised_by_detect_and_w
     code, expected, _ = detect(short)
     assert code == 0
     assert expected  # the fixture's kubectl cp fires
-    code, alerts, said = detect(long)
-    assert "not in a format" not in said
-    assert (code, _keyed(alerts)) == (0, _keyed(expected))
+    for stdin in (False, True):  # standard input buffers 8 KiB: the line is read on whole
+        code, alerts, said = detect(long, stdin=stdin)
+        assert "not in a format" not in said
+        assert (code, _keyed(alerts)) == (0, _keyed(expected))
 
     out = tmp_path / "alerts.jsonl"
     args = [str(long), "--db", "tw.duckdb", "--out", str(out), "--idle-flush", "0.5"]

@@ -11,7 +11,7 @@ import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, TypeVar, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from tidewaiter.events import Event
 from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
@@ -141,6 +141,9 @@ def open_events(path: str, report: ReadReport, fmt: str | None = None) -> Iterat
         stdin = cast(io.BufferedReader, sys.stdin.buffer)
         stream = stdin
         head = stdin.peek(SNIFF_BYTES)  # whatever is buffered: enough to sniff
+        if head and b"\n" not in head:  # a first line longer than the buffer: read it whole
+            head = _first_line(stdin)
+            stream = io.BufferedReader(_Prefixed(head, stdin))
     else:
         stream = Path(path).open("rb")  # noqa: SIM115 - closed by _events
         head = _head(stream)
@@ -165,6 +168,39 @@ def _head(stream: BinaryIO) -> bytes:
             break
         head += more
     return head
+
+
+def _first_line(stream: io.BufferedReader) -> bytes:
+    head = b""
+    while b"\n" not in head and len(head) < FIRST_LINE_MAX:
+        more = stream.read1(SNIFF_BYTES)
+        if not more:
+            break
+        head += more
+    return head
+
+
+class _Prefixed(io.RawIOBase):
+    """Bytes already taken from a stream to sniff it, then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: io.BufferedReader) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        if self._head:
+            size = min(len(target), len(self._head))
+            target[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._rest.read1(len(target))
+        target[: len(data)] = data
+        return len(data)
 
 
 def _events(source: Source, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
