@@ -295,7 +295,7 @@ class FileFollower:
             return self._feeder.finish()
         if self._fd is not None and self._source is None and self._read == 0:
             # rotated away before we could recognise it: try with whatever it holds
-            head = os.pread(self._fd, SNIFF_BYTES, 0)
+            head = self._head_bytes(self._fd)
             if head.strip():
                 try:
                     source = identify(head, self.path, self._fmt, final=True)
