@@ -17,7 +17,7 @@ import os
 _TAIL_SCAN = 1 << 16
 
 
-def write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes | bytearray) -> None:
     """Write every byte, however many calls it takes; OSError when the rest cannot go."""
     view = memoryview(data)
     while view:
@@ -27,7 +27,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def append(fd: int, data: bytes, end: int, sync: bool = False) -> None:
+def append(fd: int, data: bytes | bytearray, end: int, sync: bool = False) -> None:
     """Append ``data`` (and fsync it with ``sync``) to a file opened with O_APPEND whose size
     is ``end``: all of it, or the file is cut back to ``end`` and OSError says why."""
     try:

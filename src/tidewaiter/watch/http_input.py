@@ -123,6 +123,7 @@ class HttpInput:
             name=f"http://{_host_text(host)}:{port}",
         )
         self._say = say
+        self._failure = ("", 0.0)  # the last journal failure said, and when
         if self.journal.torn:
             say(
                 f"{self.address}: cut {self.journal.torn} bytes of a journal line torn by a crash "
@@ -178,10 +179,10 @@ class HttpInput:
             self.stats.count("rejected")
             return 400, {"error": str(exc)}
         try:
-            stored = self.journal.append(bytes(lines)) if accepted else True
+            stored = self.journal.append(lines) if accepted else True
         except OSError as exc:
             self.stats.count("failed")
-            self._say(f"{self.address}: cannot write the journal ({exc.strerror or exc})")
+            self._say_failure(exc.strerror or str(exc))
             return 500, {"error": "cannot store the records; nothing was kept"}
         with self.stats.lock:
             self.stats.rejected += len(skipped)
@@ -195,6 +196,21 @@ class HttpInput:
             if len(skipped) > MAX_REASONS:
                 reply["skipped_count"] = len(skipped)
         return 200, reply
+
+    def _say_failure(self, reason: str) -> None:
+        """Once, then once a minute while the journal keeps failing (a full disk would
+        otherwise print a line per request)."""
+        now = time.monotonic()
+        with self.stats.lock:
+            last_reason, last_time = self._failure
+            if reason == last_reason and now - last_time < 60.0:
+                return
+            self._failure = (reason, now)
+            failed = self.stats.failed
+        self._say(
+            f"{self.address}: cannot write the journal ({reason}); {failed} request(s) "
+            "answered 500 so far, none of their records kept"
+        )
 
 
 def journal_lines(body: bytes, max_record: int) -> tuple[bytearray, int, list[str]]:

@@ -35,7 +35,7 @@ class Journal:
         self._size = os.fstat(self._fd).st_size
         self._old = _identity_size(self.rotated)  # (dev, ino, size) of journal.1, if any
 
-    def append(self, data: bytes) -> bool:
+    def append(self, data: bytes | bytearray) -> bool:
         """Write and fsync whole lines; False when the budget is spent. OSError when the disk
         does not take them all: then none of them is in the journal."""
         with self._lock:
