@@ -22,7 +22,8 @@ import pytest
 from tests.adversarial.faults import post, tiny_filesystem, whole_lines
 from tests.watch.harness import LOOPBACK, Receiver, Watch, free_port, jsonl_alerts, poll
 from tests.watch.scenario import START, chain, record, stream
-from tidewaiter.sinks.syslog import CUT_MARK, MAX_DATAGRAM, fit
+from tidewaiter.alerts import alert_container
+from tidewaiter.sinks.syslog import CUT_MARK, MAX_DATAGRAM, SMALL_DATAGRAM, fit
 
 
 def padded(index: int, size: int = 900) -> bytes:
@@ -113,7 +114,8 @@ _SPOOL_UNDER_A_SIZE_LIMIT = textwrap.dedent(
     folder, url, limit = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     spool = Spool(folder, 1 << 30)
     # The receiver is down: every alert waits in the spool.
-    sink = SpooledSink("webhook", spool, WebhookTransport(url, {}, 1.0), print, (60.0, 60.0))
+    say = lambda message: print(message, file=sys.stderr, flush=True)
+    sink = SpooledSink("webhook", spool, WebhookTransport(url, {}, 1.0), say, (60.0, 60.0))
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
     for n in range(30):
         sink.write({"finding_info": {"uid": f"u{n:02d}"}, "time": 1, "pad": "x" * 500})
@@ -137,7 +139,7 @@ def test_a_spool_write_cut_short_counts_the_alert_lost_and_keeps_the_rest(tmp_pa
     queued = whole_lines(folder / "queue-0.jsonl")
     assert f"lost {30 - len(queued)} pending {len(queued)}" in done.stdout
     assert 0 < len(queued) < 30
-    assert "is NOT queued" in done.stdout
+    assert "is NOT queued" in done.stderr
     assert [json.loads(x)["finding_info"]["uid"] for x in queued] == [
         f"u{n:02d}" for n in range(len(queued))
     ]
@@ -266,8 +268,9 @@ def test_an_alert_too_large_for_a_datagram_reaches_syslog_cut_to_fit(
     assert len(orjson.dumps(fired)) > MAX_DATAGRAM  # it did not fit as it was
     assert len(datagram) <= MAX_DATAGRAM
     sent = orjson.loads(datagram.split(b" - finding - ", 1)[1])
-    for field in ("finding_info", "severity_id", "severity", "time", "container"):
-        assert sent[field] == fired[field]  # who, what and how bad are never cut
+    for field in ("finding_info", "severity_id", "severity", "time"):
+        assert sent[field] == fired[field]  # what, how bad and when are never cut
+    assert alert_container(sent) == alert_container(fired)  # nor where
     cuts = sent["unmapped"]["cut"]
     assert any("cmd_line" in cut for cut in cuts)
     commands = [e["process"]["cmd_line"] for e in sent["evidences"] if "process" in e]
@@ -277,13 +280,19 @@ def test_an_alert_too_large_for_a_datagram_reaches_syslog_cut_to_fit(
     assert watch.said("0 records skipped") or not watch.said("syslog refused")
 
 
+@pytest.mark.parametrize("limit", [MAX_DATAGRAM, SMALL_DATAGRAM])
 @pytest.mark.parametrize(
     "shape",
     ["long description", "many evidences", "long strings everywhere", "deep parents"],
 )
-def test_any_alert_is_cut_to_fit_with_its_identity_whole(shape: str) -> None:
+def test_any_alert_is_cut_to_fit_with_its_identity_whole(shape: str, limit: int) -> None:
     """Whatever the attacker made long, the cut alert fits and still says who, what, how bad."""
-    evidence = {"data": {"signal": "archive"}, "process": {"cmd_line": "tar -cf a.tar /srv"}}
+    container = {"uid": "c0ffee000000", "name": "api-0"}
+    evidence = {
+        "data": {"signal": "archive"},
+        "process": {"cmd_line": "tar -cf a.tar /srv"},
+        "container": container,
+    }
     alert: dict[str, Any] = {
         "time": 1714644000123,
         "severity_id": 5,
@@ -298,18 +307,20 @@ def test_any_alert_is_cut_to_fit_with_its_identity_whole(shape: str) -> None:
         alert["evidences"] = [evidence] * 5_000
     elif shape == "long strings everywhere":
         alert["evidences"] = [
-            {"process": {"cmd_line": "x" * 20_000, "cwd": "y" * 20_000}} for _ in range(64)
+            {"process": {"cmd_line": "x" * 20_000, "cwd": "y" * 20_000}, "container": container}
+            for _ in range(64)
         ]
     else:
         process: dict[str, Any] = {"cmd_line": "sh"}
         for _ in range(100):  # as deep as JSON encoders go (orjson stops at 254 levels)
             process = {"cmd_line": "z" * 1_000, "parent_process": process}
-        alert["evidences"] = [{"process": process}]
-    cut = fit(alert, MAX_DATAGRAM)
-    assert len(orjson.dumps(cut)) <= MAX_DATAGRAM
+        alert["evidences"] = [{"process": process, "container": container}]
+    cut = fit(alert, limit)
+    assert len(orjson.dumps(cut)) <= limit
     for field in ("time", "severity_id", "severity"):
         assert cut[field] == alert[field]
     assert cut["finding_info"]["uid"] == alert["finding_info"]["uid"]
     assert cut["finding_info"]["title"] == alert["finding_info"]["title"]
     assert cut["unmapped"]["k8s"] == alert["unmapped"]["k8s"]
+    assert alert_container(cut) == container
     assert cut["unmapped"]["cut"]  # every cut is named

@@ -96,10 +96,12 @@ def fit(alert: dict[str, Any], limit: int) -> dict[str, Any]:
         if size <= limit:
             return alert
         found = _longest(alert, "", protect=True)
-        if found is None:  # every string and list is short: the evidence goes, said so
-            if "evidences" not in alert:
+        if found is None:  # every string and list is short: the evidence goes but who it was
+            evidences = alert.get("evidences") or []
+            if not evidences or set(evidences[0]) <= _IDENTITY:
                 return alert
-            cuts.append(f"evidences: 0 of {len(alert.pop('evidences'))} items kept")
+            alert["evidences"] = [{k: v for k, v in evidences[0].items() if k in _IDENTITY}]
+            cuts.append("evidences: only the first one's time and container kept")
             continue
         _, container, key, path = found
         value = container[key]
@@ -125,6 +127,7 @@ def _named(cuts: list[str]) -> list[str]:
     return named
 
 
+_IDENTITY = {"time", "container"}  # what is left of the evidence when all else must go
 _PROTECTED = {"unmapped"}  # the list of cuts itself (identity fields are too short to be cut)
 
 
