@@ -47,7 +47,7 @@ from tidewaiter.watch.http_input import HttpInput
 from tidewaiter.watch.inputs import Input
 from tidewaiter.watch.runner import Control, EngineFactory, OnFinding, Runner, Timing
 from tidewaiter.watch.status import Status
-from tidewaiter.watch.stream import StreamInput
+from tidewaiter.watch.stream import StreamInput, open_fifo
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
@@ -338,6 +338,10 @@ def _inputs(settings: WatchSettings, report: ReadReport, say: Callable[[str], No
         if path == "-":
             stdin = StreamInput(sys.stdin.fileno(), "-", report, say, settings.max_record)
             inputs.append(stdin)
+        elif (fifo := open_fifo(path)) is not None:
+            inputs.append(
+                StreamInput(fifo, path, report, say, settings.max_record, settings.fmt, owned=True)
+            )
         else:
             inputs.append(
                 FileFollower(
@@ -395,7 +399,9 @@ def _notes(sinks: list[tuple[str, Sink]], inputs: list[Input]) -> list[str]:
             elif waiting:
                 notes.append(f"{name} {waiting} queued")
             if sink.lost:
-                notes.append(f"{name} SPOOL FULL, {sink.lost} not queued")
+                notes.append(f"{name} {sink.lost} alerts LOST (spool full or unwritable)")
+            if sink.refused:
+                notes.append(f"{name} {sink.refused} alerts refused by the receiver")
     for source in inputs:
         if isinstance(source, HttpInput):
             stats = source.stats
@@ -403,6 +409,12 @@ def _notes(sinks: list[tuple[str, Sink]], inputs: list[Input]) -> list[str]:
                 notes.append(f"http {stats.refused} requests refused (behind)")
             if stats.rejected:
                 notes.append(f"http {stats.rejected} records rejected")
+            if stats.too_large:
+                notes.append(f"http {stats.too_large} requests too large (413)")
+            if stats.busy:
+                notes.append(f"http {stats.busy} requests refused (too many at once)")
+            if stats.failed:
+                notes.append(f"http {stats.failed} requests failed (journal not writable)")
     return notes
 
 

@@ -19,6 +19,7 @@ to it: a crash at any point leaves one consistent pair.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import os
 import threading
@@ -30,6 +31,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from tidewaiter import durable
+
 REMEMBERED = 100_000  # uids remembered for deduplication
 COMPACT_BYTES = 1 << 20  # a delivered prefix this large (and half the file) is compacted away
 
@@ -38,6 +41,7 @@ class Put(enum.Enum):
     QUEUED = "queued"
     KNOWN = "known"  # taken before (a restart decided it again)
     FULL = "full"
+    FAILED = "failed"  # the disk did not take it (full, an I/O error): nothing of it was kept
 
 
 class Spool:
@@ -60,6 +64,7 @@ class Spool:
         self._committed: deque[tuple[int, int]] = deque()  # (start, end) of undelivered lines
         self._uncommitted: list[tuple[int, int]] = []
         self._end = 0
+        self.problem: str | None = None  # why the last put failed
         self._load()
 
     # --- loading -------------------------------------------------------------------------------
@@ -115,7 +120,11 @@ class Spool:
                 return Put.KNOWN
             if self._end - self._acked + len(line) > self.max_bytes:
                 return Put.FULL
-            os.write(self._fd, line)
+            try:
+                durable.append(self._fd, line, self._end)
+            except OSError as exc:
+                self.problem = exc.strerror or str(exc)
+                return Put.FAILED
             self._uncommitted.append((self._end, self._end + len(line)))
             self._end += len(line)
             self._remember_uid(uid)
@@ -150,9 +159,14 @@ class Spool:
             while self._committed and self._committed[0][1] <= end:
                 self._committed.popleft()
             self._acked = max(self._acked, end)
-            _replace(self.folder / "acked", f"{self._generation} {self._acked}\n".encode())
-            if self._acked >= self._compact_bytes and self._acked * 2 >= self._end:
-                self._compact()
+            try:
+                _replace(self.folder / "acked", f"{self._generation} {self._acked}\n".encode())
+                if self._acked >= self._compact_bytes and self._acked * 2 >= self._end:
+                    self._compact()
+            except OSError:
+                # A full disk: delivery goes on, acknowledged in memory; after a restart the
+                # alerts since the last recorded acknowledgement are sent again (at least once).
+                return
 
     def _compact(self) -> None:
         """Move the undelivered tail to a new generation (called with the lock held)."""
@@ -161,9 +175,15 @@ class Spool:
         new = self._generation + 1
         path = self._queue_path(new)
         fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        os.write(fd, tail)
-        os.fsync(fd)
-        _replace(self.folder / "acked", f"{new} 0\n".encode())
+        try:
+            durable.write_all(fd, tail)
+            os.fsync(fd)
+            _replace(self.folder / "acked", f"{new} 0\n".encode())
+        except OSError:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            raise
         os.close(self._fd)
         self._queue_path(self._generation).unlink()
         shift = self._acked
@@ -236,15 +256,20 @@ class SpooledSink:
         self._thread.start()
 
     def write(self, alert: dict[str, Any]) -> None:
-        if self.spool.put(alert) is Put.FULL:
-            self.lost += 1
-            self._complain(
-                "full",
-                f"{self.label}: the spool is full ({self.spool.max_bytes} bytes undelivered); "
-                f"alert {alert['finding_info']['uid']} is NOT queued for {self.label} "
-                f"({self.lost} so far); it is in the other sinks",
-                every=1.0,
-            )
+        put = self.spool.put(alert)
+        if put is Put.FULL:
+            why = f"the spool is full ({self.spool.max_bytes} bytes undelivered)"
+        elif put is Put.FAILED:
+            why = f"the spool cannot be written ({self.spool.problem})"
+        else:
+            return
+        self.lost += 1
+        self._complain(
+            put.value,
+            f"{self.label}: {why}; alert {alert['finding_info']['uid']} is NOT queued for "
+            f"{self.label} ({self.lost} lost so far); it is in the other sinks",
+            every=1.0,
+        )
 
     def commit(self) -> None:
         self.spool.commit()
@@ -264,7 +289,12 @@ class SpooledSink:
     def _run(self) -> None:
         delay = self._backoff[0]
         while not self._stop.is_set():
-            item = self.spool.peek()
+            try:
+                item = self.spool.peek()
+            except OSError as exc:  # the spool cannot be read now: try again, never give up
+                self._complain("read", f"{self.label}: cannot read the spool ({exc})", every=60.0)
+                self._stop.wait(delay)
+                continue
             if item is None:
                 self._wake.wait(1.0)
                 self._wake.clear()
@@ -288,6 +318,12 @@ class SpooledSink:
                 self.failing = str(exc)
                 self._stop.wait(min(exc.retry_after or delay, self._backoff[1]))
                 delay = min(delay * 2, self._backoff[1])
+                continue
+            except Exception as exc:  # this alert cannot be sent at all: never the ones after it
+                self.refused += 1
+                uid = alert["finding_info"]["uid"]
+                self._say(f"{self.label} cannot send alert {uid} ({type(exc).__name__}: {exc})")
+                self.spool.ack(end)
                 continue
             self.spool.ack(end)
             self.delivered += 1
@@ -323,8 +359,12 @@ def _replace(path: Path, data: bytes) -> None:
     tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, data)
+        durable.write_all(fd, data)
         os.fsync(fd)
-    finally:
+    except OSError:
         os.close(fd)
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    os.close(fd)
     os.replace(tmp, path)

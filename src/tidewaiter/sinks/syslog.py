@@ -9,10 +9,19 @@ The header: PRI from the facility and the alert's severity, the alert's own time
 sent again after a restart is byte for byte the same), this host's name, APP-NAME "tidewaiter",
 MSGID "finding", no PROCID and no structured data (tidewaiter has no enterprise number of its
 own); the finding uid is in the JSON.
+
+A datagram (UDP, unix socket) holds at most ``MAX_DATAGRAM`` bytes. An alert that does not fit
+(a tar of 6,000 files has a long command line) is cut to fit rather than dropped: the longest
+strings are shortened and the longest lists lose their last items, each cut string ending in
+``CUT_MARK`` and every cut named in ``unmapped.cut``; the finding's identity, severity and
+times are never cut. If the kernel still refuses the datagram, it is cut again to
+``SMALL_DATAGRAM``.
 """
 
 from __future__ import annotations
 
+import copy
+import errno
 import socket
 import urllib.parse
 from datetime import UTC, datetime
@@ -32,6 +41,10 @@ FACILITIES = {name: code for code, name in enumerate(_FACILITY_NAMES)}
 # high 3 (err), critical 2 (crit).
 SEVERITIES = {1: 6, 2: 5, 3: 4, 4: 3, 5: 2}
 MAX_DATAGRAM = 65_000
+SMALL_DATAGRAM = 8_192  # rsyslog's default maximum message size
+CUT_MARK = "…[cut]"
+_KEEP = 64  # a string this short, or a list this short, is never cut
+_NAMED, _NAMED_LEN = 20, 160  # cuts named in full, and the characters of each
 
 
 class SyslogError(Exception):
@@ -72,6 +85,78 @@ def format_message(alert: dict[str, Any], facility_code: int, hostname: str) -> 
     return header.encode() + orjson.dumps(alert)
 
 
+def fit(alert: dict[str, Any], limit: int) -> dict[str, Any]:
+    """A copy of the alert whose JSON is at most ``limit`` bytes, cut where it is longest."""
+    alert = copy.deepcopy(alert)
+    cuts: list[str] = []
+    unmapped = alert.setdefault("unmapped", {})
+    while True:
+        unmapped["cut"] = _named(cuts)
+        size = len(orjson.dumps(alert))
+        if size <= limit:
+            return alert
+        found = _longest(alert, "", protect=True)
+        if found is None:  # every string and list is short: the evidence goes but who it was
+            evidences = alert.get("evidences") or []
+            if not evidences or set(evidences[0]) <= _IDENTITY:
+                return alert
+            alert["evidences"] = [{k: v for k, v in evidences[0].items() if k in _IDENTITY}]
+            cuts.append("evidences: only the first one's time and container kept")
+            continue
+        _, container, key, path = found
+        value = container[key]
+        excess = size - limit + len(CUT_MARK.encode()) + len(path) + 64
+        if isinstance(value, str):
+            data = value.encode()
+            keep = max(_KEEP, len(data) - excess)
+            container[key] = data[:keep].decode("utf-8", "ignore") + CUT_MARK
+            cuts.append(f"{path}: {keep} of {len(data)} bytes kept")
+        else:
+            kept, dropped = list(value), 0
+            while len(kept) > 1 and dropped < excess:
+                dropped += len(orjson.dumps(kept.pop())) + 1
+            container[key] = kept
+            cuts.append(f"{path}: {len(kept)} of {len(value)} items kept")
+
+
+def _named(cuts: list[str]) -> list[str]:
+    """The cuts, the list itself bounded (a deep alert has long paths and many cuts)."""
+    named = [cut if len(cut) <= _NAMED_LEN else "…" + cut[-_NAMED_LEN:] for cut in cuts]
+    if len(named) > _NAMED:
+        named[_NAMED:] = [f"and {len(named) - _NAMED} more cuts"]
+    return named
+
+
+_IDENTITY = {"time", "container"}  # what is left of the evidence when all else must go
+_PROTECTED = {"unmapped"}  # the list of cuts itself (identity fields are too short to be cut)
+
+
+def _longest(value: Any, path: str, protect: bool = False) -> tuple[int, Any, Any, str] | None:
+    """(size, container, key, path) of the longest string or list in ``value`` that can still
+    be cut; protect: at the top level, leave the list of cuts alone."""
+    best: tuple[int, Any, Any, str] | None = None
+    items: Any
+    if isinstance(value, dict):
+        items = [(k, v) for k, v in value.items() if not (protect and k in _PROTECTED)]
+    elif isinstance(value, list):
+        items = list(enumerate(value))
+    else:
+        return None
+    for key, item in items:
+        where = f"{path}[{key}]" if isinstance(value, list) else f"{path}.{key}".lstrip(".")
+        size = 0
+        if isinstance(item, str) and not item.endswith(CUT_MARK) and len(item) > _KEEP:
+            size = len(item.encode())
+        elif isinstance(item, list) and len(item) > 1:
+            size = len(orjson.dumps(item))
+        if size and (best is None or size > best[0]):
+            best = (size, value, key, where)
+        inner = _longest(item, where)
+        if inner is not None and (best is None or inner[0] > best[0]):
+            best = inner
+    return best
+
+
 def local_hostname() -> str:
     """This host's name as RFC 5424 allows it: printable US-ASCII, no spaces, 255 at most."""
     name = "".join(c for c in socket.gethostname() if 33 <= ord(c) <= 126)[:255]
@@ -87,21 +172,31 @@ class SyslogTransport:
         self._sock: socket.socket | None = None
 
     def send(self, alert: dict[str, Any]) -> None:
-        message = format_message(alert, self.facility, self.hostname)
-        if self.kind != "tcp" and len(message) > MAX_DATAGRAM:
-            raise DeliveryError(
-                f"the alert is {len(message)} bytes, more than a datagram holds; use tcp://",
-                permanent=True,
-            )
+        if self.kind == "tcp":
+            message = format_message(alert, self.facility, self.hostname)
+        else:
+            message = self._fitted(alert, MAX_DATAGRAM)
         try:
             sock = self._connect()
             if self.kind == "tcp":
                 sock.sendall(f"{len(message)} ".encode() + message)
             else:
-                sock.send(message)
+                try:
+                    sock.send(message)
+                except OSError as exc:
+                    if exc.errno != errno.EMSGSIZE:
+                        raise
+                    sock.send(self._fitted(alert, SMALL_DATAGRAM))  # a smaller socket buffer
         except OSError as exc:
             self.close()
             raise DeliveryError(f"syslog {exc.strerror or exc}") from None
+
+    def _fitted(self, alert: dict[str, Any], limit: int) -> bytes:
+        message = format_message(alert, self.facility, self.hostname)
+        if len(message) <= limit:
+            return message
+        header = len(message) - len(orjson.dumps(alert))
+        return format_message(fit(alert, limit - header), self.facility, self.hostname)
 
     def _connect(self) -> socket.socket:
         if self._sock is not None:

@@ -11,7 +11,7 @@ import io
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, TypeVar, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 from tidewaiter.events import Event
 from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
@@ -30,6 +30,7 @@ __all__ = [
 ]
 
 SNIFF_BYTES = 64 * 1024
+FIRST_LINE_MAX = 16 << 20  # a longer first line is not read whole to recognise the format
 # Sniff order (all_sources sorts by it, whatever the import order): the more specific formats first.
 _MODULES = (
     "sysmon_evtx",
@@ -109,6 +110,11 @@ def sniff(head: bytes, path: str) -> Source:
                 return source
     if not head.strip():
         raise UnknownFormat(f"{path}: the file is empty")
+    if b"\n" not in head and len(head) >= FIRST_LINE_MAX:
+        raise UnknownFormat(
+            f"{path}: the first line is longer than {FIRST_LINE_MAX} bytes, so its format "
+            "cannot be recognised; name it with --format"
+        )
     raise UnknownFormat(
         f"{path}: not in a format tidewaiter reads (tried: "
         f"{', '.join(s.title for s in all_sources())}); name one with --format"
@@ -135,9 +141,12 @@ def open_events(path: str, report: ReadReport, fmt: str | None = None) -> Iterat
         stdin = cast(io.BufferedReader, sys.stdin.buffer)
         stream = stdin
         head = stdin.peek(SNIFF_BYTES)  # whatever is buffered: enough to sniff
+        if head and b"\n" not in head:  # a first line longer than the buffer: read it whole
+            head = _first_line(stdin)
+            stream = io.BufferedReader(_Prefixed(head, stdin))
     else:
         stream = Path(path).open("rb")  # noqa: SIM115 - closed by _events
-        head = stream.read(SNIFF_BYTES)
+        head = _head(stream)
         stream.seek(0)
     try:
         source = get(fmt) if fmt else sniff(head, path)
@@ -147,6 +156,51 @@ def open_events(path: str, report: ReadReport, fmt: str | None = None) -> Iterat
         raise
     report.files[path] = source.name
     return _events(source, path, stream, report)
+
+
+def _head(stream: BinaryIO) -> bytes:
+    """The sniff window, or the whole first line when it is longer (a Kubernetes audit record
+    can be): sources recognise a format by its first line."""
+    head = stream.read(SNIFF_BYTES)
+    while b"\n" not in head and len(head) < FIRST_LINE_MAX:
+        more = stream.read(SNIFF_BYTES * 4)
+        if not more:
+            break
+        head += more
+    return head
+
+
+def _first_line(stream: io.BufferedReader) -> bytes:
+    head = b""
+    while b"\n" not in head and len(head) < FIRST_LINE_MAX:
+        more = stream.read1(SNIFF_BYTES)
+        if not more:
+            break
+        head += more
+    return head
+
+
+class _Prefixed(io.RawIOBase):
+    """Bytes already taken from a stream to sniff it, then the rest of the stream."""
+
+    def __init__(self, head: bytes, rest: io.BufferedReader) -> None:
+        super().__init__()
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        target = memoryview(buffer).cast("B")
+        if self._head:
+            size = min(len(target), len(self._head))
+            target[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._rest.read1(len(target))
+        target[: len(data)] = data
+        return len(data)
 
 
 def _events(source: Source, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:

@@ -102,7 +102,9 @@ class FileFollower:
     def _open(self) -> bool:
         resume, self._resume = self._resume, None
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            # O_NONBLOCK: opening a named pipe with no writer would block until a signal no
+            # longer stops watch; a regular file reads the same either way.
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except FileNotFoundError:
             if resume is not None and self._reopen_rotated(resume, None):
                 return True
@@ -121,7 +123,11 @@ class FileFollower:
             return False
         if not stat.S_ISREG(info.st_mode):
             os.close(fd)
-            self._fail(ident, f"{self.path}: not a regular file; pipe it to standard input")
+            self._fail(
+                ident,
+                f"{self.path}: not a regular file; a named pipe is read as a stream when it "
+                "is there as watch starts, or pipe it to standard input",
+            )
             return False
         self._waiting_said = False
         self._problem = None
@@ -171,11 +177,13 @@ class FileFollower:
         position, at the end (--from-end, first sight only), or at 0."""
         fd = self._file
         if self._source is None:
-            head = os.pread(fd, SNIFF_BYTES, 0)
+            head = self._head_bytes(fd)
             resume = self._pending_resume
             try:
                 known = _known_source(resume.get("source")) if resume is not None else None
-                self._source = known or identify(head, self.path, self._fmt, final=False)
+                self._source = known or identify(
+                    head, self.path, self._fmt, final=False, limit=self.max_record
+                )
             except (UnknownFormat, NotFollowable) as exc:
                 self._fail(self._ident, str(exc))
                 return False
@@ -195,6 +203,17 @@ class FileFollower:
         os.lseek(fd, self._read, os.SEEK_SET)
         self._idle = (self._feeder.offset, self._feeder.line)
         return True
+
+    def _head_bytes(self, fd: int) -> bytes:
+        """The sniff window, or the whole first line when it is longer (up to just past
+        max-record, where identify gives up on it)."""
+        head = os.pread(fd, SNIFF_BYTES, 0)
+        while b"\n" not in head and len(head) <= self.max_record:
+            more = os.pread(fd, min(CHUNK, self.max_record + 1 - len(head)), len(head))
+            if not more:
+                break
+            head += more
+        return head
 
     def _resumed(self, source: Source, resume: dict[str, Any]) -> LineFeeder:
         fd = self._file
@@ -245,7 +264,14 @@ class FileFollower:
             if self._open() and self._start():
                 events += self.poll(CHUNK)
             return events
-        if os.fstat(self._file).st_size < self._read:
+        size = os.fstat(self._file).st_size
+        if self._feeder is not None and self._feeder.offset == size < self._read:
+            # Only an unfinished last line was cut (a journal append the disk did not take):
+            # what was read whole stands.
+            self._feeder.align(self._feeder.offset, self._feeder.line)
+            self._read = size
+            os.lseek(self._file, size, os.SEEK_SET)
+        elif size < self._read:
             events += self._finish()
             self._say(f"{self.path} was truncated; reading it again from the start")
             fd, ident = self._file, self._ident
@@ -269,7 +295,7 @@ class FileFollower:
             return self._feeder.finish()
         if self._fd is not None and self._source is None and self._read == 0:
             # rotated away before we could recognise it: try with whatever it holds
-            head = os.pread(self._fd, SNIFF_BYTES, 0)
+            head = self._head_bytes(self._fd)
             if head.strip():
                 try:
                     source = identify(head, self.path, self._fmt, final=True)

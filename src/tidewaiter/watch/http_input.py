@@ -10,18 +10,32 @@ is behind.
 
 Binds to loopback unless told otherwise; there is no authentication, so a wider address belongs
 behind something that has it.
+
+Bounds, so that no client can take the machine's memory (see the README's threat model):
+* a body is at most ``max(max_record, 1 MiB)`` bytes, refused from its headers with 413;
+* bodies held in memory at once, across all connections, at most four times that; a request
+  waits for room, then gets 503 with Retry-After;
+* a body is split into records without building them as Python objects (each record is a
+  slice of the body, read later by the falco source like any file line), one body at a time;
+* at most ``MAX_CONNECTIONS`` connections: one more is answered 503 and closed at once;
+* each request, from its first byte (or the end of the previous one) to its last, within
+  ``REQUEST_TIMEOUT`` seconds, however slowly it trickles in: then the connection is closed.
+Every refusal is counted on the status line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 
 from tidewaiter.events import Event
@@ -29,8 +43,14 @@ from tidewaiter.sources.base import ReadReport
 from tidewaiter.watch.follow import FileFollower
 from tidewaiter.watch.journal import Journal
 
-MAX_BODY = 16 << 20
-REQUEST_TIMEOUT = 30.0  # seconds a client may take to send its request
+MIN_BODY = 1 << 20  # the body limit is max-record, but never below this
+BODIES_HELD = 4  # bodies (of the largest size) in memory at once, across connections
+MAX_CONNECTIONS = 64
+REQUEST_TIMEOUT = 30.0  # seconds a client may take to send one request, all of it
+MAX_REASONS = 20  # skipped records named in a reply; the rest are counted
+
+_RAW = msgspec.json.Decoder(msgspec.Raw)  # validates the JSON, builds nothing
+_RAW_ARRAY = msgspec.json.Decoder(list[msgspec.Raw])
 
 
 class HttpStats:
@@ -39,6 +59,35 @@ class HttpStats:
         self.records = 0  # journaled
         self.refused = 0  # requests answered 503: detection is behind
         self.rejected = 0  # records or requests that could not be used, answered 4xx
+        self.too_large = 0  # requests answered 413: the body is over the limit
+        self.busy = 0  # connections or requests answered 503: too many at once
+        self.failed = 0  # requests answered 500: the journal could not be written
+
+    def count(self, name: str, n: int = 1) -> None:
+        with self.lock:
+            setattr(self, name, getattr(self, name) + n)
+
+
+class BodyBudget:
+    """Bytes of request bodies held in memory at once: a request takes room before it reads
+    its body and gives it back when its records are journaled."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._room = threading.Condition()
+
+    def take(self, size: int, timeout: float) -> bool:
+        with self._room:
+            if not self._room.wait_for(lambda: self.held + size <= self.limit, timeout):
+                return False
+            self.held += size
+            return True
+
+    def give(self, size: int) -> None:
+        with self._room:
+            self.held -= size
+            self._room.notify_all()
 
 
 class HttpInput:
@@ -55,9 +104,13 @@ class HttpInput:
         self.stats = HttpStats()
         safe_host = re.sub(r"[^A-Za-z0-9.-]", "_", host)
         self.journal = Journal(journal_dir / f"http-{safe_host}-{port}.journal", max_journal)
-        server = _Server6 if ":" in host else ThreadingHTTPServer
+        self.max_body = max(max_record, MIN_BODY)
+        self.budget = BodyBudget(BODIES_HELD * self.max_body)
+        self._parsing = threading.Lock()  # one body split at a time: it is CPU, under the GIL
+        server = _Server6 if ":" in host else _Server
         self._server = server((host, port), _handler(self, max_record))
         self._server.daemon_threads = True
+        self._server.stats = self.stats
         bound_host, bound_port = self._server.server_address[:2]
         self.address = f"http://{_host_text(str(bound_host))}:{bound_port}"
         self._follower = FileFollower(
@@ -70,6 +123,12 @@ class HttpInput:
             name=f"http://{_host_text(host)}:{port}",
         )
         self._say = say
+        self._failure = ("", 0.0)  # the last journal failure said, and when
+        if self.journal.torn:
+            say(
+                f"{self.address}: cut {self.journal.torn} bytes of a journal line torn by a crash "
+                "(never acknowledged)"
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True
         )
@@ -114,55 +173,88 @@ class HttpInput:
     def accept(self, body: bytes, max_record: int) -> tuple[int, dict[str, Any]]:
         """Journal a request body; the HTTP status and a JSON reply saying what happened."""
         try:
-            records = parse_body(body)
+            with self._parsing:
+                lines, accepted, skipped = journal_lines(body, max_record)
         except ValueError as exc:
-            with self.stats.lock:
-                self.stats.rejected += 1
+            self.stats.count("rejected")
             return 400, {"error": str(exc)}
-        lines: list[bytes] = []
-        skipped: list[str] = []
-        for index, record in enumerate(records):
-            line = orjson.dumps(record)
-            if not isinstance(record, dict):
-                skipped.append(f"record {index}: not a JSON object")
-            elif len(line) > max_record:
-                skipped.append(f"record {index}: longer than {max_record} bytes")
-            else:
-                lines.append(line + b"\n")
         try:
-            stored = self.journal.append(lines) if lines else True
+            stored = self.journal.append(lines) if accepted else True
         except OSError as exc:
-            self._say(f"{self.address}: cannot write the journal ({exc.strerror or exc})")
-            return 500, {"error": "cannot store the records"}
+            self.stats.count("failed")
+            self._say_failure(exc.strerror or str(exc))
+            return 500, {"error": "cannot store the records; nothing was kept"}
         with self.stats.lock:
             self.stats.rejected += len(skipped)
             if not stored:
                 self.stats.refused += 1
                 return 503, {"error": "detection is behind; retry later"}
-            self.stats.records += len(lines)
-        reply: dict[str, Any] = {"accepted": len(lines)}
+            self.stats.records += accepted
+        reply: dict[str, Any] = {"accepted": accepted}
         if skipped:
-            reply["skipped"] = skipped[:20]
+            reply["skipped"] = skipped[:MAX_REASONS]
+            if len(skipped) > MAX_REASONS:
+                reply["skipped_count"] = len(skipped)
         return 200, reply
 
+    def _say_failure(self, reason: str) -> None:
+        """Once, then once a minute while the journal keeps failing (a full disk would
+        otherwise print a line per request)."""
+        now = time.monotonic()
+        with self.stats.lock:
+            last_reason, last_time = self._failure
+            if reason == last_reason and now - last_time < 60.0:
+                return
+            self._failure = (reason, now)
+            failed = self.stats.failed
+        self._say(
+            f"{self.address}: cannot write the journal ({reason}); {failed} request(s) "
+            "answered 500 so far, none of their records kept"
+        )
 
-def parse_body(body: bytes) -> list[Any]:
-    """One JSON value, a JSON array of records, or JSON lines."""
+
+def journal_lines(body: bytes, max_record: int) -> tuple[bytearray, int, list[str]]:
+    """The records of a body as journal lines, the number of them, and why others were
+    skipped. Each record is the body's own bytes (its newlines, which JSON allows only between
+    tokens, made spaces), so memory stays a small multiple of the body whatever it holds."""
+    out = bytearray()
+    accepted = 0
+    skipped: list[str] = []
+    for index, record in enumerate(parse_body(body)):
+        data = bytes(record)
+        if data[:1] != b"{":
+            skipped.append(f"record {index}: not a JSON object")
+        elif len(data) > max_record:
+            skipped.append(f"record {index}: longer than {max_record} bytes")
+        else:
+            out += data.replace(b"\n", b" ")
+            out += b"\n"
+            accepted += 1
+    return out, accepted, skipped
+
+
+def parse_body(body: bytes) -> Iterator[msgspec.Raw | bytes]:
+    """One JSON value, a JSON array of records, or JSON lines; ValueError before any record
+    when the body is none of them."""
     text = body.strip()
     if not text:
-        return []
+        return iter(())
     if text[:1] not in (b"{", b"["):
         raise ValueError("the body is not JSON")
     try:
-        value = orjson.loads(text)
-    except orjson.JSONDecodeError:
+        if text[:1] == b"[":
+            return iter(_RAW_ARRAY.decode(text))
+        return iter((_RAW.decode(text),))
+    except (msgspec.DecodeError, RecursionError):
         if text[:1] != b"{":
             raise ValueError("the body is not valid JSON") from None
-        try:
-            return [orjson.loads(line) for line in text.split(b"\n") if line.strip()]
-        except orjson.JSONDecodeError:
-            raise ValueError("the body is neither JSON nor JSON lines") from None
-    return value if isinstance(value, list) else [value]
+    lines = [line for line in text.split(b"\n") if line.strip()]
+    try:
+        for line in lines:
+            _RAW.decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        raise ValueError("the body is neither JSON nor JSON lines") from None
+    return iter(lines)
 
 
 def _handler(owner: HttpInput, max_record: int) -> type[BaseHTTPRequestHandler]:
@@ -181,19 +273,31 @@ def _handler(owner: HttpInput, max_record: int) -> type[BaseHTTPRequestHandler]:
             except ValueError:
                 self._reply(411, {"error": "Content-Length is required"})
                 return
-            if length < 0 or length > MAX_BODY:
+            if length < 0 or length > owner.max_body:
+                owner.stats.count("too_large")
                 self.close_connection = True  # the body is not read: the connection is done
-                self._reply(413, {"error": f"the body is over {MAX_BODY} bytes"})
+                self._reply(413, {"error": f"the body is over {owner.max_body} bytes"})
                 return
-            body = self.rfile.read(length)
-            if len(body) < length:
+            if not owner.budget.take(length, REQUEST_TIMEOUT):
+                owner.stats.count("busy")
                 self.close_connection = True
+                self._reply(503, {"error": "too many requests at once; retry later"}, _RETRY)
                 return
-            status, reply = owner.accept(body, max_record)
-            if status == 503:
-                self._reply(status, reply, {"Retry-After": "5"})
-            else:
-                self._reply(status, reply)
+            try:
+                body = self.rfile.read(length)
+                self.server.request_done(self.connection)  # type: ignore[attr-defined]
+                if len(body) < length:
+                    self.close_connection = True
+                    return
+                status, reply = owner.accept(body, max_record)
+                del body
+            finally:
+                owner.budget.give(length)
+            self._reply(status, reply, _RETRY if status == 503 else None)
+
+        def handle_one_request(self) -> None:
+            self.server.request_begins(self.connection)  # type: ignore[attr-defined]
+            super().handle_one_request()
 
         def do_GET(self) -> None:
             self._reply(200, {"status": "ok", "records": owner.stats.records})
@@ -220,7 +324,66 @@ def _handler(owner: HttpInput, max_record: int) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-class _Server6(ThreadingHTTPServer):
+_RETRY = {"Retry-After": "5"}
+_BUSY_BODY = b'{"error":"too many connections; retry later"}'
+_BUSY = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\n"
+    b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
+
+
+class _Server(ThreadingHTTPServer):
+    """At most MAX_CONNECTIONS connections, each request within REQUEST_TIMEOUT."""
+
+    stats: HttpStats
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._deadlines: dict[socket.socket, float | None] = {}
+        self._open_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            full = len(self._deadlines) >= MAX_CONNECTIONS
+            if not full:
+                self._deadlines[request] = time.monotonic() + REQUEST_TIMEOUT
+        if full:
+            self.stats.count("busy")
+            try:
+                request.setblocking(False)  # the reply fits the socket buffer; never wait
+                request.send(_BUSY)
+            except OSError:
+                pass
+            self.shutdown_request(request)
+            return
+        super().process_request(request, client_address)
+
+    def request_begins(self, request: socket.socket) -> None:
+        with self._open_lock:
+            self._deadlines[request] = time.monotonic() + REQUEST_TIMEOUT
+
+    def request_done(self, request: socket.socket) -> None:
+        """The request is read: what is left is ours to do, not the client's to delay."""
+        with self._open_lock:
+            self._deadlines[request] = None
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._deadlines.pop(request, None)
+        super().shutdown_request(request)
+
+    def service_actions(self) -> None:
+        """Between two accepts: close connections whose request is overdue, however slowly
+        they trickle (a socket timeout only bounds the wait for each piece)."""
+        now = time.monotonic()
+        with self._open_lock:
+            late = [s for s, due in self._deadlines.items() if due is not None and due < now]
+        for sock in late:
+            with contextlib.suppress(OSError):  # already closed by its handler
+                sock.shutdown(socket.SHUT_RDWR)
+
+
+class _Server6(_Server):
     address_family = socket.AF_INET6
 
 

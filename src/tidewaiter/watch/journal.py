@@ -8,6 +8,10 @@ like any other file, so its position goes into checkpoints with the rest.
 The journal is bounded. Past half its budget it is rotated (``journal`` → ``journal.1``) once the
 reader has left the previous rotated segment and a checkpoint says so (``retire``); when both
 segments together reach the budget, requests are refused (503) rather than dropped silently.
+
+A write the disk cannot take (full, an I/O error) is cut back to the last whole line and raised,
+so the request is answered 500, never 200; a line torn by a crash mid-write is cut on open (it was
+never acknowledged).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+
+from tidewaiter import durable
 
 
 class Journal:
@@ -24,28 +30,28 @@ class Journal:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.torn = durable.cut_torn_tail(self._fd)  # bytes of an unacknowledged line cut
         self._size = os.fstat(self._fd).st_size
         self._old = _identity_size(self.rotated)  # (dev, ino, size) of journal.1, if any
 
-    def append(self, lines: list[bytes]) -> bool:
-        """Write and fsync records (each one line); False when the budget is spent."""
-        data = b"".join(lines)
+    def append(self, data: bytes | bytearray) -> bool:
+        """Write and fsync whole lines; False when the budget is spent. OSError when the disk
+        does not take them all: then none of them is in the journal."""
         with self._lock:
             old_size = self._old[2] if self._old else 0
             if self._size + old_size + len(data) > self.max_bytes:
                 return False
             if self._size >= self.max_bytes // 2 and self._old is None:
                 self._rotate()
-            os.write(self._fd, data)
-            os.fsync(self._fd)
+            durable.append(self._fd, data, self._size, sync=True)
             self._size += len(data)
         return True
 
     def _rotate(self) -> None:
         os.replace(self.path, self.rotated)
         os.close(self._fd)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         _sync_folder(self.path.parent)
         self._old = _identity_size(self.rotated)
         self._size = 0

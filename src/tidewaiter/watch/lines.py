@@ -169,8 +169,12 @@ class NotFollowable(Exception):
 SNIFF_LINES = 16
 
 
-def identify(head: bytes, label: str, fmt: str | None, final: bool) -> Source | None:
+def identify(
+    head: bytes, label: str, fmt: str | None, final: bool, limit: int | None = None
+) -> Source | None:
     """The source for an input from its first bytes; None while too little has arrived to say.
+    ``head`` holds the whole first line when it is longer than the usual sniff window (a
+    Kubernetes audit record can be); a first line longer than ``limit`` is refused.
     Raises UnknownFormat, or NotFollowable for a format that is not written in lines."""
     if fmt:
         source = get(fmt)
@@ -178,6 +182,12 @@ def identify(head: bytes, label: str, fmt: str | None, final: bool) -> Source | 
         source = get("sysmon-evtx")
     else:
         if not final and b"\n" not in head:
+            if limit is not None and len(head) > limit:
+                raise UnknownFormat(
+                    f"{label}: the first line is longer than {limit} bytes (--max-record), so "
+                    "its format cannot be recognised; raise --max-record or name the format "
+                    "with --format"
+                )
             return None
         try:
             source = sniff(head, label)

@@ -11,6 +11,7 @@ import array
 import fcntl
 import os
 import select
+import stat
 import termios
 from collections.abc import Callable
 from typing import Any
@@ -32,8 +33,10 @@ class StreamInput:
         say: Callable[[str], None],
         max_record: int,
         fmt: str | None = None,
+        owned: bool = False,
     ) -> None:
         self._fd = fd
+        self._owned = owned  # a named pipe watch opened (standard input is the process's)
         self.label = label
         self.report = report
         self._say = say
@@ -73,7 +76,7 @@ class StreamInput:
 
     def _recognise(self, final: bool) -> list[Event]:
         try:
-            source = identify(self._head, self.label, self._fmt, final)
+            source = identify(self._head, self.label, self._fmt, final, limit=self.max_record)
         except (UnknownFormat, NotFollowable) as exc:
             self._say(str(exc))
             self._finished = True
@@ -110,4 +113,18 @@ class StreamInput:
         return int(waiting[0]) + (self._feeder.pending if self._feeder is not None else 0)
 
     def close(self) -> None:
-        pass  # standard input belongs to the process
+        if self._owned:
+            os.close(self._fd)
+            self._owned = False
+
+
+def open_fifo(path: str) -> int | None:
+    """A descriptor for reading a named pipe without ever blocking, or None when ``path`` is
+    not one. Opened for writing as well, so no writer is not end of input and opening never
+    waits for one: writers may come and go while watch runs."""
+    try:
+        if not stat.S_ISFIFO(os.stat(path).st_mode):
+            return None
+    except OSError:
+        return None
+    return os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
