@@ -83,7 +83,7 @@ class ReadReport:
         if self.skipped:
             reasons = "; ".join(f"{n} {r}" for r, n in self.skipped.most_common())
             text += f" ({reasons})"
-        return text
+        return printable(text)  # reasons can quote the record
 
 
 class Decoder(ABC):
