@@ -24,6 +24,7 @@ _COMPRESSED_SUFFIX = {
     "lzma": ".lzma", "zstd": ".zst", "pzstd": ".zst", "lz4": ".lz4", "lzip": ".lz", "lzop": ".lzo",
     "compress": ".Z", "brotli": ".br",
 }  # fmt: skip
+_TAR_LETTERS = frozenset("AcdrtuxCfFgGhiIjJkKlLmMnNoOpPRsSTUvVwWXzZ")  # GNU tar's short options
 _TAR_COMPRESSION = frozenset("zjJZa")  # -z gzip, -j bzip2, -J xz, -Z compress, -a by suffix
 _TAR_COMPRESSION_LONG = frozenset(
     {"--gzip", "--bzip2", "--xz", "--zstd", "--lzma", "--lzip", "--lzop", "--compress",
@@ -317,7 +318,10 @@ class Detector:
         if len(argv) < 3:
             return []
         spec = self.catalog.archivers["tar"]
-        opts = parse(argv[1:], spec.value_short, spec.bundled, spec.long_table)
+        # an old-style cluster only when it is one tar could read (`cJf`, not `template`)
+        first = argv[1]
+        bundled = first.isalpha() and set(first) <= _TAR_LETTERS and "f" in first
+        opts = parse(argv[1:], spec.value_short, bundled, spec.long_table)
         output = opts.value("-f", "--file")
         if not output or not opts.positionals or not _creates(spec, opts):
             return []
@@ -441,7 +445,8 @@ class Detector:
         opts = parse(argv[1:], spec.value_short, spec.bundled, spec.long_table)
         if not _creates(spec, opts):
             return []
-        tool = cmdline.exe_name(argv[0]) if len(spec.binaries) > 1 else spec.tool
+        called = cmdline.exe_name(argv[0])
+        tool = called if called in spec.binaries else spec.tool  # renamed: what it really is
         path = _archive_output(spec, tool, opts, command)
         encrypted = any(opts.has(o) for o in spec.encrypt_options)
         where = f" {path}" if path else ""
