@@ -73,7 +73,7 @@ def test_a_hostile_upload_in_sysmon_is_read_as_an_upload(
 
     code = main(["detect", "--json", "--fail-on-alert", str(path)])
 
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert code == 1, err
     assert "Traceback" not in err
 
@@ -153,7 +153,12 @@ def test_an_unauthenticated_pods_exec_with_a_hostile_url_is_analysed() -> None:
 
 @pytest.mark.parametrize(
     "prefix",
-    [b'{"process_exec":', b'{"class_uid":1007,"time":1,"x":', b'{"Action":"x","y":', b'{"columns":'],
+    [
+        b'{"process_exec":',
+        b'{"class_uid":1007,"time":1,"x":',
+        b'{"Action":"x","y":',
+        b'{"columns":',
+    ],
 )
 def test_json_nested_deeper_than_the_decoder_allows_does_not_stop_sniffing(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], prefix: bytes

@@ -23,7 +23,8 @@ ACTIVE = ["\x1b]0;pwned\x07", "\x9b31m", "\u202e", "\u2066", "\u2028", "\u2029",
 def test_printable_shows_what_a_terminal_would_act_on(char: str) -> None:
     shown = printable(f"/tmp/a{char}b.tgz")
     assert char not in shown
-    assert shown.startswith("/tmp/a\\") and shown.endswith("b.tgz")
+    assert shown.startswith("/tmp/a\\")
+    assert shown.endswith("b.tgz")
     assert shown.isprintable()
 
 

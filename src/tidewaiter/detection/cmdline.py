@@ -58,7 +58,7 @@ _PUNCTUATION = frozenset(";&|<>")
 _BLANK = frozenset(" \t\r\n")
 
 
-def tokenize(text: str, operators: bool) -> list[str] | None:  # noqa: C901, PLR0912
+def tokenize(text: str, operators: bool) -> list[str] | None:
     """Shell words in one pass over the text (shlex builds each word by string concatenation:
     quadratic in its length, 40 s of CPU for one 2 MB argument).
 
@@ -87,18 +87,10 @@ def tokenize(text: str, operators: bool) -> list[str] | None:  # noqa: C901, PLR
             word.append(text[index:close])
             index, started = close + 1, True
         elif char == '"':
-            started = True
-            while True:
-                if index >= end:
-                    return None
-                char = text[index]
-                index += 1
-                if char == '"':
-                    break
-                if char == "\\" and index < end and text[index] in '"\\':
-                    char = text[index]
-                    index += 1
-                word.append(char)
+            closed = _double_quoted(text, index, word)
+            if closed is None:
+                return None
+            index, started = closed, True
         elif char == "\\":
             if index >= end:
                 return None
@@ -122,6 +114,22 @@ def tokenize(text: str, operators: bool) -> list[str] | None:  # noqa: C901, PLR
     if started:
         words.append("".join(word))
     return words
+
+
+def _double_quoted(text: str, index: int, word: list[str]) -> int | None:
+    """Append a double-quoted string's characters (from after its opening quote) to word;
+    the index after its closing quote, or None when it never closes."""
+    end = len(text)
+    while index < end:
+        char = text[index]
+        index += 1
+        if char == '"':
+            return index
+        if char == "\\" and index < end and text[index] in '"\\':
+            char = text[index]
+            index += 1
+        word.append(char)
+    return None
 
 
 def split_windows(text: str) -> list[str]:
