@@ -14,6 +14,8 @@ from xml.sax.saxutils import escape
 
 import orjson
 
+from tidewaiter.emulate.writers.tetragon import _arguments as tetragon_arguments
+
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 CONTAINER = "5f0c2b8e9d7a41c3b6e8f9a0d1c2b3a4e5f60718293a4b5c6d7e8f9a0b1c2d3e"
 IMAGE = "registry.example.com/payments/api:1.4"
@@ -21,17 +23,6 @@ IMAGE = "registry.example.com/payments/api:1.4"
 
 def _iso(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
-
-
-def _tetragon_arguments(argv: list[str]) -> str:
-    """Tetragon's ``arguments``: argv after argv[0], an argument with blanks in double quotes."""
-    out = []
-    for arg in argv[1:]:
-        if arg and not any(c in arg for c in ' \t"\\'):
-            out.append(arg)
-        else:
-            out.append('"' + arg.replace("\\", "\\\\").replace('"', '\\"') + '"')
-    return " ".join(out)
 
 
 def tetragon(chain: list[list[str]]) -> bytes:
@@ -45,7 +36,7 @@ def tetragon(chain: list[list[str]]) -> bytes:
             "uid": 0,
             "cwd": "/",
             "binary": argv[0],
-            "arguments": _tetragon_arguments(argv),
+            "arguments": tetragon_arguments(tuple(argv)),
             "flags": "execve clone",
             "start_time": _iso(time),
             "pod": {
