@@ -112,3 +112,21 @@ def test_a_bad_sink_flag_is_a_clear_error_that_echoes_no_secret(
     assert expected in err
     assert "S3CR3T" not in err
     assert "Traceback" not in err
+
+
+def test_a_bug_is_one_line_not_a_traceback_quoting_telemetry(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("\x1b]0;owned\x07 from a record")
+
+    monkeypatch.setattr("tidewaiter.cli.detect.report_outcome", broken)
+    monkeypatch.delenv("TIDEWAITER_DEBUG", raising=False)
+    path = write(tmp_path, "tetragon", [["/bin/ls"]])
+
+    assert main(["detect", str(path)]) == 70
+
+    err = capsys.readouterr().err
+    assert "internal error (RuntimeError: \\x1b]0;owned\\x07 from a record)" in err
+    assert "\x1b" not in err
+    assert "Traceback" not in err
