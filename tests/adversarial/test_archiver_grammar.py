@@ -12,6 +12,7 @@ import pytest
 
 from tests.adversarial.exec_records import sysmon, write
 from tests.builders import launch
+from tidewaiter.alerts import evidence_ref
 from tidewaiter.cli.main import main
 from tidewaiter.detection.signals import Detector, SignalKind
 
@@ -50,7 +51,7 @@ def test_an_archiver_the_names_missed_is_staged_and_joined_to_its_upload(
     [alert] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert alert["severity_id"] >= 4  # high: the uploader names the archive
     [staged] = [e for e in alert["evidences"] if e["data"]["signal"] == "archive"]
-    assert staged["raw_ref"]["line"] == 1
+    assert evidence_ref(staged)["line"] == 1
     assert staged.get("file", {}).get("path") == output
 
 
