@@ -231,5 +231,5 @@ def test_a_name_scoped_to_a_namespace_protects_it_there_only(tmp_path: Path) -> 
 
 def test_bare_names_still_protect_containers_of_a_host_without_namespaces() -> None:
     alert = alerts.container()
-    alert["container"]["name"] = "falco"
+    alert["device"]["container"]["name"] = "falco"
     assert "falco*" in (plan(alert).protected or "")
