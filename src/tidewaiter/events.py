@@ -88,6 +88,7 @@ class Process(msgspec.Struct, frozen=True, omit_defaults=True):
     cwd: str | None = None
     user: str | None = None
     parent: Process | None = None
+    original_name: str | None = None  # the name inside the binary (Sysmon OriginalFileName)
 
     @property
     def name(self) -> str:

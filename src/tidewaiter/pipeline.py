@@ -26,6 +26,9 @@ from tidewaiter.detection.signals import Detector, Signal
 from tidewaiter.detection.suppress import Suppression, Suppressor
 from tidewaiter.events import Event, Kind
 from tidewaiter.identity import MIN_PREFIX, POD_PREFIX, Identities
+from tidewaiter.sources.base import ReadReport, location
+
+OnError = Callable[[Event, Exception], None]
 
 
 class RuleSignals(Protocol):
@@ -111,8 +114,10 @@ class Engine:
         on_suppressed: Callable[[Finding], None] | None = None,
         baselines: Baselines | None = None,
         wall_clock: Callable[[], float] = time.time,
+        on_error: OnError | None = None,
     ) -> None:
         self.config = config or EngineConfig()
+        self._on_error = on_error
         self.catalog = catalog or load()
         policy = AddressPolicy(
             self.config.internal_cidrs,
@@ -142,6 +147,17 @@ class Engine:
         self.ahead_examples: list[str] = []
 
     def process(self, event: Event) -> None:
+        """Analyse one event. With ``on_error``, a failure on this record (a parser bug met by
+        attacker-chosen text) is handed to it and the run goes on; without, it is raised."""
+        if self._on_error is None:
+            self._process(event)
+            return
+        try:
+            self._process(event)
+        except Exception as exc:
+            self._on_error(event, exc)
+
+    def _process(self, event: Event) -> None:
         self.events += 1
         if self.config.assume_host and event.host is None and event.container is None:
             event = self._assumed_host(event, self.config.assume_host)
@@ -271,6 +287,15 @@ class Engine:
         self.identities.named_pods.clear()
 
     def _decide(self, case: Case) -> None:
+        if self._on_error is None:
+            self._judge(case)
+            return
+        try:
+            self._judge(case)
+        except Exception as exc:  # one episode's failure must not lose the others
+            self._on_error(case.signals[0].event, exc)
+
+    def _judge(self, case: Case) -> None:
         judged = judge(case, self.catalog, self.identities.registries())
         if judged is None:
             return
@@ -294,6 +319,17 @@ class Engine:
             self.suppressed_below_min += 1
             return
         self._on_finding(finding)
+
+
+def unanalysable(report: ReadReport) -> OnError:
+    """An ``on_error`` that counts the record, with its file and line, as one that could not
+    be analysed: every command reports such a record the same way and carries on."""
+
+    def skip(event: Event, exc: Exception) -> None:
+        reason = f"could not be analysed: {type(exc).__name__}"
+        report.skip(event.raw.path, location(event.raw), reason, str(exc)[:160])
+
+    return skip
 
 
 def merge_by_time(streams: Iterable[Iterator[Event]]) -> Iterator[Event]:

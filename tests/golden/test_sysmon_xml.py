@@ -74,6 +74,7 @@ def test_wevtutil_export_maps_launch_file_and_connections(sysmon: Path) -> None:
             cmd_line="C:\\Windows\\Explorer.EXE",
             user="CORP\\jdoe",
         ),
+        original_name="PowerShell.EXE",  # from the PE header: survives renaming the file
     )
 
     assert (create.kind, create.activity, create.raw.line) == (Kind.FILE, Activity.CREATE, 2)

@@ -209,3 +209,27 @@ def test_a_label_value_is_a_valid_kubernetes_label() -> None:
     value = manifests.quarantine_value("payments", "api-7d9f8b6c5-x2kqz")
     assert len(value) <= 63
     assert manifests.valid_namespace(value)
+
+
+def test_a_protected_name_outside_the_components_namespaces_is_not_protected() -> None:
+    # A tenant names its pod like a cluster component: it must not escape containment by that.
+    assert plan(alerts.pod(namespace="payments", name="kube-proxy-evil")).protected is None
+    assert plan(alerts.pod(namespace="shop", name="falco-7c9d8")).protected is None
+
+
+def test_a_name_scoped_to_a_namespace_protects_it_there_only(tmp_path: Path) -> None:
+    path = tmp_path / "protected.yaml"
+    path.write_text("names: ['monitoring/falco*']\n")
+    protection = load_protection(path)
+
+    here = plan(alerts.pod(namespace="monitoring", name="falco-x2k4p"), protection=protection)
+    elsewhere = plan(alerts.pod(namespace="payments", name="falco-x2k4p"), protection=protection)
+
+    assert "monitoring/falco*" in (here.protected or "")
+    assert elsewhere.protected is None
+
+
+def test_bare_names_still_protect_containers_of_a_host_without_namespaces() -> None:
+    alert = alerts.container()
+    alert["device"]["container"]["name"] = "falco"
+    assert "falco*" in (plan(alert).protected or "")

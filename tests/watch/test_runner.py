@@ -114,5 +114,5 @@ def test_a_record_that_trips_the_engine_is_skipped_and_detection_goes_on(
             [problem] = runner.report.examples
             assert (problem.where, problem.reason) == (
                 "line 3",
-                "internal error (KeyError: 'boom')",
+                "could not be analysed: KeyError ('boom')",
             )

@@ -22,7 +22,7 @@ from tidewaiter.detection.baseline import Baselines
 from tidewaiter.detection.suppress import SuppressionError
 from tidewaiter.events import Event
 from tidewaiter.identity import workload_key
-from tidewaiter.pipeline import Engine, EngineConfig, merge_by_time
+from tidewaiter.pipeline import Engine, EngineConfig, merge_by_time, unanalysable
 from tidewaiter.printable import printable
 from tidewaiter.sigma import SigmaLoadError
 from tidewaiter.sinks import Sink
@@ -103,7 +103,13 @@ def detect(
         if store is not None:
             store.add_alert(alert, _workload(finding), suppressed_by=finding.suppressed_by)
 
-    engine = Engine(deliver, config, on_suppressed=hold, baselines=baselines)
+    engine = Engine(
+        deliver,
+        config,
+        on_suppressed=hold,
+        baselines=baselines,
+        on_error=unanalysable(outcome.report),
+    )
     outcome.expired = [
         f"suppression {s.id} expired on {s.expires} and no longer applies"
         for s in engine.suppressor.expired

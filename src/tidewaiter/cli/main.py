@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -23,10 +24,12 @@ from tidewaiter.cli import (
     suppress,
     watch,
 )
+from tidewaiter.printable import printable
 
 EXIT_OK = 0
 EXIT_ALERT = 1
 EXIT_USAGE = 2
+EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, said in one line (TIDEWAITER_DEBUG=1 shows the traceback)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +66,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:  # `tidewaiter detect --json ... | head`
         return EXIT_OK
+    except Exception as exc:
+        # The last line of defence: records and flags are handled where they are read, but a
+        # bug must not print a traceback quoting attacker text to the terminal.
+        if os.environ.get("TIDEWAITER_DEBUG"):
+            raise
+        what = printable(f"{type(exc).__name__}: {exc}")[:300]
+        print(
+            f"tidewaiter: internal error ({what}); please report it "
+            "(TIDEWAITER_DEBUG=1 shows where)",
+            file=sys.stderr,
+        )
+        return EXIT_INTERNAL
     return code
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import math
 import sys
 from collections.abc import Callable
 
@@ -19,7 +20,8 @@ _SEVERITY_BY_NAME = {name.lower(): level for level, name in SEVERITY_NAMES.items
 
 
 def severity(text: str) -> int:
-    level = _SEVERITY_BY_NAME.get(text.lower()) or (int(text) if text.isdigit() else None)
+    digits = text.isascii() and text.isdigit() and len(text) < 3
+    level = _SEVERITY_BY_NAME.get(text.lower()) or (int(text) if digits else None)
     if level is None or level not in SEVERITY_NAMES:
         names = ", ".join(n.lower() for n in SEVERITY_NAMES.values())
         raise argparse.ArgumentTypeError(f"{text!r} is not a severity (one of {names}, or 1-5)")
@@ -41,13 +43,18 @@ def host_address(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=IP") from None
 
 
+MAX_SECONDS = 366 * 86_400  # a year: any longer window or timeout is a typo, or nan/inf
+
+
 def seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        value = -1.0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+        value = math.nan
+    if not 0 < value <= MAX_SECONDS:  # false for nan as well
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds above 0 and at most {MAX_SECONDS} (a year)"
+        )
     return value
 
 

@@ -11,14 +11,18 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-import shlex
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+# One binary, many tools, chosen by argv[0] or the first argument (`busybox tar`, `toybox tar`).
+MULTICALL = frozenset({"busybox", "toybox"})
 _VERSIONED = re.compile(r"^(python|pypy|pwsh)[\d.]*$")
 _OPERATORS = frozenset({"|", "||", "&&", ";", "&", ";;", "|&", "\n"})
-_WIN_OPERATORS = re.compile(r'(\|\||&&|[|&])(?=(?:[^"]*"[^"]*")*[^"]*$)')
 _MAX_PAYLOAD = 64 * 1024  # longer wrapper payloads are cut: enough for any real one-liner
+# Longer command lines are analysed up to here (Linux's own limit for one argument is 128 KiB,
+# and a 2 MB line is an attack on the analyser, not a command); signals say when they were cut.
+MAX_COMMAND = 256 * 1024
+MAX_SCRIPT = 64 * 1024  # script text the catalog's patterns search (each repetition is bounded)
 
 
 @lru_cache(maxsize=8192)
@@ -45,10 +49,87 @@ def looks_windows(cmd_line: str, path: str | None) -> bool:
 
 
 def split_posix(text: str) -> list[str]:
-    try:
-        return shlex.split(text, posix=True)
-    except ValueError:  # unbalanced quotes: attacker text need not be well formed
-        return text.split()
+    """argv as `shlex.split` gives it (no comments, no operators), in linear time."""
+    words = tokenize(text[:MAX_COMMAND], operators=False)
+    return text[:MAX_COMMAND].split() if words is None else words
+
+
+_PUNCTUATION = frozenset(";&|<>")
+_BLANK = frozenset(" \t\r\n")
+
+
+def tokenize(text: str, operators: bool) -> list[str] | None:
+    """Shell words in one pass over the text (shlex builds each word by string concatenation:
+    quadratic in its length, 40 s of CPU for one 2 MB argument).
+
+    POSIX quoting: single quotes are literal, a backslash escapes the next character, and inside
+    double quotes only `\\"` and `\\\\` are escapes. With ``operators``, runs of `;&|<>` and
+    unquoted newlines are tokens of their own and a `#` that starts a word starts a comment, as
+    in a shell (shlex also ends a word at a `#` inside it, hiding what follows). None for an
+    unbalanced quote or a trailing backslash, which no shell would run."""
+    words: list[str] = []
+    word: list[str] = []
+    started = False  # a word is open (`""` is a word of its own)
+    index, end = 0, len(text)
+    while index < end:
+        char = text[index]
+        index += 1
+        if char in _BLANK:
+            if started:
+                words.append("".join(word))
+                word, started = [], False
+            if operators and char == "\n":
+                words.append("\n")
+        elif char == "'":
+            close = text.find("'", index)
+            if close < 0:
+                return None
+            word.append(text[index:close])
+            index, started = close + 1, True
+        elif char == '"':
+            closed = _double_quoted(text, index, word)
+            if closed is None:
+                return None
+            index, started = closed, True
+        elif char == "\\":
+            if index >= end:
+                return None
+            word.append(text[index])
+            index, started = index + 1, True
+        elif operators and char in _PUNCTUATION:
+            if started:
+                words.append("".join(word))
+                word, started = [], False
+            stop = index
+            while stop < end and text[stop] in _PUNCTUATION:
+                stop += 1
+            words.append(text[index - 1 : stop])
+            index = stop
+        elif operators and char == "#" and not started:
+            newline = text.find("\n", index)
+            index = end if newline < 0 else newline
+        else:
+            word.append(char)
+            started = True
+    if started:
+        words.append("".join(word))
+    return words
+
+
+def _double_quoted(text: str, index: int, word: list[str]) -> int | None:
+    """Append a double-quoted string's characters (from after its opening quote) to word;
+    the index after its closing quote, or None when it never closes."""
+    end = len(text)
+    while index < end:
+        char = text[index]
+        index += 1
+        if char == '"':
+            return index
+        if char == "\\" and index < end and text[index] in '"\\':
+            char = text[index]
+            index += 1
+        word.append(char)
+    return None
 
 
 def split_windows(text: str) -> list[str]:
@@ -74,15 +155,24 @@ def split_windows(text: str) -> list[str]:
 
 
 def split_command(cmd_line: str, path: str | None) -> list[str]:
-    """The argv of a command line; the same lines recur constantly, so splits are cached."""
+    """The argv of a command line (its first MAX_COMMAND characters). The same short lines recur
+    constantly, so their splits are cached; long ones are not, or 8192 of them would pin
+    gigabytes."""
+    if len(cmd_line) > _CACHED_LENGTH:
+        return list(_split(cmd_line[:MAX_COMMAND], path))
     return list(_split_cached(cmd_line, path))
 
 
-@lru_cache(maxsize=8192)
-def _split_cached(cmd_line: str, path: str | None) -> tuple[str, ...]:
+_CACHED_LENGTH = 4096
+
+
+def _split(cmd_line: str, path: str | None) -> tuple[str, ...]:
     if looks_windows(cmd_line, path):
         return tuple(split_windows(cmd_line))
     return tuple(split_posix(cmd_line))
+
+
+_split_cached = lru_cache(maxsize=8192)(_split)
 
 
 @dataclass(slots=True)
@@ -98,11 +188,8 @@ class Command:
 
 
 def parse_posix_pipeline(text: str) -> list[Command]:
-    lexer = shlex.shlex(text[:_MAX_PAYLOAD], posix=True, punctuation_chars=";&|<>")
-    lexer.whitespace_split = True
-    try:
-        tokens = list(lexer)
-    except ValueError:
+    tokens = tokenize(text[:_MAX_PAYLOAD], operators=True)
+    if tokens is None:
         tokens = text[:_MAX_PAYLOAD].split()
     commands: list[Command] = []
     current = Command(argv=[])
@@ -160,7 +247,7 @@ _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 def parse_cmd_pipeline(text: str) -> list[Command]:
     """cmd.exe: split on & && || | outside double quotes."""
-    parts = _WIN_OPERATORS.split(text[:_MAX_PAYLOAD])
+    parts = _split_cmd_operators(text[:_MAX_PAYLOAD])
     commands: list[Command] = []
     piped = False
     upstream: list[str] = []
@@ -178,6 +265,27 @@ def parse_cmd_pipeline(text: str) -> list[Command]:
             )
         piped, upstream = operator == "|", argv
     return commands
+
+
+def _split_cmd_operators(text: str) -> list[str]:
+    """[command, operator, command, ...] in one pass (a look-ahead regex for "outside quotes"
+    rescans the rest of the text at every operator: quadratic)."""
+    parts: list[str] = []
+    start = index = 0
+    quoted = False
+    while index < len(text):
+        char = text[index]
+        if char == '"':
+            quoted = not quoted
+        elif char in "|&" and not quoted:
+            operator = text[index : index + 2] if text[index : index + 2] in ("||", "&&") else char
+            parts += [text[start:index], operator]
+            index += len(operator)
+            start = index
+            continue
+        index += 1
+    parts.append(text[start:])
+    return parts
 
 
 def cmd_payload(cmd_line: str) -> str | None:
@@ -214,7 +322,7 @@ def powershell_payload(argv: list[str]) -> str | None:
 def posix_payload(argv: list[str]) -> str | None:
     """The command string of `sh -c '...'` (also `bash -lc`, `busybox sh -c`)."""
     args = argv[1:]
-    if args and exe_name(argv[0]) == "busybox" and args[0] in ("sh", "ash", "bash"):
+    if args and exe_name(argv[0]) in MULTICALL and args[0] in ("sh", "ash", "bash"):
         args = args[1:]
     for index, arg in enumerate(args):
         if arg.startswith("-") and not arg.startswith("--") and "c" in arg[1:]:

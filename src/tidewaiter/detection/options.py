@@ -36,12 +36,18 @@ class Parsed:
         return None
 
 
-def parse(args: list[str], value_short: str = "", bundled: bool = False) -> Parsed:
+def parse(
+    args: list[str],
+    value_short: str = "",
+    bundled: bool = False,
+    long_table: frozenset[str] = frozenset(),
+) -> Parsed:
+    """``long_table``: the tool's long options, to resolve abbreviations (`--cre`)."""
     parsed = Parsed()
     index = 0
-    if bundled and args and args[0][:1].isalpha() and args[0].isalpha() and len(args[0]) <= 12:
-        # Old-style `tar czf out.tgz dir`: a first argument of letters is a cluster whose value
-        # letters take the following arguments in order.
+    if bundled and args and args[0].isascii() and args[0].isalnum():
+        # Old-style `tar czf out.tgz dir`: a first argument that is not an option is a cluster
+        # of any length (`cvvvvvvvvvvvf`) whose value letters take the next arguments in order.
         index = _cluster(args, 0, args[0], parsed, value_short, in_order=True)
     while index < len(args):
         arg = args[index]
@@ -51,6 +57,7 @@ def parse(args: list[str], value_short: str = "", bundled: bool = False) -> Pars
             break
         if arg.startswith("--") and len(arg) > 2:
             name, eq, value = arg.partition("=")
+            name = _resolve(name, long_table)
             parsed.longs.add(name)
             parsed.raw_options.append(arg)
             if eq:
@@ -66,6 +73,15 @@ def parse(args: list[str], value_short: str = "", bundled: bool = False) -> Pars
             continue
         parsed.positionals.append(arg)
     return parsed
+
+
+def _resolve(name: str, table: frozenset[str]) -> str:
+    """The long option a unique prefix stands for, as getopt_long reads it; an exact name, an
+    unknown one or an ambiguous prefix (which the tool itself refuses) stays as written."""
+    if not table or name in table or len(name) < 3:
+        return name
+    matches = [option for option in table if option.startswith(name)]
+    return matches[0] if len(matches) == 1 else name
 
 
 def _cluster(

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from urllib.parse import urlsplit
 
 import msgspec
 
-from tidewaiter.detection import cmdline
+from tidewaiter.detection import cmdline, netloc
 from tidewaiter.detection.addresses import AddressPolicy, legacy_ipv4
 from tidewaiter.detection.catalog import Archiver, Catalog, Encryptor, Transfer, load
 from tidewaiter.detection.options import Parsed, parse
-from tidewaiter.events import Activity, Api, Event, Kind
+from tidewaiter.events import Activity, Api, Event, Kind, Process
 from tidewaiter.identity import registry_of
 
 _COMPRESSED_SUFFIX = {
@@ -29,6 +28,12 @@ _COMPRESSED_SUFFIX = {
 _DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/([^/\s'\"]+)/(\d+)")
 _WORD = re.compile(r"[^\s'\"<>|;&()=,]+")
 DNS_DATA_LABEL = 24  # a DNS label this long is data, not a name someone chose
+_TAR_LETTERS = frozenset("AcdrtuxCfFgGhiIjJkKlLmMnNoOpPRsSTUvVwWXzZ")  # GNU tar's short options
+_TAR_COMPRESSION = frozenset("zjJZa")  # -z gzip, -j bzip2, -J xz, -Z compress, -a by suffix
+_TAR_COMPRESSION_LONG = frozenset(
+    {"--gzip", "--bzip2", "--xz", "--zstd", "--lzma", "--lzip", "--lzop", "--compress",
+     "--auto-compress", "--use-compress-program"}
+)  # fmt: skip
 _REMOTE_SCHEMES = ("s3://", "gs://", "az://", "https://", "http://", "wasbs://", "abfss://")
 
 
@@ -118,6 +123,7 @@ class Detector:
     def __init__(self, policy: AddressPolicy | None = None, catalog: Catalog | None = None) -> None:
         self.catalog = catalog or load()
         self.policy = policy or AddressPolicy()
+        self.cut_commands = 0  # signals from command lines longer than cmdline.MAX_COMMAND
 
     def signals(self, event: Event) -> list[Signal]:
         kind = event.kind
@@ -295,19 +301,66 @@ class Detector:
         process = event.process
         if process is None:
             return []
-        name = cmdline.exe_name(process.path)
-        if name not in self.catalog.interesting:
-            argv0 = (process.args or (process.cmd_line or "").split(maxsplit=1) or [""])[0]
-            name = cmdline.exe_name(argv0)
-            if name not in self.catalog.interesting:
-                return []
+        name = self._identify(process)
         cmd = process.cmd_line or " ".join(process.args or ())
-        if name in self.catalog.wrappers and not self.catalog.mentions_catalog(cmd):
+        if name is None:
+            return self._renamed_archiver(event, process, cmd)
+        wrapper = name in self.catalog.wrappers and name not in cmdline.MULTICALL
+        if wrapper and not self.catalog.mentions_catalog(cmd):
             return []  # a shell or interpreter whose text names nothing in the catalog
         argv = list(process.args) if process.args else cmdline.split_command(cmd, process.path)
         if not argv:
             return []
-        return self._command(event, cmdline.Command(argv), name, cmd)
+        found = self._command(event, cmdline.Command(argv), name, cmd)
+        if len(cmd) > cmdline.MAX_COMMAND and found:
+            self.cut_commands += 1
+            note = f" (command line of {len(cmd)} characters, analysed up to {cmdline.MAX_COMMAND})"
+            found = [msgspec.structs.replace(s, explanation=s.explanation + note) for s in found]
+        return found
+
+    def _identify(self, process: Process) -> str | None:
+        """What the binary is, by every name the source gives it: its path, argv[0], and the
+        name the file carries inside it (Sysmon's OriginalFileName, from the PE header)."""
+        argv0 = (process.args or (process.cmd_line or "").split(maxsplit=1) or [""])[0]
+        for candidate in (process.path, argv0, process.original_name):
+            name = cmdline.exe_name(candidate)
+            if name in self.catalog.interesting:
+                return name
+        return None
+
+    def _renamed_archiver(self, event: Event, process: Process, cmd: str) -> list[Signal]:
+        """A binary the catalog does not name, whose argv is tar's create grammar with an
+        archive for output (`/tmp/pack -czf /tmp/a.tgz /data`, `pack -I sq -cf a.tar.sq /d`):
+        copied or renamed, tar still parses its options as tar. Compilers share `-c`, `-f` and
+        `-I`, so the output must look like an archive or a compressor must be asked for."""
+        if "-" not in cmd and " c" not in cmd:
+            return []  # cheap: no option, no old-style cluster (most execs)
+        argv = list(process.args) if process.args else cmdline.split_command(cmd, process.path)
+        if len(argv) < 3:
+            return []
+        spec = self.catalog.archivers["tar"]
+        # an old-style cluster only when it is one tar could read (`cJf`, not `template`)
+        first = argv[1]
+        bundled = first.isalpha() and set(first) <= _TAR_LETTERS and "f" in first
+        opts = parse(argv[1:], spec.value_short, bundled, spec.long_table)
+        output = opts.value("-f", "--file")
+        if not output or not opts.positionals or not _creates(spec, opts):
+            return []
+        compressed = bool(opts.shorts & _TAR_COMPRESSION or opts.longs & _TAR_COMPRESSION_LONG)
+        if not (self.catalog.archive_kind(output) or ".tar" in output.lower() or compressed):
+            return []
+        binary = cmdline.exe_name(process.path or argv[0]) or "?"
+        return [
+            Signal(
+                SignalKind.ARCHIVE,
+                tool="tar",
+                technique=spec.technique,
+                event=event,
+                explanation=f"{binary} (tar's create options, under another name) created an "
+                f"archive {output}",
+                archive_path=None if output == "-" else output,
+            )
+        ]
 
     def _fed_by_parent(self, event: Event, name: str) -> bool:
         """A tool that sends only its input (nc, ssh) counts when its parent shell pipes or
@@ -342,13 +395,17 @@ class Detector:
         catalog = self.catalog
         argv = command.argv
         if name in catalog.posix_shells or name in catalog.cmd_shells:
-            if name == "busybox" and cmdline.exe_name(argv[0]) != "busybox":
+            multicall = name in cmdline.MULTICALL
+            if multicall and cmdline.exe_name(argv[0]) != name:
                 # the exec reported busybox's path with the applet's argv (`tar -czf ...`)
                 applet = cmdline.exe_name(argv[0])
-                if applet in catalog.interesting and applet != "busybox":
+                if applet in catalog.interesting and applet not in cmdline.MULTICALL:
                     return self._command(event, command, applet, cmd)
-            if name == "busybox" and len(argv) > 1 and argv[1] not in ("sh", "ash", "bash"):
+            if multicall and len(argv) > 1 and argv[1] not in ("sh", "ash", "bash"):
                 applet = cmdline.exe_name(argv[1])
+                if applet not in catalog.interesting and event.process is not None:
+                    # Tetragon drops argv[0]: `/bin/toybox -czf ...` ran as its tar applet
+                    return self._renamed_archiver(event, event.process, cmd)
                 return self._command(event, cmdline.Command(argv[1:]), applet, cmd)
             piped = self._pipeline(event, self._wrapped_argv(argv, cmd))
             return piped + self._dev_tcp(event, argv) if name in catalog.posix_shells else piped
@@ -434,10 +491,11 @@ class Detector:
 
     def _archive(self, event: Event, spec: Archiver, command: cmdline.Command) -> list[Signal]:
         argv = command.argv
-        opts = parse(argv[1:], spec.value_short, spec.bundled)
+        opts = parse(argv[1:], spec.value_short, spec.bundled, spec.long_table)
         if not _creates(spec, opts):
             return []
-        tool = cmdline.exe_name(argv[0]) if len(spec.binaries) > 1 else spec.tool
+        called = cmdline.exe_name(argv[0])
+        tool = called if called in spec.binaries else spec.tool  # renamed: what it really is
         path = _archive_output(spec, tool, opts, command)
         encrypted = any(opts.has(o) for o in spec.encrypt_options)
         where = f" {path}" if path else ""
@@ -481,6 +539,7 @@ class Detector:
         ]
 
     def _script(self, event: Event, text: str) -> list[Signal]:
+        text = text[: cmdline.MAX_SCRIPT]  # the catalog's patterns are bounded, not linear
         if not self.catalog.mentions_catalog(text):
             return []
         found: list[Signal] = []
@@ -641,8 +700,7 @@ class Detector:
         if kind == "host_port":
             if len(positionals) < 2:
                 return None
-            port = int(positionals[1]) if positionals[1].isdigit() else None
-            return self._host_destination(positionals[0], port)
+            return self._host_destination(positionals[0], netloc.port(positionals[1]))
         if kind == "socat":
             return _socat_destination(self, positionals)
         if kind == "cloud":
@@ -676,12 +734,8 @@ class Detector:
     def _url_destination(self, url: str | None) -> Destination:
         if not url:
             return Destination(host="unknown destination", internal=False)
-        parts = urlsplit(url if "://" in url else f"http://{url}")
-        try:
-            port = parts.port
-        except ValueError:
-            port = None
-        destination = self._host_destination(parts.hostname, port)
+        host, port = netloc.url_host_port(url)
+        destination = self._host_destination(host, port)
         return destination or Destination(host=url[:80], internal=False)
 
     def _split(self, event: Event, tool: str, technique: str, command: cmdline.Command) -> Signal:
@@ -841,7 +895,7 @@ def _sent_paths(spec: Transfer, opts: Parsed) -> tuple[str, ...]:
 def _remote_host(arg: str) -> str | None:
     """`user@host:path` or `rsync://host/...` → host; a local path (or `C:\\x`) → None."""
     if arg.startswith("rsync://"):
-        return urlsplit(arg).hostname
+        return netloc.url_host_port(arg)[0]
     if ":" not in arg or arg.startswith("/") or (len(arg) > 1 and arg[1] == ":"):
         return None
     head = arg.split(":", 1)[0]
@@ -868,8 +922,12 @@ def _socat_destination(detector: Detector, positionals: list[str]) -> Destinatio
     for address in positionals:
         head, _, rest = address.partition(":")
         if head.upper() in ("TCP", "TCP4", "TCP6", "OPENSSL", "SSL", "UDP", "UDP4", "UDP6"):
-            host, _, port = rest.partition(":")
-            port_number = int(port.split(",", 1)[0]) if port.split(",", 1)[0].isdigit() else None
+            if rest.startswith("["):  # TCP6:[::1]:443
+                host, _, port = rest[1:].partition("]")
+                port = port.removeprefix(":")
+            else:
+                host, _, port = rest.partition(":")
+            port_number = netloc.port(port.split(",", 1)[0])
             if reads_file or "-" in positionals or "STDIN" in (p.upper() for p in positionals):
                 return detector._host_destination(host, port_number)
     return None

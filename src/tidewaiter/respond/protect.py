@@ -41,6 +41,10 @@ DEFAULT_IMAGES = (
     "*tetragon*",
     "*falco*",
 )
+# Names are chosen by whoever deploys a workload, so a tenant could call a pod `kube-x`: a bare
+# name glob applies only where there are no namespaces (a Docker or Podman host, where names
+# are the host's administrator's). In Kubernetes a name is protected only in the namespaces
+# its entry names: `NAMESPACE_GLOB/NAME_GLOB` (`monitoring/falco*`).
 DEFAULT_NAMES = ("tidewaiter*", "tetragon*", "falco*", "kube-*", "etcd*", "coredns*")
 
 
@@ -67,8 +71,20 @@ class Protection(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 if glob := _match(text, self.images):
                     return f"image {image} is protected ({glob})"
         for name in names:
-            if name and (glob := _match(name, self.names)):
-                return f"name {name} is protected ({glob})"
+            if name and (glob := self._name_match(name, namespace)):
+                where = f" in namespace {namespace}" if namespace else ""
+                return f"name {name}{where} is protected ({glob})"
+        return None
+
+    def _name_match(self, name: str, namespace: str | None) -> str | None:
+        for entry in self.names:
+            scope, _, glob = entry.rpartition("/")
+            if namespace is None and scope:
+                continue  # scoped to a namespace, and this workload has none
+            if namespace is not None and not (scope and _match(namespace, (scope,))):
+                continue  # a bare name, or another namespace's: a tenant can choose names
+            if _match(name, (glob,)):
+                return entry
         return None
 
 

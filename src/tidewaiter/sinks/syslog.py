@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 
+from tidewaiter.printable import printable
 from tidewaiter.sinks.spool import DeliveryError
 
 _FACILITY_NAMES = (
@@ -53,7 +54,11 @@ class SyslogError(Exception):
 
 def parse_target(url: str) -> tuple[str, str | tuple[str, int]]:
     """("udp" | "tcp", (host, port)) or ("unix", path)."""
-    parts = urllib.parse.urlsplit(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.hostname  # noqa: B018 - raises for `udp://[::1`
+    except ValueError:
+        raise SyslogError(f"{printable(url)!r} is not a valid URL (its host)") from None
     if parts.scheme == "unix":
         path = parts.path or parts.netloc
         if not path:

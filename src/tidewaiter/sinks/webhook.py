@@ -33,15 +33,29 @@ class WebhookError(Exception):
 
 
 def check_url(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookError(f"{url!r} is not an http:// or https:// URL")
+    shown = masked(url)
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError:  # `http://[::1`, a port out of range or not a number
+        raise WebhookError(f"{shown!r} is not a valid URL (its host or port)") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise WebhookError(f"{shown!r} is not an http:// or https:// URL")
     if parts.username or parts.password:
         raise WebhookError(
             "the webhook URL holds credentials; give them as a header from the environment "
             "or a file (--webhook-header-env, --webhook-header-file)"
         )
     return url
+
+
+def masked(url: str) -> str:
+    """The URL as it may be shown: a query string or fragment can carry a token (`?token=`),
+    so only its presence is."""
+    for mark in "?#":
+        if mark in url:
+            url = url.split(mark, 1)[0] + mark + "***"
+    return printable(url)
 
 
 def header_values(from_env: Mapping[str, str], from_file: Mapping[str, str]) -> dict[str, str]:

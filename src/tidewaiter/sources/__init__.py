@@ -106,7 +106,7 @@ SNIFF_LINES = 8  # a file whose first lines are damaged is still recognised by t
 def sniff(head: bytes, path: str) -> Source:
     for start in _line_starts(head):
         for source in all_sources():
-            if source.sniff(head[start:]):
+            if _sniffs(source, head[start:]):
                 return source
     if not head.strip():
         raise UnknownFormat(f"{path}: the file is empty")
@@ -119,6 +119,15 @@ def sniff(head: bytes, path: str) -> Source:
         f"{path}: not in a format tidewaiter reads (tried: "
         f"{', '.join(s.title for s in all_sources())}); name one with --format"
     )
+
+
+def _sniffs(source: Source, head: bytes) -> bool:
+    """A sniffer that fails (JSON nested deeper than the decoder's recursion limit) has not
+    recognised its format; it must not stop the run."""
+    try:
+        return source.sniff(head)
+    except (RecursionError, ValueError, MemoryError):
+        return False
 
 
 def _line_starts(head: bytes) -> Iterator[int]:

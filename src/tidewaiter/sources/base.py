@@ -64,13 +64,15 @@ class ReadReport:
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
 
-    def skip(self, path: str, where: str, reason: str) -> None:
+    def skip(self, path: str, where: str, reason: str, detail: str = "") -> None:
+        """Count a skipped record under ``reason``; ``detail`` (specific to this record) goes
+        only into its listed example, so hostile text cannot multiply the counted reasons."""
         if reason not in self.skipped and len(self.skipped) >= MAX_REASONS:
             self.skipped["other reasons (see the examples)"] += 1
         else:
             self.skipped[reason] += 1
         if len(self.examples) < MAX_EXAMPLES:
-            self.examples.append(Problem(path, where, reason))
+            self.examples.append(Problem(path, where, f"{reason} ({detail})" if detail else reason))
 
     def summary(self) -> str:
         text = (
@@ -81,7 +83,7 @@ class ReadReport:
         if self.skipped:
             reasons = "; ".join(f"{n} {r}" for r, n in self.skipped.most_common())
             text += f" ({reasons})"
-        return text
+        return printable(text)  # reasons can quote the record
 
 
 class Decoder(ABC):
@@ -156,15 +158,15 @@ def guarded(
     try:
         events = list(feed(line, ref))
     except AbandonedRecord as exc:
-        report.skip(exc.where.path, _where(exc.where), str(exc))
+        report.skip(exc.where.path, location(exc.where), str(exc))
         if exc.then is not None:
-            report.skip(ref.path, _where(ref), exc.then)
+            report.skip(ref.path, location(ref), exc.then)
         events = exc.events
     except RecordError as exc:
-        report.skip(ref.path, _where(ref), str(exc))
+        report.skip(ref.path, location(ref), str(exc))
         return
     except Exception as exc:  # a parser bug must not lose the rest of the run
-        report.skip(ref.path, _where(ref), f"unreadable record ({type(exc).__name__}: {exc})")
+        report.skip(ref.path, location(ref), f"unreadable record ({type(exc).__name__}: {exc})")
         return
     if not events and count:
         report.ignored += 1
@@ -182,7 +184,7 @@ def guarded_flush(decoder: Decoder, path: str, lineno: int, report: ReadReport) 
     yield from events
 
 
-def _where(ref: RawRef) -> str:
+def location(ref: RawRef) -> str:
     if ref.line is not None:
         return f"line {ref.line}"
     if ref.chunk is not None:

@@ -136,6 +136,7 @@ def _process_create(common: _Common, data: Fields) -> Event:
         cmd_line=to_str(data.get("CommandLine")),
         cwd=to_str(data.get("CurrentDirectory")),
         parent=_parent(data),
+        original_name=to_str(data.get("OriginalFileName")),
     )
     return _event(common, Kind.PROCESS, Activity.LAUNCH, process=process)
 

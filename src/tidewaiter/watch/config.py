@@ -37,7 +37,7 @@ class ConfigError(Exception):
 def byte_size(text: str) -> int:
     """ "4194304", "4MiB", "512k": a positive number of bytes."""
     match = _SIZE.match(text)
-    if match is None or float(match.group(1)) <= 0:
+    if match is None or not 0 < float(match.group(1)) < 2**53:  # and not inf
         raise argparse.ArgumentTypeError(f"{text!r} is not a size in bytes (e.g. 4MiB)")
     unit = (match.group(2) or "").lower()[:1]
     return int(float(match.group(1)) * _UNITS[unit])

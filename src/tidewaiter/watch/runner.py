@@ -25,7 +25,7 @@ from tidewaiter.alerts import to_ocsf
 from tidewaiter.detection.analytics import Finding
 from tidewaiter.events import Event
 from tidewaiter.identity import workload_key
-from tidewaiter.pipeline import Engine, merge_by_time
+from tidewaiter.pipeline import Engine, merge_by_time, unanalysable
 from tidewaiter.sources.base import MAX_EXAMPLES, ReadReport
 from tidewaiter.watch import state
 from tidewaiter.watch.checkpoint import Checkpoints
@@ -162,9 +162,7 @@ class Runner:
         except Exception as exc:
             # A bug met by one record must not stop detection, nor stop it again at every
             # restart by replaying that record: it is skipped like an unreadable one.
-            where = f"line {event.raw.line}" if event.raw.line is not None else "record"
-            reason = f"internal error ({type(exc).__name__}: {exc})"
-            self.report.skip(event.raw.path, where, reason)
+            unanalysable(self.report)(event, exc)
 
     def _maybe_decide_idle(self, count: int, now: float) -> bool:
         if count:

@@ -43,6 +43,15 @@ class Archiver(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     output_options: tuple[str, ...] = ()
     output: OutputKind = "option"
     encrypt_options: tuple[str, ...] = ()
+    long_options: tuple[str, ...] = ()  # the rest of the tool's long options: abbreviations
+
+    @property
+    def long_table(self) -> frozenset[str]:
+        """Every long option named here: getopt_long takes any unambiguous prefix of one
+        (`tar --cre` is `tar --create`), so prefixes are resolved against this table."""
+        named = (*self.create_long, *self.decompress_long, *self.long_options)
+        outputs = (o for o in (*self.output_options, *self.encrypt_options) if o[:2] == "--")
+        return frozenset((*named, *outputs))
 
 
 class Encryptor(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

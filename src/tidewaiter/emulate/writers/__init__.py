@@ -57,10 +57,16 @@ def register(cls: type[Writer]) -> type[Writer]:
     return cls
 
 
+_loaded = False
+
+
 def _load() -> None:
-    if not _writers:
+    """Import every writer module once (importing one directly must not hide the others)."""
+    global _loaded  # noqa: PLW0603 - a process-wide, import-once registry
+    if not _loaded:
         for module in _MODULES:
             importlib.import_module(f"tidewaiter.emulate.writers.{module}")
+        _loaded = True
 
 
 def all_writers() -> list[Writer]:
