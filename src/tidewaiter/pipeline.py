@@ -24,6 +24,7 @@ from tidewaiter.detection.cmdline import exe_name
 from tidewaiter.detection.correlate import Case, CorrelationConfig, Correlator, Entity
 from tidewaiter.detection.signals import Detector, Signal
 from tidewaiter.detection.suppress import Suppression, Suppressor
+from tidewaiter.detection.ties import Ties
 from tidewaiter.events import Event, Kind
 from tidewaiter.identity import MIN_PREFIX, POD_PREFIX, Identities
 
@@ -129,6 +130,7 @@ class Engine:
         )
         self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
         self.baselines = baselines
+        self.ties = Ties()
         self._on_finding = on_finding
         self._on_suppressed = on_suppressed
         self.suppressed = 0
@@ -162,6 +164,9 @@ class Engine:
         if event.kind is Kind.NETWORK:
             entity = self._entity(event)
             self.addresses.learn(event, entity)
+        if event.process is not None and event.kind in (Kind.PROCESS, Kind.NETWORK):
+            entity = entity or self._entity(event)
+            self.ties.observe(event, entity.key)
         if self.baselines is not None:
             self._baseline(event, entity or self._entity(event), signals)
         if not signals:
@@ -218,6 +223,7 @@ class Engine:
             key = f"container:{self.identities.canonical_id(container_uid)[:MIN_PREFIX]}"
         self.correlator.forget(key)
         self.addresses.forget(key)
+        self.ties.forget(key)
         self.identities.forget(container_uid)
 
     def _entity(self, event: Event) -> Entity:
@@ -271,16 +277,24 @@ class Engine:
         self.identities.named_pods.clear()
 
     def _decide(self, case: Case) -> None:
+        if case.episode is not None:
+            # Only transfers tied to the archive carry it; the rest is context (ties.py).
+            episode = self.ties.split(
+                case.episode, self.config.correlation.skew, not case.entity.is_container
+            )
+            case = msgspec.structs.replace(case, episode=episode)
         judged = judge(case, self.catalog, self.identities.registries())
         if judged is None:
             return
-        if self.baselines is not None:
-            judged = self.baselines.score(judged)
-        self._deliver(judged)
+        self._deliver(judged, score=True)
 
-    def _deliver(self, judged: Finding) -> None:
+    def _deliver(self, judged: Finding, score: bool = False) -> None:
         verdict = self.suppressor.judge(judged, self._recent(judged))
         finding = verdict.finding
+        if score and self.baselines is not None and verdict.suppressed_by is None:
+            # After the profiles: a backup job lowered to low by its identity still rises for a
+            # destination its workload never used, and falls to informational for its routine.
+            finding = self.baselines.score(finding)
         if self.baselines is not None and finding.severity_id > 2:
             self.baselines.flag(finding.entity)
         if verdict.suppressed_by is not None:

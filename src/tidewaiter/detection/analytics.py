@@ -113,6 +113,8 @@ def _episode(episode: Episode, catalog: Catalog) -> Finding:
             f"{episode.omitted} more signals were beyond the evidence bound; "
             "the strongest were kept"
         )
+    if episode.nearby:
+        reasons.append(_nearby_sentence(episode.nearby))
     mount = [episode.mount] if episode.mount is not None else []
     evidence = _ordered([*mount, *episode.archives, *episode.links, *episode.transfers])
     techniques = _techniques(evidence, catalog.analytics[analytic].attacks, bool(external))
@@ -338,6 +340,22 @@ def _first_transfer_sentence(episode: Episode, transfer: Signal) -> str:
     return (
         f"{archive.tool} packed data at {_clock(archive.event.time)}; {gap:.0f} s later "
         f"{transfer.explanation}"
+    )
+
+
+def _nearby_sentence(nearby: list[Signal]) -> str:
+    """Traffic near the archive in time but not tied to it: context, never the reason."""
+    shown = []
+    for signal in nearby[:3]:
+        process = signal.event.process
+        who = _basename(process.path) if process and process.path else "a process"
+        dst = signal.destination
+        shown.append(f"{who} to {dst.label() if dst else 'an unknown destination'}")
+    more = f" and {len(nearby) - 3} more" if len(nearby) > 3 else ""
+    return (
+        "context, not evidence: traffic in the same period that is not tied to the archive "
+        f"(neither names it, nor is in its process tree or session, nor matches its size): "
+        f"{', '.join(shown)}{more}"
     )
 
 

@@ -74,6 +74,7 @@ class Episode(msgspec.Struct, omit_defaults=True):
     mount: Signal | None = None  # the entity's sensitive host mount, when it has one
     transfers: list[Signal] = msgspec.field(default_factory=list)
     links: list[Signal] = msgspec.field(default_factory=list)
+    nearby: list[Signal] = msgspec.field(default_factory=list)  # traffic not tied to the archive
     omitted: int = 0  # evidence beyond max_evidence, counted so the alert can say so
     dropped: list[str] = msgspec.field(default_factory=list)  # archive names not kept (bounded)
     ranks: dict[str, list[int]] = msgspec.field(default_factory=dict)  # of full buckets

