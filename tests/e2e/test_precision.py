@@ -228,3 +228,49 @@ def test_a_desktop_upload_tied_to_the_zip_is_still_high(
     [alert] = [a for a in detect(capsys, str(path)) if a["severity"] != "Low"]
     assert alert["severity"] in ("High", "Critical")
     assert "203.0.113.77" in json.dumps(alert)
+
+
+# --- baselines: a nightly backup CronJob learned across two weeks ------------------------
+
+_CID = "ac0dc4ec606858b34eccba0ebd1857cdd79a45c77e6d1fde34d178fef73924a1"
+
+
+def night(day: int, address: str | None = None, bucket: str | None = None) -> str:
+    """The backup CronJob's records for another night: a new pod and container each night,
+    the object store answering from another address of its range."""
+    date = f"2026-03-{2 + day:02d}"
+    cid = f"{day + 1:02x}" + _CID[2:]
+    text = (
+        BACKUP.read_text()
+        .replace("2026-03-02", date)
+        .replace(_CID, cid)
+        .replace(_CID[:31], cid[:31])
+        .replace("29518020-5rk8d", f"{29518020 + 1440 * day}-n{day:04d}")
+        .replace("192.0.2.133", address or f"192.0.2.{130 + day % 5}")
+    )
+    return text.replace("corp-ledger-backups", bucket) if bucket else text
+
+
+def test_a_learned_nightly_backup_scores_informational_on_an_ordinary_night(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "tw.duckdb")
+    for day in range(14):
+        path = tmp_path / f"night-{day}.jsonl"
+        path.write_text(night(day))
+        assert main(["detect", "--json", "--db", db, "--learn", str(path)]) == 0
+    capsys.readouterr()
+    ordinary = tmp_path / "night-14.jsonl"
+    ordinary.write_text(night(14))
+    [finding] = detect(capsys, "--db", db, str(ordinary))
+    text = json.dumps(finding)
+    assert finding["severity"] == "Informational", text
+    assert "never seen" not in text
+    assert "is usual for" in text
+
+    # The same job sending to an address and bucket it never used is not routine.
+    odd = tmp_path / "night-odd.jsonl"
+    odd.write_text(night(14, address="203.0.113.9", bucket="exfil-drop"))
+    [finding] = detect(capsys, "--db", db, str(odd))
+    assert finding["severity"] not in ("Informational", "Low")
+    assert "never seen" in json.dumps(finding)

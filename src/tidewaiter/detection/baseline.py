@@ -19,7 +19,7 @@ import msgspec
 from tidewaiter.detection import cmdline
 from tidewaiter.detection.analytics import Finding
 from tidewaiter.detection.correlate import ARCHIVING, Entity
-from tidewaiter.detection.signals import Signal, SignalKind
+from tidewaiter.detection.signals import Destination, Signal, SignalKind
 from tidewaiter.events import Activity, Event, Kind
 from tidewaiter.identity import workload_key
 
@@ -123,6 +123,11 @@ class Baselines:
             if signal.kind in ARCHIVING and signal.event.process is not None:
                 shape = archive_shape(signal)
                 window.archive_shapes[shape] = window.archive_shapes.get(shape, 0) + 1
+            elif signal.kind is SignalKind.UPLOAD and signal.destination is not None:
+                # A URL's host (no address, no port) is learned under its name, the key the
+                # same upload is judged by on a later night (its connection's address changes).
+                for key in destination_keys(signal.destination):
+                    window.destinations[key] = window.destinations.get(key, 0) + 1
             elif signal.kind is SignalKind.EGRESS and signal.destination is not None:
                 if signal.destination.internal:
                     continue  # the shared range, internal by choice: not egress volume
@@ -296,18 +301,27 @@ def _judge_signals(
             break
     new_destination = False
     sent = sum(s.bytes_out or 0 for s in evidence if s.kind is SignalKind.EGRESS)
-    for signal in evidence:
+    usual: list[str] = []
+    known_uploaders: set[int | None] = set()
+    for signal in sorted(evidence, key=lambda s: s.kind is not SignalKind.UPLOAD):
         dst = signal.destination
         if signal.kind not in (SignalKind.EGRESS, SignalKind.UPLOAD) or dst is None or dst.internal:
             continue
-        key = destination_key(dst.ip, dst.port)
-        label = dst.label()
-        if dst.ip and key not in profile.destinations and prefix_key(key) not in profile.prefixes:
-            notes.append(f"destination {label} never seen from {profile.workload}")
+        pid = signal.event.process.pid if signal.event.process else None
+        keys = destination_keys(dst)
+        if not keys:
+            continue
+        if any(k in profile.destinations or prefix_key(k) in profile.prefixes for k in keys):
+            usual.append(dst.label())
+            if signal.kind is SignalKind.UPLOAD:
+                known_uploaders.add(pid)
+        elif signal.kind is SignalKind.EGRESS and pid is not None and pid in known_uploaders:
+            usual.append(dst.label())  # a usual upload's own connection (the store moved)
+        elif not new_destination:
+            notes.append(f"destination {dst.label()} never seen from {profile.workload}")
             new_destination = True
-        elif dst.ip:
-            notes.append(f"destination {label} is usual for {profile.workload}")
-        break
+    if usual and not new_destination:
+        notes.append(f"destination {usual[0]} is usual for {profile.workload}")
     if sent and profile.volume_known(config):
         p99 = profile.p99()
         ratio = sent / max(p99, 1.0)
@@ -348,6 +362,15 @@ def archive_shape(signal: Signal) -> str:
 
 def destination_key(ip: str | None, port: int | None) -> str:
     return f"{ip} port {port}"
+
+
+def destination_keys(dst: Destination) -> list[str]:
+    """The keys a destination is learned and judged by: its address and port, and the host
+    name (or bucket) an upload's command line gave, so both forms of one store match."""
+    keys = [destination_key(dst.ip, dst.port)] if dst.ip else []
+    if dst.host and dst.host != dst.ip:
+        keys.append(f"name {dst.host.lower().rstrip('.')}")
+    return keys
 
 
 def prefix_key(key: str) -> str:
