@@ -299,8 +299,29 @@ def _judge_signals(
                 notes.append(f"{tool} has never run in {profile.workload} in {history}")
                 change += 1
             break
-    new_destination = False
     sent = sum(s.bytes_out or 0 for s in evidence if s.kind is SignalKind.EGRESS)
+    new_destination = _judge_destinations(profile, evidence, notes)
+    if sent and profile.volume_known(config):
+        p99 = profile.p99()
+        ratio = sent / max(p99, 1.0)
+        notes.append(
+            f"{_size(sent)} to the outside, {ratio:.0f}x the p99 of this workload's egress per "
+            f"10-minute window ({_size(int(p99))})"
+        )
+        if ratio >= config.spike_factor:
+            change += 1
+    elif sent and not profile.volume_known(config):
+        notes.append("too little egress history to judge the volume")
+    if new_destination:
+        change += 1
+    if routine_archiver and not new_destination and change == 0:
+        change -= 2  # the workload does exactly this, to where it always does
+    return notes, change
+
+
+def _judge_destinations(profile: Profile, evidence: tuple[Signal, ...], notes: list[str]) -> bool:
+    """Note whether each destination out is usual for the workload; True when one is new."""
+    new_destination = False
     usual: list[str] = []
     known_uploaders: set[int | None] = set()
     for signal in sorted(evidence, key=lambda s: s.kind is not SignalKind.UPLOAD):
@@ -322,22 +343,7 @@ def _judge_signals(
             new_destination = True
     if usual and not new_destination:
         notes.append(f"destination {usual[0]} is usual for {profile.workload}")
-    if sent and profile.volume_known(config):
-        p99 = profile.p99()
-        ratio = sent / max(p99, 1.0)
-        notes.append(
-            f"{_size(sent)} to the outside, {ratio:.0f}x the p99 of this workload's egress per "
-            f"10-minute window ({_size(int(p99))})"
-        )
-        if ratio >= config.spike_factor:
-            change += 1
-    elif sent and not profile.volume_known(config):
-        notes.append("too little egress history to judge the volume")
-    if new_destination:
-        change += 1
-    if routine_archiver and not new_destination and change == 0:
-        change -= 2  # the workload does exactly this, to where it always does
-    return notes, change
+    return new_destination
 
 
 def archive_shape(signal: Signal) -> str:
