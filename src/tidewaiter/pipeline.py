@@ -21,7 +21,7 @@ from tidewaiter.detection.analytics import Finding, egress_spike, evidence_rank,
 from tidewaiter.detection.baseline import WINDOW, Baselines
 from tidewaiter.detection.catalog import Catalog, load
 from tidewaiter.detection.cmdline import exe_name
-from tidewaiter.detection.correlate import Case, CorrelationConfig, Correlator, Entity
+from tidewaiter.detection.correlate import Case, CorrelationConfig, Correlator, Entity, Episode
 from tidewaiter.detection.signals import Detector, Signal
 from tidewaiter.detection.suppress import Suppression, Suppressor
 from tidewaiter.detection.ties import Ties
@@ -131,6 +131,7 @@ class Engine:
         self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
         self.baselines = baselines
         self.ties = Ties()
+        self._shells = self.catalog.posix_shells | self.catalog.cmd_shells
         self._on_finding = on_finding
         self._on_suppressed = on_suppressed
         self.suppressed = 0
@@ -286,7 +287,28 @@ class Engine:
         judged = judge(case, self.catalog, self.identities.registries())
         if judged is None:
             return
+        if case.episode is not None:
+            judged = self._plan_only(case.episode, judged)
         self._deliver(judged, score=True)
+
+    def _plan_only(self, episode: Episode, finding: Finding) -> Finding:
+        """A shell line that names an archiver is a plan; where the source records every
+        process start and the archiver never started, it is at most low."""
+        planned = self.ties.unstarted(
+            episode, self._shells, self.config.correlation.skew
+        )
+        if not planned:
+            return finding
+        note = (
+            f"attempted; the archiver did not start: {planned[0]} was named in a shell line, but "
+            "this source records every process start and none of it followed"
+        )
+        return msgspec.structs.replace(
+            finding,
+            severity_id=min(finding.severity_id, 2),
+            risk_score=min(finding.risk_score, 30),
+            reasons=(*finding.reasons, note),
+        )
 
     def _deliver(self, judged: Finding, score: bool = False) -> None:
         verdict = self.suppressor.judge(judged, self._recent(judged))

@@ -274,3 +274,36 @@ def test_a_learned_nightly_backup_scores_informational_on_an_ordinary_night(
     [finding] = detect(capsys, "--db", db, str(odd))
     assert finding["severity"] not in ("Informational", "Low")
     assert "never seen" in json.dumps(finding)
+
+
+# --- a plan is not a deed ------------------------------------------------------------------
+
+CMD = "C:\\Windows\\System32\\cmd.exe"
+SEVENZIP = "C:\\Program Files\\7-Zip\\7z.exe"
+
+
+@pytest.mark.parametrize(
+    ("line", "image"),
+    [
+        ('cmd.exe /c "7z.exe u archive.7z -pblue C:\\Users\\a.lee\\Documents\\*"', SEVENZIP),
+        (
+            'cmd.exe /c ""C:\\Program Files\\WinRAR\\Rar.exe" a -r -hpblue hr.rar C:\\HR\\*"',
+            "C:\\Program Files\\WinRAR\\Rar.exe",
+        ),
+    ],
+)
+def test_an_archiver_named_in_a_shell_line_that_never_started_is_at_most_low(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, image: str
+) -> None:
+    plan = _start("14:10:00", 20, 30, CMD, line, 1)
+    path = tmp_path / "plan.xml"
+    path.write_text(plan)
+    [attempt] = detect(capsys, str(path))
+    assert attempt["severity"] == "Low"
+    assert "attempted; the archiver did not start" in json.dumps(attempt)
+    # Sysmon records every start: with the archiver's own start it is the deed again.
+    ran = _start("14:10:01", 21, 31, image, line.split('/c "', 1)[1].rstrip('"'), 30)
+    path.write_text(plan + ran)
+    [deed] = detect(capsys, str(path))
+    assert deed["severity"] == "Medium"
+    assert "did not start" not in json.dumps(deed)

@@ -27,6 +27,7 @@ from typing import TypeVar
 
 import msgspec
 
+from tidewaiter.detection.cmdline import exe_name
 from tidewaiter.detection.correlate import ARCHIVING, Episode
 from tidewaiter.detection.signals import Signal, SignalKind
 from tidewaiter.events import Activity, Event, Kind, Process
@@ -39,10 +40,15 @@ MAX_TALKS = 4_096  # (process, destination) pairs per entity
 SIZE_SLACK = 0.25  # bytes within a quarter of the archive's size (protocol overhead) match
 
 
+# Sources that record every process start: an archiver they never saw start did not run.
+RECORDS_STARTS = frozenset({"sysmon-xml", "sysmon-evtx", "tetragon", "auditd", "eslogger", "sensor"})
+
+
 class _Proc(msgspec.Struct):
     start: float
     parent: str | None
     session: str | None
+    name: str = ""
 
 
 def process_key(process: Process | None) -> str | None:
@@ -67,7 +73,9 @@ class Ties:
             if own is None or process is None:
                 return
             table = _table(self._procs, key)
-            table[own] = _Proc(event.time, process_key(process.parent), process.session)
+            table[own] = _Proc(
+                event.time, process_key(process.parent), process.session, exe_name(process.path)
+            )
             table.move_to_end(own)
             if len(table) > MAX_PROCESSES:
                 table.popitem(last=False)
@@ -84,6 +92,26 @@ class Ties:
     def forget(self, key: str) -> None:
         self._procs.pop(key, None)
         self._talks.pop(key, None)
+
+    def unstarted(self, episode: Episode, shells: frozenset[str], skew: float) -> list[str]:
+        """The archivers a shell line named that never started, when that is all the episode
+        has to show (a plan, not a deed); empty when any archiver ran or a file was written."""
+        procs = self._procs.get(episode.entity.key)
+        if not procs:
+            return []
+        planned: list[str] = []
+        for signal in episode.archives:
+            process = signal.event.process
+            if signal.kind is SignalKind.ARCHIVE_FILE or process is None:
+                return []
+            if exe_name(process.path) not in shells or signal.event.raw.source not in RECORDS_STARTS:
+                return []  # the archiver's own start, or a source that does not record starts
+            since = signal.event.time - skew
+            tool = signal.tool.lower()
+            if any(p.start >= since and p.name == tool for p in procs.values()):
+                return []
+            planned.append(signal.tool)
+        return planned
 
     def split(self, episode: Episode, skew: float, host: bool) -> Episode:
         """The episode with only the transfers tied to its archives; the rest as context."""
