@@ -294,9 +294,7 @@ class Engine:
     def _plan_only(self, episode: Episode, finding: Finding) -> Finding:
         """A shell line that names an archiver is a plan; where the source records every
         process start and the archiver never started, it is at most low."""
-        planned = self.ties.unstarted(
-            episode, self._shells, self.config.correlation.skew
-        )
+        planned = self.ties.unstarted(episode, self._shells, self.config.correlation.skew)
         if not planned:
             return finding
         note = (

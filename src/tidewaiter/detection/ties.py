@@ -41,7 +41,9 @@ SIZE_SLACK = 0.25  # bytes within a quarter of the archive's size (protocol over
 
 
 # Sources that record every process start: an archiver they never saw start did not run.
-RECORDS_STARTS = frozenset({"sysmon-xml", "sysmon-evtx", "tetragon", "auditd", "eslogger", "sensor"})
+RECORDS_STARTS = frozenset(
+    {"sysmon-xml", "sysmon-evtx", "tetragon", "auditd", "eslogger", "sensor"}
+)
 
 
 class _Proc(msgspec.Struct):
@@ -104,7 +106,8 @@ class Ties:
             process = signal.event.process
             if signal.kind is SignalKind.ARCHIVE_FILE or process is None:
                 return []
-            if exe_name(process.path) not in shells or signal.event.raw.source not in RECORDS_STARTS:
+            wrapped = exe_name(process.path) in shells
+            if not wrapped or signal.event.raw.source not in RECORDS_STARTS:
                 return []  # the archiver's own start, or a source that does not record starts
             since = signal.event.time - skew
             tool = signal.tool.lower()
