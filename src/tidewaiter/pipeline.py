@@ -317,6 +317,8 @@ class Engine:
             finding = self.baselines.score(finding)
         if self.baselines is not None and finding.severity_id > 2:
             self.baselines.flag(finding.entity)
+            if verdict.suppressed_by is None:
+                self.baselines.remember(finding)
         if verdict.suppressed_by is not None:
             self.suppressed += 1
             if self._on_suppressed is not None:

@@ -24,6 +24,9 @@ from tidewaiter.events import Activity, Event, Kind
 from tidewaiter.identity import workload_key
 
 WINDOW = 600.0  # seconds: the unit of "bytes out per window"
+ROUTINE = -9  # a score change that means "this workload's routine": informational
+ROUTINE_DAYS = 2  # earlier days a finding must repeat before it is a routine
+ROUTINE_MEMORY = 32  # occurrences kept per routine key
 DAY = 86_400.0
 
 
@@ -48,6 +51,10 @@ class Profile(msgspec.Struct):
     destinations: dict[str, float] = msgspec.field(default_factory=dict)  # "ip:port"
     prefixes: dict[str, float] = msgspec.field(default_factory=dict)  # "/24 or /64:port"
     window_bytes: list[int] = msgspec.field(default_factory=list)  # external bytes per window
+    # Findings above low that recurred, by routine key (archive shape to destinations): when
+    # they fired and how many bytes left. Learned windows leave out what alerted, so a workload
+    # whose routine alerts (an export worker's upload to the company bucket) learns it here.
+    routines: dict[str, list[tuple[float, int]]] = msgspec.field(default_factory=dict)
 
     @property
     def days(self) -> float:
@@ -241,15 +248,48 @@ class Baselines:
             return None
         return self.profiles.get(workload_key(entity.container))
 
+    def remember(self, finding: Finding) -> None:
+        """A finding above low was delivered while learning: keep its routine key, so the same
+        archive to the same destinations on later days is recognised as this workload's own."""
+        if not self.learn or finding.entity.container is None:
+            return
+        key = routine_key(finding.evidence)
+        if key is None:
+            return
+        workload = workload_key(finding.entity.container)
+        profile = self.profiles.get(workload)
+        if profile is None:
+            first = finding.evidence[0].event.time
+            profile = self.profiles[workload] = Profile(workload, first, first, first)
+        seen = profile.routines.setdefault(key, [])
+        seen.append((finding.time, _sent(finding.evidence)))
+        del seen[:-ROUTINE_MEMORY]
+        if len(profile.routines) > self.config.max_keys:
+            del profile.routines[next(iter(profile.routines))]
+        self.changed.add(workload)
+
     def score(self, finding: Finding) -> Finding:
         """The finding with what the baseline says of each signal, and severity moved by it."""
         profile = self.profile_for(finding.entity)
-        if profile is None or not profile.trusted(self.config):
+        if profile is None:
             return finding
-        notes, change = _judge_signals(profile, finding.evidence, self.config)
+        recurring = _recurring(profile, finding, self.config)
+        notes: list[str] = []
+        change = 0
+        if profile.trusted(self.config):
+            notes, change = _judge_signals(profile, finding.evidence, self.config)
+        if recurring is not None:
+            return msgspec.structs.replace(
+                finding,
+                severity_id=1,
+                risk_score=10,
+                reasons=(*finding.reasons, *notes, recurring),
+            )
         if not notes:
             return finding
         severity = min(5, max(1, finding.severity_id + change))
+        if change <= ROUTINE:
+            severity = 1  # the workload does exactly this, to where it always does, as much
         return msgspec.structs.replace(
             finding,
             severity_id=severity,
@@ -299,7 +339,7 @@ def _judge_signals(
                 notes.append(f"{tool} has never run in {profile.workload} in {history}")
                 change += 1
             break
-    sent = sum(s.bytes_out or 0 for s in evidence if s.kind is SignalKind.EGRESS)
+    sent = _sent(evidence)
     new_destination = _judge_destinations(profile, evidence, notes)
     if sent and profile.volume_known(config):
         p99 = profile.p99()
@@ -315,8 +355,59 @@ def _judge_signals(
     if new_destination:
         change += 1
     if routine_archiver and not new_destination and change == 0:
-        change -= 2  # the workload does exactly this, to where it always does
+        # The workload does exactly this, to where it always does: informational when the
+        # volume is known to be usual too, else two levels down.
+        change = ROUTINE if profile.volume_known(config) or not sent else -2
     return notes, change
+
+
+def _sent(evidence: tuple[Signal, ...]) -> int:
+    return sum(s.bytes_out or 0 for s in evidence if s.kind is SignalKind.EGRESS)
+
+
+def routine_key(evidence: tuple[Signal, ...]) -> str | None:
+    """An archive's shape and where it went (host names, else networks): the same every day
+    for a routine, whatever the pod, the file's date or the store's current address."""
+    shape = next(
+        (archive_shape(s) for s in evidence if s.kind in ARCHIVING and s.event.process), None
+    )
+    named_pids = {
+        s.event.process.pid
+        for s in evidence
+        if s.kind is SignalKind.UPLOAD and s.event.process and s.destination and s.destination.host
+    }
+    places: set[str] = set()
+    for signal in evidence:
+        dst = signal.destination
+        if signal.kind not in (SignalKind.EGRESS, SignalKind.UPLOAD) or dst is None or dst.internal:
+            continue
+        process = signal.event.process
+        if signal.kind is SignalKind.EGRESS and process is not None and process.pid in named_pids:
+            continue  # the named upload's own connection: its name is the key
+        keys = destination_keys(dst)
+        places.add(keys[-1] if dst.host else prefix_key(keys[0]) if keys else "?")
+    if shape is None or not places:
+        return None
+    return f"{shape} to {' '.join(sorted(places))}"
+
+
+def _recurring(profile: Profile, finding: Finding, config: BaselineConfig) -> str | None:
+    """Why the finding is this workload's routine by the findings it repeats, or None: the
+    same routine key on at least ROUTINE_DAYS earlier days, and no more than spike_factor
+    times the most that left on any of them."""
+    key = routine_key(finding.evidence)
+    seen = profile.routines.get(key or "", [])
+    earlier = [(t, b) for t, b in seen if t <= finding.time - 0.8 * DAY]
+    days = {int(t // DAY) for t, _ in earlier}
+    if len(days) < ROUTINE_DAYS:
+        return None
+    sent, most = _sent(finding.evidence), max(b for _, b in earlier)
+    if sent > max(config.spike_factor * most, config.spike_floor):
+        return None
+    return (
+        f"the same archive to the same destinations as findings on {len(days)} earlier days "
+        f"(delivered then; {_size(most)} at most): a routine of {profile.workload}"
+    )
 
 
 def _judge_destinations(profile: Profile, evidence: tuple[Signal, ...], notes: list[str]) -> bool:
