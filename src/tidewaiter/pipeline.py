@@ -120,6 +120,7 @@ class Engine:
             self.config.external_cidrs,
             shared_internal=self.config.shared_internal,
         )
+        self.policy = policy
         self.detector = Detector(policy, self.catalog)
         self.identities = Identities()
         self.addresses = AddressBook()
@@ -281,7 +282,10 @@ class Engine:
         if case.episode is not None:
             # Only transfers tied to the archive carry it; the rest is context (ties.py).
             episode = self.ties.split(
-                case.episode, self.config.correlation.skew, not case.entity.is_container
+                case.episode,
+                self.config.correlation.skew,
+                not case.entity.is_container,
+                self.policy.host_internal,
             )
             case = msgspec.structs.replace(case, episode=episode)
         judged = judge(case, self.catalog, self.identities.registries())

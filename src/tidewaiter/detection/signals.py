@@ -271,6 +271,12 @@ class Detector:
             in self.catalog.downloaders
         ):
             return []  # `curl -O x.tgz`: an archive received, not one staged
+        if (
+            event.activity is Activity.RENAME
+            and cmdline.exe_name(event.process.path if event.process else None)
+            in self.catalog.download_renamers
+        ):
+            return []  # a browser or package manager finishing a download under its real name
         kind = self.catalog.archive_kind(file.path)
         by_magic = self.catalog.magic_kind(file.magic) if file.magic else None
         if kind is None and by_magic is None:

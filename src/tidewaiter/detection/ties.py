@@ -22,6 +22,7 @@ entity, nothing can be proven either way and every transfer stays joined, as bef
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import PurePosixPath, PureWindowsPath
 from typing import TypeVar
 
@@ -116,12 +117,15 @@ class Ties:
             planned.append(signal.tool)
         return planned
 
-    def split(self, episode: Episode, skew: float, host: bool) -> Episode:
+    def split(
+        self, episode: Episode, skew: float, host: bool, internal: Callable[[str], bool]
+    ) -> Episode:
         """The episode with only the transfers tied to its archives; the rest as context."""
         if not episode.transfers or not episode.archives:
             return episode
         procs = self._procs.get(episode.entity.key, OrderedDict())
         talks = self._talks.get(episode.entity.key, OrderedDict())
+        episode = _resolve_names(episode, talks, internal)
         start = episode.first_archive - skew
         # A container started by the archiver's tree with a volume: its traffic leaves through
         # the runtime's own process (Docker Desktop's backend), so from then on it is tied.
@@ -150,6 +154,38 @@ class Ties:
         return msgspec.structs.replace(
             episode, transfers=tied, nearby=[*episode.nearby, *nearby], external=external
         )
+
+
+def _resolve_names(
+    episode: Episode,
+    talks: OrderedDict[tuple[str, str], float],
+    internal: Callable[[str], bool],
+) -> Episode:
+    """An upload to a URL host is internal when every connection its process made went to an
+    internal address (`https://files.corp.example.com/` resolving to 10.20.0.5)."""
+    changed = False
+    transfers = []
+    for transfer in episode.transfers:
+        dst = transfer.destination
+        sender = process_key(transfer.event.process)
+        if (
+            transfer.kind is SignalKind.UPLOAD
+            and dst
+            and not dst.ip
+            and not dst.internal
+            and sender
+        ):
+            ips = [ip for (who, ip) in talks if who == sender]
+            if ips and all(internal(ip) for ip in ips):
+                where = msgspec.structs.replace(dst, ip=ips[0], internal=True)
+                transfers.append(msgspec.structs.replace(transfer, destination=where))
+                changed = True
+                continue
+        transfers.append(transfer)
+    if not changed:
+        return episode
+    external = any(t.destination is None or not t.destination.internal for t in transfers)
+    return msgspec.structs.replace(episode, transfers=transfers, external=external)
 
 
 def _table(tables: OrderedDict[str, OrderedDict[K, V]], key: str) -> OrderedDict[K, V]:
