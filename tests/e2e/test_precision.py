@@ -10,6 +10,7 @@ from xml.sax.saxutils import escape
 
 import pytest
 
+from tidewaiter import fleet
 from tidewaiter.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -307,3 +308,110 @@ def test_an_archiver_named_in_a_shell_line_that_never_started_is_at_most_low(
     [deed] = detect(capsys, str(path))
     assert deed["severity"] == "Medium"
     assert "did not start" not in json.dumps(deed)
+
+
+# --- a workload's daily routine ----------------------------------------------------------
+
+
+def export_day(
+    folder: Path, day: int, bucket: str = "corp-customer-exports", size: int = 8_000_000
+) -> Path:
+    """An export worker (a Deployment) zips a customer's data and copies it to the company's
+    bucket, once a day, in Tetragon records."""
+    records = fleet.Day()
+    writer = fleet.Tetragon(records)
+    pod = fleet.Pod.make(
+        "exports",
+        "export-worker",
+        "Deployment",
+        "registry.example.com/exports/worker:3.2",
+        "ip-10-0-3-7.ec2.internal",
+        "10.2.7.40",
+        "export-worker-6b9f7d8c4-hx2zq",
+    )
+    t = fleet.START + day * fleet.DAY + 40_000 + 300 * day
+    zipped = f"/tmp/export-cust{300 + day}-{fleet.iso(t)[:10]}.zip"
+    writer.exec(pod, 200 + day, "/usr/bin/zip", f"-r -q {zipped} /data/cust{300 + day}", t)
+    aws = (300 + day, "/usr/local/bin/aws", f"s3 cp {zipped} s3://{bucket}/", t + 40)
+    writer.exec(pod, aws[0], aws[1], aws[2], aws[3])
+    writer.flow(pod, aws, t + 41, f"52.217.{day}.{20 + day}", 443, size, 3)
+    path = folder / f"export-{day}-{bucket}-{size}.jsonl"
+    path.write_bytes(b"".join(r + b"\n" for _, r in sorted(records.tetragon)))
+    return path
+
+
+def test_an_export_workers_daily_upload_is_informational_after_two_days_of_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "tw.duckdb")
+    severities = []
+    for day in range(3):
+        [finding] = detect(capsys, "--db", db, "--learn", str(export_day(tmp_path, day)))
+        severities.append(finding["severity"])
+    assert severities[:2] == ["Critical", "Critical"]  # no history yet: the static rules
+    assert severities[2] == "Informational"
+    [routine] = detect(capsys, "--db", db, str(export_day(tmp_path, 3)))
+    assert routine["severity"] == "Informational"
+    assert "a routine of k8s:exports/Deployment/export-worker" in json.dumps(routine)
+    # A new bucket, or forty times the volume, is not the routine.
+    [new] = detect(capsys, "--db", db, str(export_day(tmp_path, 3, bucket="drop-zone")))
+    assert new["severity"] == "Critical"
+    [big] = detect(capsys, "--db", db, str(export_day(tmp_path, 3, size=320_000_000)))
+    assert big["severity"] == "Critical"
+
+
+def test_a_url_host_is_internal_when_its_connection_went_to_an_internal_address(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = fleet.Day()
+    writer = fleet.Tetragon(records)
+    pod = fleet.Pod.make(
+        "reports", "reporter", "Deployment", "registry.example.com/reports/app:2",
+        "node-1", "10.2.9.9", "reporter-6b9f7d8c4-q2w3e",
+    )  # fmt: skip
+    t = fleet.START
+    writer.exec(pod, 10, "/bin/tar", "czf /tmp/r.tgz /srv/reports", t)
+    curl = (11, "/usr/bin/curl", "-T /tmp/r.tgz https://files.corp.example.com/in/", t + 5)
+    writer.exec(pod, curl[0], curl[1], curl[2], curl[3])
+    writer.flow(pod, curl, t + 6, "10.20.0.5", 443, 4_000_000, 2)
+    path = tmp_path / "internal.jsonl"
+    path.write_bytes(b"".join(r + b"\n" for _, r in sorted(records.tetragon)))
+    [finding] = detect(capsys, str(path))
+    assert finding["severity"] == "Low"
+    assert finding["finding_info"]["analytic"]["uid"] == "tw-archive-internal"  # type: ignore[index]
+
+
+def _eslogger_rename(executable: str, source: str, target: str) -> str:
+    line = json.loads(
+        next(
+            line
+            for line in (ROOT / "tests" / "fixtures" / "eslogger" / "events.jsonl")
+            .read_text()
+            .splitlines()
+            if '"rename"' in line
+        )
+    )
+    line["process"]["executable"]["path"] = executable
+    line["event"]["rename"]["source"]["path"] = source
+    folder, _, name = target.rpartition("/")
+    line["event"]["rename"]["destination"]["new_path"]["dir"]["path"] = folder + "/"
+    line["event"]["rename"]["destination"]["new_path"]["filename"] = name
+    return json.dumps(line) + "\n"
+
+
+def test_a_download_renamed_to_an_archive_name_is_not_an_archive_made(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    downloads = "/Users/alice/Downloads"
+    path = tmp_path / "es.jsonl"
+    path.write_text(
+        _eslogger_rename(
+            "/Applications/Safari.app/Contents/MacOS/Safari",
+            f"{downloads}/report.zip.download",
+            f"{downloads}/report.zip",
+        )
+    )
+    assert detect(capsys, "--assume-host", "mbp", str(path)) == []
+    path.write_text(_eslogger_rename("/bin/mv", "/tmp/stage.bin", "/tmp/stage.zip"))
+    [made] = detect(capsys, "--assume-host", "mbp", str(path))
+    assert made["finding_info"]["analytic"]["uid"] == "tw-archive-created"  # type: ignore[index]

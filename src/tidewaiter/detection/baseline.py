@@ -273,16 +273,20 @@ class Baselines:
         profile = self.profile_for(finding.entity)
         if profile is None:
             return finding
-        recurring = _recurring(profile, finding, self.config)
+        recurring, routine = _recurring(profile, finding, self.config)
         notes: list[str] = []
         change = 0
         if profile.trusted(self.config):
             notes, change = _judge_signals(profile, finding.evidence, self.config)
         if recurring is not None:
+            # The routine's own history judges it: informational, or far above it and not
+            # lowered at all (whatever the thinner window history says).
             return msgspec.structs.replace(
                 finding,
-                severity_id=1,
-                risk_score=10,
+                severity_id=1
+                if routine
+                else max(finding.severity_id, finding.severity_id + change),
+                risk_score=10 if routine else finding.risk_score,
                 reasons=(*finding.reasons, *notes, recurring),
             )
         if not notes:
@@ -391,23 +395,24 @@ def routine_key(evidence: tuple[Signal, ...]) -> str | None:
     return f"{shape} to {' '.join(sorted(places))}"
 
 
-def _recurring(profile: Profile, finding: Finding, config: BaselineConfig) -> str | None:
-    """Why the finding is this workload's routine by the findings it repeats, or None: the
-    same routine key on at least ROUTINE_DAYS earlier days, and no more than spike_factor
-    times the most that left on any of them."""
+def _recurring(
+    profile: Profile, finding: Finding, config: BaselineConfig
+) -> tuple[str | None, bool]:
+    """What the findings it repeats say of this one, and whether it is the routine: the same
+    routine key on at least ROUTINE_DAYS earlier days, and no more than spike_factor times the
+    most that left on any of them. (None, False) when it repeats nothing."""
     key = routine_key(finding.evidence)
     seen = profile.routines.get(key or "", [])
     earlier = [(t, b) for t, b in seen if t <= finding.time - 0.8 * DAY]
     days = {int(t // DAY) for t, _ in earlier}
     if len(days) < ROUTINE_DAYS:
-        return None
+        return None, False
     sent, most = _sent(finding.evidence), max(b for _, b in earlier)
+    same = f"the same archive to the same destinations as findings on {len(days)} earlier days"
     if sent > max(config.spike_factor * most, config.spike_floor):
-        return None
-    return (
-        f"the same archive to the same destinations as findings on {len(days)} earlier days "
-        f"(delivered then; {_size(most)} at most): a routine of {profile.workload}"
-    )
+        ratio = sent / max(most, 1)
+        return f"{same}, but {_size(sent)} left, {ratio:.0f}x the most they sent", False
+    return f"{same} (delivered then; {_size(most)} at most): a routine of {profile.workload}", True
 
 
 def _judge_destinations(profile: Profile, evidence: tuple[Signal, ...], notes: list[str]) -> bool:
