@@ -28,6 +28,8 @@ from tidewaiter.detection.ties import Ties
 from tidewaiter.events import Event, Kind
 from tidewaiter.identity import MIN_PREFIX, POD_PREFIX, Identities
 
+MAX_DECIDED = 65_536  # findings whose last delivered state is remembered, for updates
+
 
 class RuleSignals(Protocol):
     """Signals from rules beyond the catalog (users' Sigma rules, `--sigma`)."""
@@ -132,6 +134,7 @@ class Engine:
         self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
         self.baselines = baselines
         self.ties = Ties()
+        self._decided: OrderedDict[str, object] = OrderedDict()  # finding uid -> signature
         self._shells = self.catalog.posix_shells | self.catalog.cmd_shells
         self._on_finding = on_finding
         self._on_suppressed = on_suppressed
@@ -279,6 +282,7 @@ class Engine:
         self.identities.named_pods.clear()
 
     def _decide(self, case: Case) -> None:
+        original = case.episode  # the correlator's own, which keeps the uid for updates
         if case.episode is not None:
             # Only transfers tied to the archive carry it; the rest is context (ties.py).
             episode = self.ties.split(
@@ -291,9 +295,31 @@ class Engine:
         judged = judge(case, self.catalog, self.identities.registries())
         if judged is None:
             return
+        if original is not None and not original.uid:
+            original.uid = judged.uid  # its updates keep this uid, whatever they become
         if case.episode is not None:
             judged = self._plan_only(case.episode, judged)
+            if not self._changed(judged):
+                return  # late traffic that changed nothing the finding says
         self._deliver(judged, score=True)
+
+    def _changed(self, finding: Finding) -> bool:
+        """Whether a finding says something new: always when first decided; an update only
+        when its severity, analytic or tied evidence (kinds, destinations, bytes) moved."""
+        signature = (
+            finding.severity_id,
+            finding.analytic.uid,
+            tuple(
+                (s.kind, s.destination.label() if s.destination else "", s.bytes_out or 0)
+                for s in finding.evidence
+            ),
+        )
+        before = self._decided.get(finding.uid)
+        self._decided[finding.uid] = signature
+        self._decided.move_to_end(finding.uid)
+        if len(self._decided) > MAX_DECIDED:
+            self._decided.popitem(last=False)
+        return finding.revision == 0 or before != signature
 
     def _plan_only(self, episode: Episode, finding: Finding) -> Finding:
         """A shell line that names an archiver is a plan; where the source records every
@@ -321,7 +347,7 @@ class Engine:
             finding = self.baselines.score(finding)
         if self.baselines is not None and finding.severity_id > 2:
             self.baselines.flag(finding.entity)
-            if verdict.suppressed_by is None:
+            if verdict.suppressed_by is None and finding.revision == 0:
                 self.baselines.remember(finding)
         if verdict.suppressed_by is not None:
             self.suppressed += 1

@@ -44,6 +44,7 @@ class Finding(msgspec.Struct, frozen=True):
     reasons: tuple[str, ...]
     omitted: int = 0
     suppressed_by: str | None = None  # the profile or suppression that holds it back, and why
+    revision: int = 0  # 0 when first decided; each update with late evidence adds one
 
     @property
     def time(self) -> float:
@@ -130,6 +131,8 @@ def _episode(episode: Episode, catalog: Catalog) -> Finding:
         techniques,
         anchor=episode.archives[0],
         omitted=episode.omitted,
+        revision=episode.revision,
+        uid=episode.uid,
     )
 
 
@@ -279,9 +282,11 @@ def _finding(
     techniques: tuple[str, ...],
     anchor: Signal,
     omitted: int = 0,
+    revision: int = 0,
+    uid: str = "",
 ) -> Finding:
     return Finding(
-        uid=_finding_uid(analytic, entity, anchor),
+        uid=uid or _finding_uid(analytic, entity, anchor),
         analytic=catalog.analytics[analytic],
         title=title,
         entity=entity,
@@ -291,6 +296,7 @@ def _finding(
         evidence=evidence,
         reasons=tuple(reasons),
         omitted=omitted,
+        revision=revision,
     )
 
 
