@@ -47,6 +47,11 @@ RECORDS_STARTS = frozenset(
 )
 
 
+# Sessions every service shares (Windows SYSTEM, LOCAL and NETWORK SERVICE; Sysmon for Linux
+# writes 0 for all): being in one of them ties nothing to anything.
+SHARED_SESSIONS = frozenset({None, "0", "0x0", "0x3e7", "0x3e4", "0x3e5"})
+
+
 class _Proc(msgspec.Struct):
     start: float
     parent: str | None
@@ -248,7 +253,8 @@ def _related(sender: str, archiver: str, procs: OrderedDict[str, _Proc], start: 
         return False
     if theirs is not None and theirs.parent is not None and mine.parent == theirs.parent:
         return True  # started by the same script or shell after the archive began
-    return theirs is not None and theirs.session is not None and mine.session == theirs.session
+    shared = theirs is not None and theirs.session not in SHARED_SESSIONS
+    return shared and theirs is not None and mine.session == theirs.session
 
 
 def _ancestors(key: str, procs: OrderedDict[str, _Proc]) -> list[str]:
