@@ -67,6 +67,12 @@ class Day:
     containers: set[str] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
 
+    def tetragon_bytes(self) -> bytes:
+        return b"".join(r + b"\n" for _, r in sorted(self.tetragon))
+
+    def sysmon_text(self) -> str:
+        return "".join(x for _, x in sorted(self.sysmon, key=lambda p: p[0]))
+
 
 class Tetragon:
     """Tetragon export records: process_exec, and process_kprobe tcp_connect / tcp_sendmsg."""
@@ -294,9 +300,9 @@ class Week:
         out: list[tuple[Path, ...]] = []
         for n, day in enumerate(self.days):
             tetragon = folder / f"day{n}.tetragon.jsonl"
-            tetragon.write_bytes(b"".join(r + b"\n" for _, r in sorted(day.tetragon)))
+            tetragon.write_bytes(day.tetragon_bytes())
             sysmon = folder / f"day{n}.sysmon.xml"
-            sysmon.write_text("".join(x for _, x in sorted(day.sysmon, key=lambda p: p[0])))
+            sysmon.write_text(day.sysmon_text())
             out.append((tetragon, sysmon))
         return out
 
@@ -310,6 +316,12 @@ class _Builder:
         self.days = [Day() for _ in range(days)]
         self.chains: list[Chain] = []
         self.pid = 100
+
+    def pod(
+        self, namespace: str, workload: str, kind: str, image: str, name: str, node: str = ""
+    ) -> Pod:
+        """A pod on a node of the cluster, with an address of the pod network."""
+        return Pod.make(namespace, workload, kind, image, node or self.node(), self.pod_ip(), name)
 
     def n(self, count: int) -> int:
         return max(1, round(count * self.scale))
@@ -339,13 +351,11 @@ class _Builder:
             name = f"api-{n:02d}"
             rs = self.suffix(9)
             for _replica in range(2):
-                pod = Pod.make(
+                pod = self.pod(
                     f"team-{n % 12}",
                     name,
                     "Deployment",
                     f"registry.example.com/team-{n % 12}/{name}:1.{n}",
-                    self.node(),
-                    self.pod_ip(),
                     f"{name}-{rs}-{self.suffix()}",
                 )
                 pods.append(pod)
@@ -375,14 +385,13 @@ class _Builder:
 
     def shippers_and_sidecars(self) -> None:
         for n in range(self.n(20)):
-            pod = Pod.make(
+            pod = self.pod(
                 "logging",
                 "fluent-bit",
                 "DaemonSet",
                 "cr.fluentbit.io/fluent/fluent-bit:3.1",
-                f"node-{n}",
-                self.pod_ip(),
                 f"fluent-bit-{self.suffix()}",
+                node=f"node-{n}",
             )
             proc = (
                 self.next_pid(),
@@ -396,13 +405,11 @@ class _Builder:
                     t = self.at(day, k / 8, (k + 1) / 8)
                     Tetragon(self.days[day]).flow(pod, proc, t, "34.120.5.9", 443, 900_000, 3)
         for n in range(self.n(30)):
-            pod = Pod.make(
+            pod = self.pod(
                 f"team-{n % 12}",
                 f"svc-{n:02d}",
                 "Deployment",
                 "docker.io/istio/proxyv2:1.23.0",
-                self.node(),
-                self.pod_ip(),
                 f"svc-{n:02d}-{self.suffix(9)}-{self.suffix()}",
             )
             proc = (self.next_pid(), "/usr/local/bin/envoy", "-c /etc/istio/envoy.yaml", START)
@@ -421,13 +428,11 @@ class _Builder:
             for day in range(self.ndays):
                 t = START + day * DAY + 7200 + n * 60
                 minute = int(t // 60)
-                pod = Pod.make(
+                pod = self.pod(
                     "databases",
                     name,
                     "CronJob",
                     "registry.example.com/ops/db-tools:16.2",
-                    self.node(),
-                    self.pod_ip(),
                     f"{name}-{minute}-{self.suffix()}",
                 )
                 date = iso(t)[:10]
@@ -451,13 +456,11 @@ class _Builder:
         """Export workers (a Deployment) zip a customer's data to the company's bucket."""
         for n in range(self.n(10)):
             name = f"export-worker-{n}"
-            pod = Pod.make(
+            pod = self.pod(
                 "exports",
                 name,
                 "Deployment",
                 "registry.example.com/exports/worker:3.2",
-                self.node(),
-                self.pod_ip(),
                 f"{name}-{self.suffix(9)}-{self.suffix()}",
             )
             for day in range(self.ndays):
@@ -485,13 +488,11 @@ class _Builder:
             name = f"partner-feed-{n}"
             for day in range(self.ndays):
                 t = START + day * DAY + 10800 + n * 120
-                pod = Pod.make(
+                pod = self.pod(
                     "feeds",
                     name,
                     "CronJob",
                     "registry.example.com/feeds/generator:2.0",
-                    self.node(),
-                    self.pod_ip(),
                     f"{name}-{int(t // 60)}-{self.suffix()}",
                 )
                 out = f"/out/feed-{iso(t)[:10]}.tgz"
@@ -511,13 +512,11 @@ class _Builder:
         for day in range(self.ndays):
             for n in range(self.n(10)):
                 t = self.at(day, 0.3, 0.8)
-                pod = Pod.make(
+                pod = self.pod(
                     "ci",
                     f"runner-{self.suffix(8)}-project-{n}-concurrent-0",
                     "Pod",
                     "registry.gitlab.com/gitlab-org/gitlab-runner/gitlab-runner-helper:x86_64-v17",
-                    self.node(),
-                    self.pod_ip(),
                     f"runner-{self.suffix(8)}-project-{n}-concurrent-0",
                 )
                 writer = Tetragon(self.days[day])
@@ -537,13 +536,11 @@ class _Builder:
     def notebooks(self) -> None:
         for n in range(self.n(8)):
             name = f"notebook-{n}"
-            pod = Pod.make(
+            pod = self.pod(
                 "data-science",
                 name,
                 "StatefulSet",
                 "quay.io/jupyter/scipy-notebook:2024-10-07",
-                self.node(),
-                self.pod_ip(),
                 f"{name}-0",
             )
             for day in range(self.ndays):

