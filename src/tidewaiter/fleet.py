@@ -20,6 +20,8 @@ from xml.sax.saxutils import escape
 
 import orjson
 
+from tidewaiter.alerts import alert_container
+
 DAY = 86_400.0
 START = 1_793_577_600.0  # 2026-11-02T00:00:00Z, a Monday
 
@@ -780,9 +782,8 @@ def score(label: str, week: Week, alerts: list[dict[str, Any]], days: range) -> 
     container_alerts = host_alerts = 0
     noisy: list[str] = []
     for alert in alerts:
-        entity = (alert.get("container") or {}).get("uid") or (alert.get("device") or {}).get(
-            "hostname"
-        )
+        container = alert_container(alert)
+        entity = container.get("uid") or (alert.get("device") or {}).get("hostname")
         when = alert["time"] / 1000
         mine = [
             c
@@ -798,7 +799,7 @@ def score(label: str, week: Week, alerts: list[dict[str, Any]], days: range) -> 
             continue
         if alert["severity_id"] < 3:
             continue
-        if alert.get("container"):
+        if container:
             container_alerts += 1
         else:
             host_alerts += 1

@@ -11,6 +11,7 @@ import pytest
 
 from tests.watch.harness import Receiver, free_port
 from tidewaiter import fleet
+from tidewaiter.alerts import evidence_bytes_out
 from tidewaiter.cli.main import main
 from tidewaiter.sinks.syslog import format_message
 from tidewaiter.sinks.webhook import WebhookTransport
@@ -56,7 +57,7 @@ def test_the_finding_is_emitted_then_updated_as_the_uploader_joins(
     assert DROP not in json.dumps(first)  # decided from the shell line: no address yet
     sent = [e for e in update["evidences"] if (e.get("dst_endpoint") or {}).get("ip") == DROP]
     assert sent
-    assert sum(e.get("traffic", {}).get("bytes_out", 0) for e in sent) == 48_000_000
+    assert sum(evidence_bytes_out(e) or 0 for e in sent) == 48_000_000
     assert update["metadata"]["sequence"] == 1
     # The alert file carries both; the store keeps the latest state and the history.
     assert [orjson.loads(x)["activity_id"] for x in out.read_bytes().splitlines()] == [1, 2]
