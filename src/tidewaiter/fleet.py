@@ -510,6 +510,23 @@ class _Builder:
                 varied = int(size * self.rng.uniform(0.9, 1.1))
                 writer.flow(pod, aws, t + 301, s3, 443, varied, 4)
 
+    def _archive_and_copy(
+        self,
+        day: int,
+        pod: Pod,
+        t: float,
+        archiver: tuple[str, str],
+        uploader: tuple[str, str],
+        dst: tuple[str, int],
+        size: int,
+    ) -> None:
+        """An archive made, then copied out by an upload tool 20 seconds later."""
+        writer = Tetragon(self.days[day])
+        writer.exec(pod, self.next_pid(), archiver[0], archiver[1], t)
+        up = (self.next_pid(), uploader[0], uploader[1], t + 20)
+        writer.exec(pod, up[0], up[1], up[2], up[3])
+        writer.flow(pod, up, t + 21, dst[0], dst[1], size, 3)
+
     def exports(self) -> None:
         """Export workers (a Deployment) zip a customer's data to the company's bucket."""
         for n in range(self.n(10)):
@@ -526,19 +543,18 @@ class _Builder:
                 customer = f"cust{self.rng.randrange(100, 999)}"
                 date = iso(t)[:10]
                 zipped = f"/tmp/export-{customer}-{date}.zip"
-                writer = Tetragon(self.days[day])
-                writer.exec(
-                    pod, self.next_pid(), "/usr/bin/zip", f"-r -q {zipped} /data/{customer}", t
+                self._archive_and_copy(
+                    day,
+                    pod,
+                    t,
+                    ("/usr/bin/zip", f"-r -q {zipped} /data/{customer}"),
+                    (
+                        "/usr/local/bin/aws",
+                        f"s3 cp {zipped} s3://corp-customer-exports/{customer}/",
+                    ),
+                    (f"52.217.{self.rng.randrange(0, 255)}.{self.rng.randrange(1, 255)}", 443),
+                    self.rng.randrange(2, 30) * 1_000_000,
                 )
-                aws = (
-                    self.next_pid(),
-                    "/usr/local/bin/aws",
-                    f"s3 cp {zipped} s3://corp-customer-exports/{customer}/",
-                    t + 40,
-                )
-                writer.exec(pod, aws[0], aws[1], aws[2], aws[3])
-                s3 = f"52.217.{self.rng.randrange(0, 255)}.{self.rng.randrange(1, 255)}"
-                writer.flow(pod, aws, t + 41, s3, 443, self.rng.randrange(2, 30) * 1_000_000, 3)
 
     def feeds(self) -> None:
         """Feed generators (CronJobs) push a file to a partner over sftp each night."""
@@ -554,16 +570,15 @@ class _Builder:
                     f"{name}-{int(t // 60)}-{self.suffix()}",
                 )
                 out = f"/out/feed-{iso(t)[:10]}.tgz"
-                writer = Tetragon(self.days[day])
-                writer.exec(pod, self.next_pid(), "/bin/tar", f"czf {out} -C /data feed", t)
-                scp = (
-                    self.next_pid(),
-                    "/usr/bin/scp",
-                    f"-i /keys/id_ed25519 {out} feed@sftp.partner{n}.example:/incoming/",
-                    t + 20,
+                self._archive_and_copy(
+                    day,
+                    pod,
+                    t,
+                    ("/bin/tar", f"czf {out} -C /data feed"),
+                    ("/usr/bin/scp", f"-i /keys/k {out} feed@sftp.partner{n}.example:/incoming/"),
+                    (f"198.18.{n}.20", 22),
+                    3_000_000,
                 )
-                writer.exec(pod, scp[0], scp[1], scp[2], scp[3])
-                writer.flow(pod, scp, t + 21, f"198.18.{n}.20", 22, 3_000_000, 3)
 
     def ci(self) -> None:
         """CI jobs: a new runner pod each; the helper talks to the CI service throughout."""
@@ -604,11 +619,15 @@ class _Builder:
             for day in range(self.ndays):
                 t = self.at(day, 0.6, 0.75)
                 out = f"/home/jovyan/results-{iso(t)[:10]}.zip"
-                writer = Tetragon(self.days[day])
-                writer.exec(pod, self.next_pid(), "/usr/bin/zip", f"-r -q {out} results", t)
-                gsutil = (self.next_pid(), "/usr/bin/gsutil", f"cp {out} gs://ds-team-{n}/", t + 9)
-                writer.exec(pod, gsutil[0], gsutil[1], gsutil[2], gsutil[3])
-                writer.flow(pod, gsutil, t + 10, "142.250.1.128", 443, 5_000_000, 2)
+                self._archive_and_copy(
+                    day,
+                    pod,
+                    t,
+                    ("/usr/bin/zip", f"-r -q {out} results"),
+                    ("/usr/bin/gsutil", f"cp {out} gs://ds-team-{n}/"),
+                    ("142.250.1.128", 443),
+                    5_000_000,
+                )
 
     # --- workstations --------------------------------------------------------------------
 

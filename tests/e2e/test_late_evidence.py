@@ -9,6 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.helpers import tetragon_pod
 from tests.watch.harness import Receiver, free_port
 from tidewaiter import fleet
 from tidewaiter.alerts import evidence_bytes_out
@@ -23,12 +24,14 @@ DROP = "52.218.7.9"
 def dump_then_upload(folder: Path) -> Path:
     """`sh -c "pg_dump | gzip > f.gz && aws s3 cp f.gz s3://…"` in a web API replica: the dump
     runs seven minutes, so the real aws process starts long after the line was decided."""
-    records = fleet.Day()
-    writer = fleet.Tetragon(records)
-    pod = fleet.Pod.make(
-        "ledger", "ledger-api", "Deployment", "registry.example.com/ledger/api:4.1",
-        "ip-10-0-6-91.ec2.internal", "10.2.6.230", "ledger-api-6b9f7d8c4-hx2zq",
-    )  # fmt: skip
+    records, writer, pod = tetragon_pod(
+        "ledger",
+        "ledger-api",
+        "Deployment",
+        "registry.example.com/ledger/api:4.1",
+        "ledger-api-6b9f7d8c4-hx2zq",
+        "10.2.6.230",
+    )
     t = fleet.START + 3600
     upload = "s3 cp /tmp/ledger.sql.gz s3://ledger-drop/"
     line = f"pg_dump -h ledger-db ledger | gzip > /tmp/ledger.sql.gz && aws {upload}"

