@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from tidewaiter import fleet
 from tidewaiter.events import Event
 from tidewaiter.sources import ReadReport, open_events
 
@@ -23,3 +24,16 @@ FALCO = (
 )
 ZEEK = b'{"ts":1.0,"uid":"C1","id.orig_h":"10.0.0.1","id.resp_h":"1.2.3.4","conn_state":"SF"}\n'
 OCSF = b'{"class_uid":1007,"time":1700000000000}\n'
+
+
+def tetragon_pod(
+    namespace: str, workload: str, kind: str, image: str, pod: str, ip: str = "10.2.9.9"
+) -> tuple[fleet.Day, fleet.Tetragon, fleet.Pod]:
+    """One pod's Tetragon records, written with the budget's writer: the day that collects
+    them, the writer, and the pod."""
+    day = fleet.Day()
+    return (
+        day,
+        fleet.Tetragon(day),
+        fleet.Pod.make(namespace, workload, kind, image, "node-1", ip, pod),
+    )

@@ -19,6 +19,7 @@ from tidewaiter.detection.analytics import (
     EXFIL,
     HOST_STAGED,
     INTERNAL,
+    SEVERITY_NAMES,
 )
 from tidewaiter.detection.catalog import AnalyticSpec, Catalog
 from tidewaiter.detection.catalog import load as load_catalog
@@ -158,7 +159,7 @@ def _false_positives(spec: AnalyticSpec, profiles: Iterable[Profile]) -> str:
         rows.append("|---|---|---|---|")
         for profile in profiles:
             inside = _effect(profile.effect, profile.by)
-            outside = _effect(profile.outside, profile.outside_by)
+            outside = _outside(profile)
             rows.append(f"| `{profile.id}` | {profile.name}: {profile.reason} | {inside} | "
                         f"{outside} |")  # fmt: skip
         text += (
@@ -173,6 +174,19 @@ def _false_positives(spec: AnalyticSpec, profiles: Iterable[Profile]) -> str:
     if spec.uid == EGRESS_SPIKE:
         text += " Baselines are relearned with `tidewaiter baseline learn`."
     return text
+
+
+def _outside(profile: Profile) -> str:
+    """What a profile does when a transfer left for a destination that is not allowed."""
+    if profile.outside == "lower":
+        vouch = ", ".join([*profile.owner_kinds, *(["a backup image"] if profile.images else [])])
+        return (
+            f"lowered to {SEVERITY_NAMES[profile.outside_to].lower()} only when the workload's "
+            f"identity vouches ({vouch}); never for command text alone"
+        )
+    if profile.outside == "suppress_unless_named":
+        return "suppressed only for the archiving process's own traffic, never an upload"
+    return _effect(profile.outside, 0)
 
 
 def _effect(effect: str, by: int) -> str:

@@ -27,19 +27,29 @@ REGULAR_FILE = 1  # file.type_id
 CLASS_UID = 2004
 CATEGORY_UID = 2
 ACTIVITY_CREATE = 1
+ACTIVITY_UPDATE = 2
+
+
+def delivery_key(alert: dict[str, Any]) -> str:
+    """What a sink deduplicates on: the finding uid, and the revision of an update (a later
+    state of the same finding is a new delivery, the same state again is not)."""
+    uid = str(alert["finding_info"]["uid"])
+    revision = (alert.get("metadata") or {}).get("sequence") or 0
+    return f"{uid}.{revision}" if revision else uid
 
 
 def to_ocsf(finding: Finding, catalog: Catalog | None = None) -> dict[str, Any]:
     catalog = catalog or load()
     entity = finding.entity
+    activity = ACTIVITY_UPDATE if finding.revision else ACTIVITY_CREATE
     alert: dict[str, Any] = {
         "class_uid": CLASS_UID,
         "class_name": "Detection Finding",
         "category_uid": CATEGORY_UID,
         "category_name": "Findings",
-        "activity_id": ACTIVITY_CREATE,
-        "activity_name": "Create",
-        "type_uid": CLASS_UID * 100 + ACTIVITY_CREATE,
+        "activity_id": activity,
+        "activity_name": "Update" if finding.revision else "Create",
+        "type_uid": CLASS_UID * 100 + activity,
         "time": _ms(finding.time),
         "severity_id": finding.severity_id,
         "severity": finding.severity,
@@ -67,6 +77,10 @@ def to_ocsf(finding: Finding, catalog: Catalog | None = None) -> dict[str, Any]:
             "product": {"name": "tidewaiter", "vendor_name": "tidewaiter", "version": __version__},
         },
     }
+    if finding.revision:
+        # The same finding with late evidence joined: the revision orders the updates.
+        alert["metadata"]["sequence"] = finding.revision
+        alert["finding_info"]["modified_time"] = _ms(finding.time)
     if finding.suppressed_by:
         alert["status_id"], alert["status"] = 3, "Suppressed"
         alert["status_detail"] = finding.suppressed_by

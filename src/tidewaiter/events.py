@@ -87,6 +87,7 @@ class Process(msgspec.Struct, frozen=True, omit_defaults=True):
     args: tuple[str, ...] | None = None  # argv when the producer has it split
     cwd: str | None = None
     user: str | None = None
+    session: str | None = None  # logon or audit session: Sysmon LogonId, auditd ses, ES asid
     parent: Process | None = None
     original_name: str | None = None  # the name inside the binary (Sysmon OriginalFileName)
 

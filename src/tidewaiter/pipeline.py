@@ -21,14 +21,17 @@ from tidewaiter.detection.analytics import Finding, egress_spike, evidence_rank,
 from tidewaiter.detection.baseline import WINDOW, Baselines
 from tidewaiter.detection.catalog import Catalog, load
 from tidewaiter.detection.cmdline import exe_name
-from tidewaiter.detection.correlate import Case, CorrelationConfig, Correlator, Entity
+from tidewaiter.detection.correlate import Case, CorrelationConfig, Correlator, Entity, Episode
 from tidewaiter.detection.signals import Detector, Signal
 from tidewaiter.detection.suppress import Suppression, Suppressor
+from tidewaiter.detection.ties import Ties
 from tidewaiter.events import Event, Kind
 from tidewaiter.identity import MIN_PREFIX, POD_PREFIX, Identities
 from tidewaiter.sources.base import ReadReport, location
 
 OnError = Callable[[Event, Exception], None]
+
+MAX_DECIDED = 65_536  # findings whose last delivered state is remembered, for updates
 
 
 class RuleSignals(Protocol):
@@ -124,6 +127,7 @@ class Engine:
             self.config.external_cidrs,
             shared_internal=self.config.shared_internal,
         )
+        self.policy = policy
         self.detector = Detector(policy, self.catalog)
         self.identities = Identities()
         self.addresses = AddressBook()
@@ -134,6 +138,9 @@ class Engine:
         )
         self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
         self.baselines = baselines
+        self.ties = Ties()
+        self._decided: OrderedDict[str, object] = OrderedDict()  # finding uid -> signature
+        self._shells = self.catalog.posix_shells | self.catalog.cmd_shells
         self._on_finding = on_finding
         self._on_suppressed = on_suppressed
         self.suppressed = 0
@@ -178,6 +185,9 @@ class Engine:
         if event.kind is Kind.NETWORK:
             entity = self._entity(event)
             self.addresses.learn(event, entity)
+        if event.process is not None and event.kind in (Kind.PROCESS, Kind.NETWORK):
+            entity = entity or self._entity(event)
+            self.ties.observe(event, entity.key)
         if self.baselines is not None:
             self._baseline(event, entity or self._entity(event), signals)
         if not signals:
@@ -234,6 +244,7 @@ class Engine:
             key = f"container:{self.identities.canonical_id(container_uid)[:MIN_PREFIX]}"
         self.correlator.forget(key)
         self.addresses.forget(key)
+        self.ties.forget(key)
         self.identities.forget(container_uid)
 
     def _entity(self, event: Event) -> Entity:
@@ -296,18 +307,73 @@ class Engine:
             self._on_error(case.signals[0].event, exc)
 
     def _judge(self, case: Case) -> None:
+        original = case.episode  # the correlator's own, which keeps the uid for updates
+        if case.episode is not None:
+            # Only transfers tied to the archive carry it; the rest is context (ties.py).
+            episode = self.ties.split(
+                case.episode,
+                self.config.correlation.skew,
+                not case.entity.is_container,
+                self.policy.host_internal,
+            )
+            case = msgspec.structs.replace(case, episode=episode)
         judged = judge(case, self.catalog, self.identities.registries())
         if judged is None:
             return
-        if self.baselines is not None:
-            judged = self.baselines.score(judged)
-        self._deliver(judged)
+        if original is not None and not original.uid:
+            original.uid = judged.uid  # its updates keep this uid, whatever they become
+        if case.episode is not None:
+            judged = self._plan_only(case.episode, judged)
+            if not self._changed(judged):
+                return  # late traffic that changed nothing the finding says
+        self._deliver(judged, score=True)
 
-    def _deliver(self, judged: Finding) -> None:
+    def _changed(self, finding: Finding) -> bool:
+        """Whether a finding says something new: always when first decided; an update only
+        when its severity, analytic or tied evidence (kinds, destinations, bytes) moved."""
+        signature = (
+            finding.severity_id,
+            finding.analytic.uid,
+            tuple(
+                (s.kind, s.destination.label() if s.destination else "", s.bytes_out or 0)
+                for s in finding.evidence
+            ),
+        )
+        before = self._decided.get(finding.uid)
+        self._decided[finding.uid] = signature
+        self._decided.move_to_end(finding.uid)
+        if len(self._decided) > MAX_DECIDED:
+            self._decided.popitem(last=False)
+        return finding.revision == 0 or before != signature
+
+    def _plan_only(self, episode: Episode, finding: Finding) -> Finding:
+        """A shell line that names an archiver is a plan; where the source records every
+        process start and the archiver never started, it is at most low."""
+        planned = self.ties.unstarted(episode, self._shells, self.config.correlation.skew)
+        if not planned:
+            return finding
+        note = (
+            f"attempted; the archiver did not start: {planned[0]} was named in a shell line, but "
+            "this source records every process start and none of it followed"
+        )
+        return msgspec.structs.replace(
+            finding,
+            severity_id=min(finding.severity_id, 2),
+            risk_score=min(finding.risk_score, 30),
+            reasons=(*finding.reasons, note),
+        )
+
+    def _deliver(self, judged: Finding, score: bool = False) -> None:
         verdict = self.suppressor.judge(judged, self._recent(judged))
         finding = verdict.finding
+        if score and self.baselines is not None and verdict.suppressed_by is None:
+            # After the profiles: a backup job lowered to low by its identity still rises for a
+            # destination its workload never used, and falls to informational for its routine.
+            finding = self.baselines.score(finding)
         if self.baselines is not None and finding.severity_id > 2:
             self.baselines.flag(finding.entity)
+            if verdict.suppressed_by is None and finding.revision == 0:
+                self.baselines.remember(finding)
         if verdict.suppressed_by is not None:
             self.suppressed += 1
             if self._on_suppressed is not None:

@@ -22,7 +22,7 @@ from tidewaiter.detection import baseline
 from tidewaiter.detection.baseline import Baselines
 from tidewaiter.detection.suppress import Match, Suppression
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -68,6 +68,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             target VARCHAR,
             result VARCHAR NOT NULL,
             detail JSON
+        )""",
+    ),
+    (
+        # A finding updated by late evidence: the alerts row holds its latest state, this its
+        # earlier ones, oldest first.
+        """CREATE TABLE alert_history (
+            uid VARCHAR NOT NULL,
+            revision INTEGER NOT NULL,
+            alert JSON NOT NULL,
+            replaced_at TIMESTAMPTZ NOT NULL DEFAULT now()
         )""",
     ),
 )
@@ -135,13 +145,37 @@ class Store:
     def add_alert(
         self, alert: dict[str, Any], workload: str | None = None, suppressed_by: str | None = None
     ) -> bool:
-        """Store an alert once (by finding uid); False when it was already there."""
+        """Store an alert once (by finding uid); False when it was already there. An update (a
+        later revision of the same finding) replaces the row and keeps what it replaces in
+        alert_history."""
         info = alert["finding_info"]
         container = alert_container(alert)
-        before = self.db.execute("SELECT count(*) FROM alerts WHERE uid = ?", [info["uid"]])
+        revision = int((alert.get("metadata") or {}).get("sequence") or 0)
+        before = self.db.execute("SELECT alert FROM alerts WHERE uid = ?", [info["uid"]])
         row = before.fetchone()
-        if row and row[0]:
-            return False
+        if row:
+            stored = orjson.loads(row[0])
+            known = int((stored.get("metadata") or {}).get("sequence") or 0)
+            if revision <= known:
+                return False
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO alert_history (uid, revision, alert) VALUES (?, ?, ?)",
+                    [info["uid"], known, row[0]],
+                )
+                db.execute(
+                    "UPDATE alerts SET time_ms = ?, analytic = ?, severity_id = ?, "
+                    "suppressed_by = ?, alert = ? WHERE uid = ?",
+                    [
+                        alert["time"],
+                        info["analytic"]["uid"],
+                        alert["severity_id"],
+                        suppressed_by,
+                        orjson.dumps(alert).decode(),
+                        info["uid"],
+                    ],
+                )
+            return True
         self.db.execute(
             "INSERT INTO alerts (uid, time_ms, analytic, severity_id, container_uid, workload, "
             "host, suppressed_by, alert) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -158,6 +192,13 @@ class Store:
             ],
         )
         return True
+
+    def alert_history(self, uid: str) -> list[dict[str, Any]]:
+        """The earlier states of an updated finding, oldest first."""
+        rows = self.db.execute(
+            "SELECT alert FROM alert_history WHERE uid = ? ORDER BY revision", [uid]
+        ).fetchall()
+        return [orjson.loads(r[0]) for r in rows]
 
     def alerts(
         self, suppressed: bool = False, uid_prefix: str | None = None, limit: int = 1000

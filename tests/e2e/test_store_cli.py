@@ -121,3 +121,15 @@ def test_suppress_needs_a_match_and_a_valid_id(
         main(["suppress", "add", "bad id!", "--db", db, "--reason", "r", "--author", "a"])
     assert main(["suppress", "remove", "nothing", "--db", db]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_baseline_learn_stores_the_findings_it_asks_to_review(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "tw.duckdb")
+    assert main(["baseline", "learn", "--db", db, LINUX]) == 0
+    err = capsys.readouterr().err
+    line = next(line for line in err.splitlines() if line.startswith("  ") and "Critical" in line)
+    uid = line.split()[0]
+    assert main(["investigate", uid, "--db", db, "--json"]) == 0
+    assert uid in capsys.readouterr().out

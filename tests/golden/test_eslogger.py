@@ -18,8 +18,8 @@ import tidewaiter.sources.eslogger  # noqa: E402, F401 - registers the source
 
 T0 = 1709287200.0  # 2024-03-01T10:00:00Z
 ARCHIVE = "/Users/alice/Library/Caches/q1 export.tgz"
-TAR = Process(pid=8123, path="/usr/bin/tar", user="501")
-DITTO = Process(pid=8151, path="/usr/bin/ditto", user="0")
+TAR = Process(pid=8123, path="/usr/bin/tar", user="501", session="100004")
+DITTO = Process(pid=8151, path="/usr/bin/ditto", user="0", session="100004")
 
 
 @pytest.fixture(scope="module")
@@ -62,6 +62,7 @@ def test_exec_is_a_launch_of_the_target_with_argv_cwd_and_parent(
             args=("tar", "-czf", ARCHIVE, "-C", "/Users/alice", "Documents/Finance"),
             cwd="/Users/alice",
             user="501",
+            session="100004",
             parent=Process(pid=8120, path="/bin/zsh"),
         ),
     )
@@ -89,6 +90,7 @@ def test_exec_under_sudo_takes_the_effective_uid(path: Path, by_line: dict[int, 
             ),
             cwd="/Users/alice",
             user="0",
+            session="100004",
             parent=Process(pid=8150, path="/usr/bin/sudo"),
         ),
     )
@@ -108,14 +110,15 @@ def test_upload_exec(path: Path, by_line: dict[int, Event]) -> None:
             args=args,
             cwd="/Users/alice",
             user="501",
+            session="100004",
             parent=Process(pid=8120, path="/bin/zsh"),
         ),
     )
 
 
-MV = Process(pid=8131, path="/bin/mv", user="501")
-RSYNC = Process(pid=8155, path="/usr/bin/rsync", user="501")
-RM = Process(pid=8160, path="/bin/rm", user="501")
+MV = Process(pid=8131, path="/bin/mv", user="501", session="100004")
+RSYNC = Process(pid=8155, path="/usr/bin/rsync", user="501", session="100004")
+RM = Process(pid=8160, path="/bin/rm", user="501", session="100004")
 SYNC = "/Users/alice/.cache/sync.dat"
 ZIP = "/private/tmp/d.zip"
 
@@ -156,7 +159,9 @@ def test_exits(path: Path, by_line: dict[int, Event]) -> None:
         time=T0 + 3.8, kind=Kind.PROCESS, activity=Activity.EXIT, raw=ref(path, 5), process=TAR
     )
     assert by_line[16].activity is Activity.EXIT
-    assert by_line[16].process == Process(pid=8140, path="/usr/bin/curl", user="501")
+    assert by_line[16].process == Process(
+        pid=8140, path="/usr/bin/curl", user="501", session="100004"
+    )
 
 
 def test_records_with_nothing_to_use_give_no_events(by_line: dict[int, Event]) -> None:

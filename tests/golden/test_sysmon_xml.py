@@ -67,6 +67,7 @@ def test_wevtutil_export_maps_launch_file_and_connections(sysmon: Path) -> None:
         cmd_line=COMPRESS,
         cwd="C:\\Users\\jdoe\\",
         user="CORP\\jdoe",
+        session="0xcb2a1",
         parent=Process(
             pid=4420,
             uid="4f1c2a9e-e8b9-65e6-9a01-000000000f00",
@@ -183,6 +184,7 @@ def test_linux_syslog_maps_tar_its_exit_and_a_connection(sysmon: Path) -> None:
         cmd_line="tar -czf /tmp/out.tgz /etc",
         cwd="/root",
         user="root",
+        session="0",
         parent=Process(
             pid=23950,
             uid="6c7e1a8f-ec10-6746-35c8-b6f1a3550000",

@@ -145,6 +145,7 @@ def test_winlogbeat_ecs_after_the_sysmon_pipeline(corpus: Path) -> None:
         cmd_line='"C:\\Windows\\system32\\notepad.exe" ',
         cwd="C:\\Users\\vagrant\\",
         user="VAGRANT\\vagrant",
+        session="0x2c9e7",
         parent=Process(
             pid=4212,
             uid="9f32b55f-6fdf-5f98-7000-000000000500",

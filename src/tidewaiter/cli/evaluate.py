@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tidewaiter import evaluate
+from tidewaiter import evaluate, fleet
 from tidewaiter.printable import printable
 
 
@@ -21,13 +22,71 @@ def add_parser(commands: Any) -> None:
         description="Run every scenario (a folder with scenario.yaml) under DIR and score "
         "the alerts against its expectations. Exits 1 when any expectation fails.",
     )
-    parser.add_argument("root", metavar="DIR", type=Path)
+    parser.add_argument("root", metavar="DIR", type=Path, nargs="?")
     parser.add_argument("--markdown", metavar="FILE", type=Path, help="also write the tables")
+    parser.add_argument(
+        "--budget",
+        action="store_true",
+        help="measure the false-positive budget on a generated week of a cluster and "
+        "workstations (DIR: where to write it; default a temporary folder)",
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="with --budget: fleet size")
+    parser.add_argument("--seed", type=int, default=12, help="with --budget: the week's seed")
     parser.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace) -> int:
+def run_budget(args: argparse.Namespace) -> int:
     console = Console()
+    if not 0 < args.scale <= 10:
+        console.print(Text("tidewaiter: --scale must be above 0 and at most 10"), style="red")
+        return 2
+    week = fleet.generate(seed=args.seed, scale=args.scale)
+    with tempfile.TemporaryDirectory(prefix="tidewaiter-budget-") as scratch:
+        folder = args.root or Path(scratch)
+        figures = fleet.measure(week, folder)
+    rows: list[tuple[str, ...]] = [
+        (
+            f.label,
+            f"{f.container_alerts} in {f.container_days}",
+            f"{f.per_1000_container_days:.1f}",
+            f"{f.host_alerts} in {f.host_days}",
+            f"{f.per_100_host_days:.1f}",
+            f"{f.found} of {f.chains}",
+        )
+        for f in figures
+    ]
+    columns = (
+        "run",
+        "alerts above low / container-days",
+        "per 1,000 container-days",
+        "alerts above low / host-days",
+        "per 100 host-days",
+        "planted chains found at high+",
+    )
+    console.print(_table("false-positive budget", columns, rows))
+    for f in figures:
+        for line in f.noisy:
+            console.print(Text(f"  {f.label}: {printable(line)}"))
+        if f.missed:
+            console.print(Text(f"  {f.label}: missed {', '.join(f.missed)}"), style="red")
+    if args.markdown:
+        args.markdown.write_text(_markdown(columns, rows))
+    learned = figures[-1]
+    met = (
+        learned.per_1000_container_days <= 1
+        and learned.per_100_host_days <= 1
+        and not learned.missed
+    )
+    return 0 if met else 1
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.budget:
+        return run_budget(args)
+    console = Console()
+    if args.root is None:
+        console.print(Text("tidewaiter: evaluate needs DIR (or --budget)"), style="red")
+        return 2
     folders = evaluate.discover(args.root)
     if not folders:
         console.print(Text(f"tidewaiter: no scenario.yaml under {args.root}"), style="red")

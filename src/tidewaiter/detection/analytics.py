@@ -44,6 +44,7 @@ class Finding(msgspec.Struct, frozen=True):
     reasons: tuple[str, ...]
     omitted: int = 0
     suppressed_by: str | None = None  # the profile or suppression that holds it back, and why
+    revision: int = 0  # 0 when first decided; each update with late evidence adds one
 
     @property
     def time(self) -> float:
@@ -113,6 +114,8 @@ def _episode(episode: Episode, catalog: Catalog) -> Finding:
             f"{episode.omitted} more signals were beyond the evidence bound; "
             "the strongest were kept"
         )
+    if episode.nearby:
+        reasons.append(_nearby_sentence(episode.nearby))
     mount = [episode.mount] if episode.mount is not None else []
     evidence = _ordered([*mount, *episode.archives, *episode.links, *episode.transfers])
     techniques = _techniques(evidence, catalog.analytics[analytic].attacks, bool(external))
@@ -128,6 +131,8 @@ def _episode(episode: Episode, catalog: Catalog) -> Finding:
         techniques,
         anchor=episode.archives[0],
         omitted=episode.omitted,
+        revision=episode.revision,
+        uid=episode.uid,
     )
 
 
@@ -277,9 +282,11 @@ def _finding(
     techniques: tuple[str, ...],
     anchor: Signal,
     omitted: int = 0,
+    revision: int = 0,
+    uid: str = "",
 ) -> Finding:
     return Finding(
-        uid=_finding_uid(analytic, entity, anchor),
+        uid=uid or _finding_uid(analytic, entity, anchor),
         analytic=catalog.analytics[analytic],
         title=title,
         entity=entity,
@@ -289,6 +296,7 @@ def _finding(
         evidence=evidence,
         reasons=tuple(reasons),
         omitted=omitted,
+        revision=revision,
     )
 
 
@@ -338,6 +346,22 @@ def _first_transfer_sentence(episode: Episode, transfer: Signal) -> str:
     return (
         f"{archive.tool} packed data at {_clock(archive.event.time)}; {gap:.0f} s later "
         f"{transfer.explanation}"
+    )
+
+
+def _nearby_sentence(nearby: list[Signal]) -> str:
+    """Traffic near the archive in time but not tied to it: context, never the reason."""
+    shown = []
+    for signal in nearby[:3]:
+        process = signal.event.process
+        who = _basename(process.path) if process and process.path else "a process"
+        dst = signal.destination
+        shown.append(f"{who} to {dst.label() if dst else 'an unknown destination'}")
+    more = f" and {len(nearby) - 3} more" if len(nearby) > 3 else ""
+    return (
+        "context, not evidence: traffic in the same period that is not tied to the archive "
+        f"(neither names it, nor is in its process tree or session, nor matches its size): "
+        f"{', '.join(shown)}{more}"
     )
 
 

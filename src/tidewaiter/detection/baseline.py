@@ -19,11 +19,14 @@ import msgspec
 from tidewaiter.detection import cmdline
 from tidewaiter.detection.analytics import Finding
 from tidewaiter.detection.correlate import ARCHIVING, Entity
-from tidewaiter.detection.signals import Signal, SignalKind
+from tidewaiter.detection.signals import Destination, Signal, SignalKind
 from tidewaiter.events import Activity, Event, Kind
 from tidewaiter.identity import workload_key
 
 WINDOW = 600.0  # seconds: the unit of "bytes out per window"
+ROUTINE = -9  # a score change that means "this workload's routine": informational
+ROUTINE_DAYS = 2  # earlier days a finding must repeat before it is a routine
+ROUTINE_MEMORY = 32  # occurrences kept per routine key
 DAY = 86_400.0
 
 
@@ -48,6 +51,10 @@ class Profile(msgspec.Struct):
     destinations: dict[str, float] = msgspec.field(default_factory=dict)  # "ip:port"
     prefixes: dict[str, float] = msgspec.field(default_factory=dict)  # "/24 or /64:port"
     window_bytes: list[int] = msgspec.field(default_factory=list)  # external bytes per window
+    # Findings above low that recurred, by routine key (archive shape to destinations): when
+    # they fired and how many bytes left. Learned windows leave out what alerted, so a workload
+    # whose routine alerts (an export worker's upload to the company bucket) learns it here.
+    routines: dict[str, list[tuple[float, int]]] = msgspec.field(default_factory=dict)
 
     @property
     def days(self) -> float:
@@ -123,6 +130,11 @@ class Baselines:
             if signal.kind in ARCHIVING and signal.event.process is not None:
                 shape = archive_shape(signal)
                 window.archive_shapes[shape] = window.archive_shapes.get(shape, 0) + 1
+            elif signal.kind is SignalKind.UPLOAD and signal.destination is not None:
+                # A URL's host (no address, no port) is learned under its name, the key the
+                # same upload is judged by on a later night (its connection's address changes).
+                for key in destination_keys(signal.destination):
+                    window.destinations[key] = window.destinations.get(key, 0) + 1
             elif signal.kind is SignalKind.EGRESS and signal.destination is not None:
                 if signal.destination.internal:
                     continue  # the shared range, internal by choice: not egress volume
@@ -236,15 +248,52 @@ class Baselines:
             return None
         return self.profiles.get(workload_key(entity.container))
 
+    def remember(self, finding: Finding) -> None:
+        """A finding above low was delivered while learning: keep its routine key, so the same
+        archive to the same destinations on later days is recognised as this workload's own."""
+        if not self.learn or finding.entity.container is None:
+            return
+        key = routine_key(finding.evidence)
+        if key is None:
+            return
+        workload = workload_key(finding.entity.container)
+        profile = self.profiles.get(workload)
+        if profile is None:
+            first = finding.evidence[0].event.time
+            profile = self.profiles[workload] = Profile(workload, first, first, first)
+        seen = profile.routines.setdefault(key, [])
+        seen.append((finding.time, _sent(finding.evidence)))
+        del seen[:-ROUTINE_MEMORY]
+        if len(profile.routines) > self.config.max_keys:
+            del profile.routines[next(iter(profile.routines))]
+        self.changed.add(workload)
+
     def score(self, finding: Finding) -> Finding:
         """The finding with what the baseline says of each signal, and severity moved by it."""
         profile = self.profile_for(finding.entity)
-        if profile is None or not profile.trusted(self.config):
+        if profile is None:
             return finding
-        notes, change = _judge_signals(profile, finding.evidence, self.config)
+        recurring, routine = _recurring(profile, finding, self.config)
+        notes: list[str] = []
+        change = 0
+        if profile.trusted(self.config):
+            notes, change = _judge_signals(profile, finding.evidence, self.config)
+        if recurring is not None:
+            # The routine's own history judges it: informational, or far above it and not
+            # lowered at all (whatever the thinner window history says).
+            return msgspec.structs.replace(
+                finding,
+                severity_id=1
+                if routine
+                else max(finding.severity_id, finding.severity_id + change),
+                risk_score=10 if routine else finding.risk_score,
+                reasons=(*finding.reasons, *notes, recurring),
+            )
         if not notes:
             return finding
         severity = min(5, max(1, finding.severity_id + change))
+        if change <= ROUTINE:
+            severity = 1  # the workload does exactly this, to where it always does, as much
         return msgspec.structs.replace(
             finding,
             severity_id=severity,
@@ -294,20 +343,8 @@ def _judge_signals(
                 notes.append(f"{tool} has never run in {profile.workload} in {history}")
                 change += 1
             break
-    new_destination = False
-    sent = sum(s.bytes_out or 0 for s in evidence if s.kind is SignalKind.EGRESS)
-    for signal in evidence:
-        dst = signal.destination
-        if signal.kind not in (SignalKind.EGRESS, SignalKind.UPLOAD) or dst is None or dst.internal:
-            continue
-        key = destination_key(dst.ip, dst.port)
-        label = dst.label()
-        if dst.ip and key not in profile.destinations and prefix_key(key) not in profile.prefixes:
-            notes.append(f"destination {label} never seen from {profile.workload}")
-            new_destination = True
-        elif dst.ip:
-            notes.append(f"destination {label} is usual for {profile.workload}")
-        break
+    sent = _sent(evidence)
+    new_destination = _judge_destinations(profile, evidence, notes)
     if sent and profile.volume_known(config):
         p99 = profile.p99()
         ratio = sent / max(p99, 1.0)
@@ -322,8 +359,87 @@ def _judge_signals(
     if new_destination:
         change += 1
     if routine_archiver and not new_destination and change == 0:
-        change -= 2  # the workload does exactly this, to where it always does
+        # The workload does exactly this, to where it always does: informational when the
+        # volume is known to be usual too, else two levels down.
+        change = ROUTINE if profile.volume_known(config) or not sent else -2
     return notes, change
+
+
+def _sent(evidence: tuple[Signal, ...]) -> int:
+    return sum(s.bytes_out or 0 for s in evidence if s.kind is SignalKind.EGRESS)
+
+
+def routine_key(evidence: tuple[Signal, ...]) -> str | None:
+    """An archive's shape and where it went (host names, else networks): the same every day
+    for a routine, whatever the pod, the file's date or the store's current address."""
+    shape = next(
+        (archive_shape(s) for s in evidence if s.kind in ARCHIVING and s.event.process), None
+    )
+    named_pids = {
+        s.event.process.pid
+        for s in evidence
+        if s.kind is SignalKind.UPLOAD and s.event.process and s.destination and s.destination.host
+    }
+    places: set[str] = set()
+    for signal in evidence:
+        dst = signal.destination
+        if signal.kind not in (SignalKind.EGRESS, SignalKind.UPLOAD) or dst is None or dst.internal:
+            continue
+        process = signal.event.process
+        if signal.kind is SignalKind.EGRESS and process is not None and process.pid in named_pids:
+            continue  # the named upload's own connection: its name is the key
+        keys = destination_keys(dst)
+        places.add(keys[-1] if dst.host else prefix_key(keys[0]) if keys else "?")
+    if shape is None or not places:
+        return None
+    return f"{shape} to {' '.join(sorted(places))}"
+
+
+def _recurring(
+    profile: Profile, finding: Finding, config: BaselineConfig
+) -> tuple[str | None, bool]:
+    """What the findings it repeats say of this one, and whether it is the routine: the same
+    routine key on at least ROUTINE_DAYS earlier days, and no more than spike_factor times the
+    most that left on any of them. (None, False) when it repeats nothing."""
+    key = routine_key(finding.evidence)
+    seen = profile.routines.get(key or "", [])
+    earlier = [(t, b) for t, b in seen if t <= finding.time - 0.8 * DAY]
+    days = {int(t // DAY) for t, _ in earlier}
+    if len(days) < ROUTINE_DAYS:
+        return None, False
+    sent, most = _sent(finding.evidence), max(b for _, b in earlier)
+    same = f"the same archive to the same destinations as findings on {len(days)} earlier days"
+    if sent > max(config.spike_factor * most, config.spike_floor):
+        ratio = sent / max(most, 1)
+        return f"{same}, but {_size(sent)} left, {ratio:.0f}x the most they sent", False
+    return f"{same} (delivered then; {_size(most)} at most): a routine of {profile.workload}", True
+
+
+def _judge_destinations(profile: Profile, evidence: tuple[Signal, ...], notes: list[str]) -> bool:
+    """Note whether each destination out is usual for the workload; True when one is new."""
+    new_destination = False
+    usual: list[str] = []
+    known_uploaders: set[int | None] = set()
+    for signal in sorted(evidence, key=lambda s: s.kind is not SignalKind.UPLOAD):
+        dst = signal.destination
+        if signal.kind not in (SignalKind.EGRESS, SignalKind.UPLOAD) or dst is None or dst.internal:
+            continue
+        pid = signal.event.process.pid if signal.event.process else None
+        keys = destination_keys(dst)
+        if not keys:
+            continue
+        if any(k in profile.destinations or prefix_key(k) in profile.prefixes for k in keys):
+            usual.append(dst.label())
+            if signal.kind is SignalKind.UPLOAD:
+                known_uploaders.add(pid)
+        elif signal.kind is SignalKind.EGRESS and pid is not None and pid in known_uploaders:
+            usual.append(dst.label())  # a usual upload's own connection (the store moved)
+        elif not new_destination:
+            notes.append(f"destination {dst.label()} never seen from {profile.workload}")
+            new_destination = True
+    if usual and not new_destination:
+        notes.append(f"destination {usual[0]} is usual for {profile.workload}")
+    return new_destination
 
 
 def archive_shape(signal: Signal) -> str:
@@ -348,6 +464,15 @@ def archive_shape(signal: Signal) -> str:
 
 def destination_key(ip: str | None, port: int | None) -> str:
     return f"{ip} port {port}"
+
+
+def destination_keys(dst: Destination) -> list[str]:
+    """The keys a destination is learned and judged by: its address and port, and the host
+    name (or bucket) an upload's command line gave, so both forms of one store match."""
+    keys = [destination_key(dst.ip, dst.port)] if dst.ip else []
+    if dst.host and dst.host != dst.ip:
+        keys.append(f"name {dst.host.lower().rstrip('.')}")
+    return keys
 
 
 def prefix_key(key: str) -> str:

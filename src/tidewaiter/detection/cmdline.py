@@ -133,22 +133,40 @@ def _double_quoted(text: str, index: int, word: list[str]) -> int | None:
 
 
 def split_windows(text: str) -> list[str]:
-    """CommandLineToArgvW's rules, simplified: double quotes group, backslashes are literal."""
+    """CommandLineToArgvW's rules: double quotes group; backslashes are literal except before a
+    double quote, where 2n of them give n and the quote groups, 2n+1 give n and a literal quote
+    (`-Command "Compress-Archive -DestinationPath \\"$out\\x.zip\\""` keeps its quotes)."""
     args: list[str] = []
     current: list[str] = []
     quoted = False
     started = False
+    slashes = 0
     for char in text:
-        if char == '"':
-            quoted = not quoted
+        if char == "\\":
+            slashes += 1
             started = True
-        elif char in " \t" and not quoted:
+            continue
+        if char == '"':
+            current.append("\\" * (slashes // 2))
+            if slashes % 2:
+                current.append('"')
+            else:
+                quoted = not quoted
+            slashes = 0
+            started = True
+            continue
+        if slashes:
+            current.append("\\" * slashes)
+            slashes = 0
+        if char in " \t" and not quoted:
             if started:
                 args.append("".join(current))
                 current, started = [], False
         else:
             current.append(char)
             started = True
+    if slashes:
+        current.append("\\" * slashes)
     if started:
         args.append("".join(current))
     return args

@@ -39,6 +39,8 @@ class CorrelationConfig(msgspec.Struct, frozen=True):
     # ordering skew between sources: a pipeline's connection can be logged before its archiver)
     max_clock_skew: float = 7200.0  # a silent node's episodes close this long past due (quorum)
     named_window: float = 86_400.0  # an upload that names an archive joins it this long after
+    update_window: float = 1800.0  # seconds after a finding in which late evidence updates it
+    max_updates: int = 8  # updates per finding, at most
 
 
 class Entity(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -74,6 +76,7 @@ class Episode(msgspec.Struct, omit_defaults=True):
     mount: Signal | None = None  # the entity's sensitive host mount, when it has one
     transfers: list[Signal] = msgspec.field(default_factory=list)
     links: list[Signal] = msgspec.field(default_factory=list)
+    nearby: list[Signal] = msgspec.field(default_factory=list)  # traffic not tied to the archive
     omitted: int = 0  # evidence beyond max_evidence, counted so the alert can say so
     dropped: list[str] = msgspec.field(default_factory=list)  # archive names not kept (bounded)
     ranks: dict[str, list[int]] = msgspec.field(default_factory=dict)  # of full buckets
@@ -81,14 +84,18 @@ class Episode(msgspec.Struct, omit_defaults=True):
     last_transfer: float = 0.0
     external: bool = False  # a transfer reached a non-internal destination
     uploaded: bool = False  # ... and a transfer tool (not bare traffic) carried it
+    revision: int = 0  # how many times a decided episode was reopened by late evidence
+    uid: str = ""  # the finding uid it was first decided under, kept by its updates
+    decided_at: float = 0.0  # event time when it was last decided
 
     @property
     def first_archive(self) -> float:
         return self.archives[0].event.time
 
     def due(self, config: CorrelationConfig) -> float:
-        if self.uploaded:
-            # An upload tool sent it out: report soon (after the settle time, for its sends).
+        if self.uploaded or self.revision:
+            # An upload tool sent it out, or late evidence joined a decided finding: report
+            # soon (after the settle time, for its sends).
             return self.last_transfer + config.settle
         # Bare traffic is weaker evidence: wait out the window, so an upload that follows the
         # archive's first outbound connection (an updater, a telemetry ping) still joins it.
@@ -113,6 +120,7 @@ class Snapshot(msgspec.Struct):
     facts: list[tuple[str, Facts]] = msgspec.field(default_factory=list)
     commits: list[Commit] = msgspec.field(default_factory=list)
     clocks: list[tuple[str, float]] = msgspec.field(default_factory=list)
+    decided: list[Episode] = msgspec.field(default_factory=list)
 
 
 SNAPSHOT_VERSION = 2
@@ -139,6 +147,9 @@ class Correlator:
         self._by_name: OrderedDict[tuple[str, str], tuple[str, Signal]] = OrderedDict()
         self._facts: OrderedDict[str, Facts] = OrderedDict()
         self._commits: list[Commit] = []  # recent commits, oldest first, within the window
+        # Findings already emitted, open to late evidence for update_window (an uploader that
+        # starts minutes after the shell line that named it): one per entity, bounded.
+        self._decided: OrderedDict[str, Episode] = OrderedDict()
         self.watermark = 0.0  # the quorum clock: the lower median of all clocks
 
     @property
@@ -187,6 +198,7 @@ class Correlator:
                 self._close(entity.key)  # a new staging run, not more of the same one
                 episode = None
             if episode is None:
+                self._decided.pop(entity.key, None)  # a new staging run: the old one is done
                 facts = self._facts.get(entity.key)
                 episode = Episode(entity=entity, archives=[], mount=facts.mount if facts else None)
                 self._open[entity.key] = episode
@@ -194,36 +206,63 @@ class Correlator:
             if not _duplicate(episode.archives, signal):
                 self._add(episode, episode.archives, signal)
             episode.last_archive = max(episode.last_archive, time)
-        elif (
-            kind is SignalKind.UPLOAD
-            and (episode is None or time - episode.last_archive > self.config.window)
-            and (named := self._named_archive(entity.key, signal)) is not None
-        ):
-            # An upload that names an archive made before the window: the name joins them.
-            if episode is not None:
+        else:
+            if episode is None and kind in CARRYING:
+                # Late evidence of a finding already decided: it is updated, same uid.
+                episode = self._reopen(entity.key, signal)
+            beyond = episode is not None and time - episode.last_archive > self.config.window
+            if (
+                kind is SignalKind.UPLOAD
+                and (episode is None or (beyond and not episode.revision))
+                and (named := self._named_archive(entity.key, signal)) is not None
+            ):
+                self._tail(self._join_by_name(episode, entity, signal, named), entity)
+                return
+            if episode is None or time < episode.first_archive - self.config.skew:
+                return  # a transfer or link with nothing staged before it
+            if beyond and not episode.revision:
                 self._close(entity.key)
-            episode = Episode(entity=entity, archives=[named], last_archive=named.event.time)
-            facts = self._facts.get(entity.key)
-            episode.mount = facts.mount if facts else None
-            self._open[entity.key] = episode
-            self._evict_over_bound()
-            self._add_transfer(episode, signal)
-            episode.last_transfer = time
-            episode.external = episode.uploaded = not (signal.destination or _UNKNOWN).internal
-        elif episode is None or time < episode.first_archive - self.config.skew:
-            return  # a transfer or link with nothing staged before it
-        elif time - episode.last_archive > self.config.window:
+                return
+            if kind in CARRYING:
+                self._add_transfer(episode, signal)
+                episode.last_transfer = max(episode.last_transfer, time)
+                dst = signal.destination
+                outside = dst is not None and not dst.internal
+                episode.external = episode.external or outside
+                episode.uploaded = episode.uploaded or (outside and kind is SignalKind.UPLOAD)
+            elif kind in LINKING:
+                self._add(episode, episode.links, signal)
+        self._tail(episode, entity)
+
+    def _join_by_name(
+        self, episode: Episode | None, entity: Entity, signal: Signal, named: Signal
+    ) -> Episode:
+        """An upload that names an archive made before the window: the name joins them, as an
+        update of the archive's own finding when it was decided here already."""
+        decided = self._decided.get(entity.key)
+        if episode is None and decided is not None and named in decided.archives:
+            reopened = self._reopen(entity.key, signal, named=True)
+            if reopened is not None:
+                self._add_transfer(reopened, signal)
+                reopened.last_transfer = max(reopened.last_transfer, signal.event.time)
+                outside = not (signal.destination or _UNKNOWN).internal
+                reopened.external = reopened.external or outside
+                reopened.uploaded = reopened.uploaded or outside
+                return reopened
+        if episode is not None:
             self._close(entity.key)
-            return
-        elif kind in CARRYING:
-            self._add_transfer(episode, signal)
-            episode.last_transfer = max(episode.last_transfer, time)
-            dst = signal.destination
-            outside = dst is not None and not dst.internal
-            episode.external = episode.external or outside
-            episode.uploaded = episode.uploaded or (outside and kind is SignalKind.UPLOAD)
-        elif kind in LINKING:
-            self._add(episode, episode.links, signal)
+        episode = Episode(entity=entity, archives=[named], last_archive=named.event.time)
+        facts = self._facts.get(entity.key)
+        episode.mount = facts.mount if facts else None
+        self._open[entity.key] = episode
+        self._evict_over_bound()
+        self._add_transfer(episode, signal)
+        episode.last_transfer = signal.event.time
+        episode.external = episode.uploaded = not (signal.destination or _UNKNOWN).internal
+        return episode
+
+    def _tail(self, episode: Episode, entity: Entity) -> None:
+        """After a signal joined an episode: the richest identity, recency, its due time."""
         if entity.container is not None and episode.entity != entity:
             episode.entity = entity  # keep the richest identity seen (full id, image)
         self._open.move_to_end(entity.key)
@@ -247,6 +286,37 @@ class Correlator:
             if found is not None and found[0] != key and found[1].event.time >= horizon:
                 return found[1]
         return None
+
+    def _reopen(self, key: str, signal: Signal, named: bool = False) -> Episode | None:
+        """A decided finding of this entity that late evidence may still update, reopened: an
+        upload tool's exec, or the traffic of an uploader it already names (an app's routine
+        calls after the archive are not late evidence of it)."""
+        episode = self._decided.get(key)
+        late = signal.event.time - episode.decided_at if episode is not None else 0.0
+        window = self.config.named_window if named else self.config.update_window
+        if episode is None or late > window or episode.revision >= self.config.max_updates:
+            return None
+        if signal.kind is SignalKind.UPLOAD:
+            # The planned upload now running (its tool was named before), or one naming the
+            # archive; an unrelated upload that happens to follow is not late evidence.
+            names = {_name(a.archive_path) for a in episode.archives if a.archive_path}
+            planned = {t.tool for t in episode.transfers if t.kind is SignalKind.UPLOAD}
+            if signal.tool not in planned and not names & {_name(p) for p in signal.sent_paths}:
+                return None
+        else:
+            process = signal.event.process
+            uploaders = {
+                t.event.process.pid
+                for t in episode.transfers
+                if t.kind is SignalKind.UPLOAD and t.event.process is not None
+            }
+            if process is None or process.pid is None or process.pid not in uploaders:
+                return None
+        del self._decided[key]
+        episode.revision += 1
+        self._open[key] = episode
+        self._evict_over_bound()
+        return episode
 
     def rekey(self, old: str, new: str) -> None:
         """Move what is known under one entity key to another (a pod that got its real id)."""
@@ -399,6 +469,12 @@ class Correlator:
         episode = self._open.pop(key, None)
         if episode is not None:
             self._emit(Case("episode", episode.entity, (), episode=episode))
+            # When it was due, not when the next record happened to arrive (event time).
+            episode.decided_at = min(self.watermark, episode.due(self.config))
+            self._decided[key] = episode
+            self._decided.move_to_end(key)
+            while len(self._decided) > self.config.max_open:
+                self._decided.popitem(last=False)
 
     def _evict_over_bound(self) -> None:
         while len(self._open) > self.config.max_open:
@@ -413,6 +489,7 @@ class Correlator:
             list(self._facts.items()),
             self._commits,
             list(self._clocks.items()),
+            list(self._decided.values()),
         )
         return msgspec.msgpack.encode(state)
 
@@ -428,6 +505,7 @@ class Correlator:
             self._schedule(episode, episode.entity.key)
         self._facts = OrderedDict(state.facts)
         self._commits = list(state.commits)
+        self._decided = OrderedDict((e.entity.key, e) for e in state.decided)
 
 
 def clock_key(entity: Entity) -> str:

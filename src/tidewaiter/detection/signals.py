@@ -13,7 +13,7 @@ from enum import StrEnum
 
 import msgspec
 
-from tidewaiter.detection import cmdline, netloc
+from tidewaiter.detection import cmdline, netloc, powershell
 from tidewaiter.detection.addresses import AddressPolicy, legacy_ipv4
 from tidewaiter.detection.catalog import Archiver, Catalog, Encryptor, Transfer, load
 from tidewaiter.detection.options import Parsed, parse
@@ -277,6 +277,12 @@ class Detector:
             in self.catalog.downloaders
         ):
             return []  # `curl -O x.tgz`: an archive received, not one staged
+        if (
+            event.activity is Activity.RENAME
+            and cmdline.exe_name(event.process.path if event.process else None)
+            in self.catalog.download_renamers
+        ):
+            return []  # a browser or package manager finishing a download under its real name
         kind = self.catalog.archive_kind(file.path)
         by_magic = self.catalog.magic_kind(file.magic) if file.magic else None
         if kind is None and by_magic is None:
@@ -548,6 +554,8 @@ class Detector:
                 continue
             match = output_pattern.search(text) if output_pattern else None
             path = next((g for g in match.groups() if g), None) if match else None
+            if match and path and spec.tool in POWERSHELL_SCRIPTS:
+                path = _powershell_path(text, match)
             found.append(
                 Signal(
                     SignalKind.ARCHIVE,
@@ -931,3 +939,17 @@ def _socat_destination(detector: Detector, positionals: list[str]) -> Destinatio
             if reads_file or "-" in positionals or "STDIN" in (p.upper() for p in positionals):
                 return detector._host_destination(host, port_number)
     return None
+
+
+# Script archivers whose output is a PowerShell argument, read by detection/powershell.py.
+POWERSHELL_SCRIPTS = frozenset({"Compress-Archive", "ZipFile.CreateFromDirectory"})
+
+
+def _powershell_path(text: str, match: re.Match[str]) -> str:
+    """The archive path as PowerShell would read the argument the pattern found: from its
+    opening quote (a command line's `\\"` too), variables assigned before it resolved."""
+    group = next(i for i, g in enumerate(match.groups(), start=1) if g)
+    at = match.start(group)
+    if at > 0 and text[at - 1] in "\"'":
+        at -= 2 if text[at - 2 : at] == '\\"' else 1
+    return powershell.resolve(powershell.argument_at(text, at), text, at)

@@ -22,6 +22,7 @@ from tidewaiter.detection import cmdline
 from tidewaiter.detection.analytics import Finding
 from tidewaiter.detection.correlate import ARCHIVING
 from tidewaiter.detection.signals import Signal, SignalKind
+from tidewaiter.detection.workload import Identity, identity
 from tidewaiter.identity import image_repository, workload_key
 
 
@@ -32,7 +33,9 @@ class Profile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     effect: Literal["suppress", "lower"]  # when every transfer stayed inside or was allowed
     by: int = 1
     outside: Literal["none", "lower", "suppress_unless_named"] = "none"  # otherwise
-    outside_by: int = 1
+    outside_to: int = 2  # the severity an outside transfer is lowered to, at most
+    owner_kinds: tuple[str, ...] = ()  # the workload identity that vouches for "lower" outside
+    images: tuple[str, ...] = ()
     nearby: bool = False  # its tools count when they ran in the same place just before
     tools: tuple[str, ...] = ()
     parents: tuple[str, ...] = ()
@@ -110,6 +113,16 @@ class _CompiledProfile:
         self.parents = frozenset(profile.parents)
         self.commands = [re.compile(c) for c in profile.commands]
         self.paths = [re.compile(p) for p in profile.paths]
+        self.images = [re.compile(i) for i in profile.images]
+
+    def vouched(self, who: Identity) -> str | None:
+        """Why the workload's identity (never its command text) says it does this, or None."""
+        if who.kind in self.profile.owner_kinds:
+            inferred = " (from the name its controller gave the pod)" if who.inferred else ""
+            return f"the workload is {who.describe()}{inferred}"
+        if who.image and any(i.search(who.image) for i in self.images):
+            return f"the workload runs the image {who.image}"
+        return None
 
     def why(self, signal: Signal, recent: frozenset[str]) -> str | None:
         """The evidence that makes this profile cover one archiving signal, or None."""
@@ -197,10 +210,10 @@ class Suppressor:
             if _matches(rule.match, finding):
                 return Verdict(finding, f"suppression {rule.id}: {rule.reason} ({rule.author})")
         inside, caveat = self._inside(finding.evidence)
+        refused: list[str] = []
         for compiled in self.profiles:
             profile = compiled.profile
             effect: str = profile.effect if inside else profile.outside
-            by = profile.by if inside else profile.outside_by
             if effect == "none":
                 continue
             evidence = self._profile_evidence(compiled, finding, recent)
@@ -216,19 +229,58 @@ class Suppressor:
                 reasons = (*finding.reasons, unproven)
                 return Verdict(msgspec.structs.replace(finding, reasons=reasons))
             if effect == "suppress_unless_named":
-                if _named(finding):
-                    continue  # an upload tool carried the archive itself: not this profile's doing
-                return Verdict(finding, note)
+                why_not = self._carried_out(finding)
+                if why_not is None:
+                    return Verdict(finding, note)
+                refused.append(f"not held back as {profile.name.lower()} ({evidence}): {why_not}")
+                continue
             if effect == "suppress":
                 return Verdict(finding, note)
-            lowered = msgspec.structs.replace(
-                finding,
-                severity_id=max(1, finding.severity_id - by),
-                risk_score=max(0, finding.risk_score - 20 * by),
-                reasons=(*finding.reasons, f"lowered by {note}"),
-            )
-            return Verdict(lowered)
+            if inside:
+                return Verdict(_lower(finding, finding.severity_id - profile.by, note))
+            who = identity(finding.entity.container)
+            vouched = compiled.vouched(who)
+            if vouched is None:
+                # Names and command text come from inside the workload: context, never cover.
+                refused.append(
+                    f"not lowered as a {profile.name.lower()}: {evidence}, but that is text from "
+                    f"inside {who.describe()}, which is not a {profile.name.lower()} job by its "
+                    "owner or image, and the transfer went to a destination not allowed"
+                )
+                continue
+            to = min(finding.severity_id, profile.outside_to)
+            return Verdict(_lower(finding, to, f"{note}; {vouched}"))
+        if refused:
+            finding = msgspec.structs.replace(finding, reasons=(*finding.reasons, refused[0]))
         return Verdict(finding)
+
+    def _carried_out(self, finding: Finding) -> str | None:
+        """Why a transfer out is more than the profile's own traffic (None when it is not): an
+        upload tool sent to a destination not allowed, or another process's egress left."""
+        if _named(finding):
+            return "an upload tool carried the archive itself"
+        for signal in finding.evidence:
+            if (
+                signal.kind in (SignalKind.UPLOAD, SignalKind.PUSH)
+                and not self._inside((signal,))[0]
+            ):
+                dst = signal.destination
+                where = dst.label() if dst is not None else "an unknown destination"
+                return f"{signal.tool} uploaded to {where}, a destination not allowed"
+        own = {
+            s.event.process.pid
+            for s in finding.evidence
+            if s.kind in ARCHIVING and s.event.process is not None
+        }
+        for signal in finding.evidence:
+            if signal.kind is not SignalKind.EGRESS or self._inside((signal,))[0]:
+                continue
+            process = signal.event.process
+            if process is None or process.pid in own:
+                continue  # the installer's own download (an executable's name proves nothing)
+            name = cmdline.exe_name(process.path)
+            return f"{name or 'a process'} (pid {process.pid}) sent traffic out after it"
+        return None
 
     def explain(self, finding: Finding, recent: frozenset[str] = frozenset()) -> list[NearMatch]:
         """Every profile and suppression held against the finding, closest first: which of
@@ -314,6 +366,17 @@ class Suppressor:
 
 # Sources whose connection names come from forward DNS answers, not from the far side.
 _FORWARD_NAMED = frozenset({"hubble"})
+
+
+def _lower(finding: Finding, severity: int, note: str) -> Finding:
+    to = max(1, min(finding.severity_id, severity))
+    by = finding.severity_id - to
+    return msgspec.structs.replace(
+        finding,
+        severity_id=to,
+        risk_score=max(0, finding.risk_score - 20 * by),
+        reasons=(*finding.reasons, f"lowered by {note}"),
+    )
 
 
 class _Allowed:

@@ -34,7 +34,19 @@ class ConsoleSink:
         self.alerts.append(alert)
 
     def close(self) -> None:
-        render(self.console, self.alerts)
+        render(self.console, final_states(self.alerts))
+
+
+def final_states(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each finding once, in its latest state (an update replaces what it updates)."""
+    latest: dict[str, dict[str, Any]] = {}
+    for alert in alerts:
+        uid = alert["finding_info"]["uid"]
+        known = latest.get(uid)
+        revision = (alert.get("metadata") or {}).get("sequence") or 0
+        if known is None or revision >= ((known.get("metadata") or {}).get("sequence") or 0):
+            latest[uid] = alert
+    return list(latest.values())
 
 
 def render(console: Console, alerts: list[dict[str, Any]]) -> None:

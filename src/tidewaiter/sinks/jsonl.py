@@ -8,6 +8,8 @@ from typing import IO, Any
 
 import orjson
 
+from tidewaiter.alerts import delivery_key
+
 # With dedupe, the uids of the alerts in the last TAIL_BYTES of the file are remembered (an
 # alert written again after a crash is a recent one), and at most REMEMBERED uids are kept.
 TAIL_BYTES = 32 << 20
@@ -29,7 +31,7 @@ class JsonLinesSink:
 
     def write(self, alert: dict[str, Any]) -> None:
         if self._known is not None:
-            uid = alert["finding_info"]["uid"]
+            uid = delivery_key(alert)
             if uid in self._known:
                 return
             self._known[uid] = None
@@ -79,6 +81,6 @@ def _uid(line: bytes) -> str | None:
     try:
         alert = orjson.loads(line)
         uid = alert["finding_info"]["uid"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return delivery_key(alert) if isinstance(uid, str) else None
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
-    return uid if isinstance(uid, str) else None

@@ -32,6 +32,7 @@ from typing import Any, Protocol
 import orjson
 
 from tidewaiter import durable
+from tidewaiter.alerts import delivery_key
 
 REMEMBERED = 100_000  # uids remembered for deduplication
 COMPACT_BYTES = 1 << 20  # a delivered prefix this large (and half the file) is compacted away
@@ -113,7 +114,7 @@ class Spool:
     # --- the writer's side (the runner) --------------------------------------------------------
 
     def put(self, alert: dict[str, Any]) -> Put:
-        uid = alert["finding_info"]["uid"]
+        uid = delivery_key(alert)
         line = orjson.dumps(alert) + b"\n"
         with self._lock:
             if uid in self._seen:
@@ -341,10 +342,11 @@ class SpooledSink:
 
 def _uid(line: bytes) -> str | None:
     try:
-        uid = orjson.loads(line)["finding_info"]["uid"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+        alert = orjson.loads(line)
+        uid = alert["finding_info"]["uid"]
+        return delivery_key(alert) if isinstance(uid, str) else None
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
         return None
-    return uid if isinstance(uid, str) else None
 
 
 def _read_lines(path: Path) -> list[str]:

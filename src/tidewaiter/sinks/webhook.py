@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from tidewaiter import __version__
+from tidewaiter.alerts import delivery_key
 from tidewaiter.printable import printable
 from tidewaiter.sinks.spool import DeliveryError
 
@@ -93,7 +94,7 @@ class WebhookTransport:
         headers = {
             "Content-Type": "application/json",
             "User-Agent": f"tidewaiter/{__version__}",
-            "Idempotency-Key": alert["finding_info"]["uid"],
+            "Idempotency-Key": delivery_key(alert),
             **self.headers,
         }
         request = urllib.request.Request(  # noqa: S310 - the scheme is checked in check_url

@@ -462,6 +462,7 @@ def _launch(group: _Group) -> Event:
         args=tuple(argv) if argv else None,
         cwd=_text(group.cwd),
         user=to_str(call.get("uid")),
+        session=_session(call),
         parent=_parent(call),
     )
     return _event(group, Kind.PROCESS, Activity.LAUNCH, process)
@@ -491,8 +492,15 @@ def _actor(group: _Group) -> Process | None:
         args=tuple(argv) if argv else None,
         cwd=_text(group.cwd),
         user=to_str(call.get("uid")),
+        session=_session(call),
         parent=_parent(call),
     )
+
+
+def _session(call: dict[str, str]) -> str | None:
+    """The audit session (ses); 4294967295 is "unset" (a daemon, not a login)."""
+    ses = call.get("ses")
+    return ses if ses and ses != "4294967295" else None
 
 
 def _parent(call: dict[str, str]) -> Process | None:

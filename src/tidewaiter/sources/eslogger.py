@@ -149,6 +149,7 @@ def _exec(payload: Obj, actor: Obj | None) -> _What:
         args=args,
         cwd=_path(payload.get("cwd")),
         user=_user(token),
+        session=to_str(token.get("asid")),
         parent=_parent(target, actor),
     )
     return Kind.PROCESS, Activity.LAUNCH, process, None
@@ -247,7 +248,7 @@ def _actor(process: Obj | None) -> Process | None:
     path = _path(process.get("executable"))
     if pid is None and path is None:
         return None
-    return Process(pid=pid, path=path, user=_user(token))
+    return Process(pid=pid, path=path, user=_user(token), session=to_str(token.get("asid")))
 
 
 def _args(value: object) -> tuple[str, ...] | None:

@@ -111,6 +111,7 @@ def _actor(data: Fields) -> Process:
         uid=_guid(data.get("ProcessGuid")),
         path=to_str(data.get("Image")),
         user=to_str(data.get("User")),
+        session=to_str(data.get("LogonId")),
     )
 
 

@@ -132,6 +132,7 @@ class ArchiverFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 class TransferFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     transfers: tuple[Transfer, ...]
     downloaders: tuple[str, ...]
+    download_renamers: tuple[str, ...]
     splitters: tuple[Splitter, ...]
     script_transfers: tuple[ScriptTransfer, ...]
     runtimes: Runtimes
@@ -218,6 +219,7 @@ class Catalog:
         ]
         self.downloaders = frozenset(transfers.downloaders)
         self.resolvers = frozenset(transfers.resolvers)
+        self.download_renamers = frozenset(transfers.download_renamers)
         self.runtimes = transfers.runtimes
         self.shells = transfers.shells
         self.posix_shells = frozenset(transfers.shells.posix.binaries)
