@@ -48,11 +48,12 @@ def assert_no_parser_bugs(report: ReadReport) -> None:
 def assert_accounted(
     events: list[Event], report: ReadReport, records: int, framing_problems: int = 0
 ) -> None:
-    """The report counts the given number of records, each once: as events, nothing to use, or
-    skipped (a framing line may be a problem too, without being a record); none a parser bug."""
+    """The report counts the given number of records, each once: as events, nothing to use,
+    another format's record, or skipped (a framing line may be a problem too, without being a
+    record); none a parser bug."""
     assert report.records == records
     assert report.events == len(events)
-    assert report.events + report.ignored + report.skipped_total == (
+    assert report.events + report.ignored + report.foreign.total() + report.skipped_total == (
         report.records + framing_problems
     )
     assert_no_parser_bugs(report)
