@@ -46,6 +46,7 @@ _MODULES = (
     "k8s_audit",
     "eslogger",
     "ocsf",
+    "ecs",
     "docker_events",
     "hubble",
     "osquery",

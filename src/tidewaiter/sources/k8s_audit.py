@@ -196,14 +196,14 @@ def _unwrap(audit: _Audit) -> list[_Audit]:
         return [_inner(_json(_AKS, audit.properties).log, "properties.log")]
     if audit.proto_payload:  # GKE
         return [_gke(audit)]
+    if audit.message_type == "CONTROL_MESSAGE":  # CloudWatch's reachability check
+        raise ForeignRecord("CloudWatch Logs control message")
     batch = audit.log_events or audit.events  # a subscription batch, or filter-log-events
     if batch:
         return _batch(_json(_LOG_EVENTS, batch))
     for raw, where in ((audit.message, "message"), (audit.at_message, "@message")):
         if raw:  # one CloudWatch Logs event (EKS), as exported or forwarded
             return [_inner(_json(_TEXT, raw), where)]
-    if audit.message_type == "CONTROL_MESSAGE":  # CloudWatch's reachability check
-        raise ForeignRecord("CloudWatch Logs control message")
     return [audit]  # an event without kind or auditID: read as it is
 
 

@@ -1,0 +1,349 @@
+"""Elastic Common Schema documents from Linux, macOS and endpoint producers, one reader for all:
+Auditbeat (the auditd module, and the system module's process and socket datasets), Elastic
+Defend / Endpoint (process, file and network events) and the Filebeat / Elastic Agent Zeek module
+(connection events), as JSON lines, pretty-printed documents or Elasticsearch hits (``_source``).
+
+What an event is comes from ECS's categorisation (``event.category``, ``event.type``,
+``event.action``), and its facts from the common field sets: ``process.*`` (with ``parent``),
+``file.*``, ``source.*`` / ``destination.*``, ``network.*``, ``host.*``, ``container.*`` and
+``orchestrator.*`` (or Beats' ``kubernetes.*``). Fields are read nested or dotted
+(``"process.pid": 1``), as exports flatten them. Where the auditd module kept the raw records
+(``auditd.messages``, or ``event.original``), they go through the auditd reader, which knows
+more of them (hex arguments, SOCKADDR) than the summary does. Windows event log documents
+(``winlog.*``, Winlogbeat and Elastic Agent's Sysmon) are another reader's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+
+from tidewaiter.events import (
+    Activity,
+    Container,
+    Endpoint,
+    Event,
+    File,
+    Image,
+    Kind,
+    Process,
+    RawRef,
+    Traffic,
+)
+from tidewaiter.identity import normalise_container_id
+from tidewaiter.printable import printable
+from tidewaiter.sources import register
+from tidewaiter.sources.base import Decoder, ForeignRecord, RecordError, Source
+from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
+from tidewaiter.sources.json_documents import DocumentDecoder, first_document
+from tidewaiter.sources.k8s_audit import pod_container
+
+Obj = dict[str, object]
+_DOCUMENT = msgspec.json.Decoder(Obj)
+
+# event.action values of producers that predate (or skip) event.category / event.type.
+_ACTIONS: dict[str, tuple[Kind, Activity]] = {
+    "process_started": (Kind.PROCESS, Activity.LAUNCH),  # Auditbeat system/process
+    "process_stopped": (Kind.PROCESS, Activity.EXIT),
+    "executed": (Kind.PROCESS, Activity.LAUNCH),  # Auditbeat auditd
+    "exec": (Kind.PROCESS, Activity.LAUNCH),  # Elastic Defend (Linux, macOS)
+    "socket_opened": (Kind.NETWORK, Activity.CONNECT),  # Auditbeat system/socket
+    "socket_closed": (Kind.NETWORK, Activity.CLOSE),
+    "connected-to": (Kind.NETWORK, Activity.CONNECT),  # Auditbeat auditd
+    "connection_attempted": (Kind.NETWORK, Activity.CONNECT),  # Elastic Defend
+    "disconnect_received": (Kind.NETWORK, Activity.CLOSE),
+    "creation": (Kind.FILE, Activity.CREATE),  # Elastic Defend
+    "overwrite": (Kind.FILE, Activity.WRITE),
+    "modification": (Kind.FILE, Activity.WRITE),
+    "rename": (Kind.FILE, Activity.RENAME),
+    "deletion": (Kind.FILE, Activity.DELETE),
+}
+_FILE_TYPES = {
+    "creation": Activity.CREATE,
+    "change": Activity.WRITE,
+    "deletion": Activity.DELETE,
+}
+_INBOUND = frozenset({"inbound", "ingress"})
+
+
+@register
+class EcsSource(Source):
+    name = "ecs"
+    title = "Elastic Common Schema (Auditbeat, Elastic Defend, Filebeat Zeek)"
+
+    def sniff(self, head: bytes) -> bool:
+        document = first_document(head)
+        if document is None:
+            return False
+        document = _source_of(document)
+        if "winlog" in document or any(key.startswith("winlog.") for key in document):
+            return False  # Windows event logs in ECS: the Windows JSON reader's
+        if "@timestamp" not in document:
+            return False
+        return "ecs" in document or "event" in document or "event.action" in document
+
+    def decoder(self, path: str) -> Decoder:
+        return EcsDecoder()
+
+
+class EcsDecoder(DocumentDecoder):
+    def document(self, data: bytes, ref: RawRef) -> list[Event]:
+        return _events(_source_of(decode_json_line(data, _DOCUMENT)), ref)
+
+
+def _source_of(document: Obj) -> Obj:
+    """The document itself, or the ``_source`` of an Elasticsearch hit."""
+    source = document.get("_source")
+    return source if isinstance(source, dict) else document
+
+
+def _get(document: Obj, path: str) -> object:
+    """A field by its dotted ECS name, nested (``{"process": {"pid": 1}}``), dotted
+    (``{"process.pid": 1}``) or anything in between."""
+    if path in document:
+        return document[path]
+    parts = path.split(".")
+    for cut in range(1, len(parts)):
+        inner = document.get(".".join(parts[:cut]))
+        if isinstance(inner, dict):
+            return _get(inner, ".".join(parts[cut:]))
+    return None
+
+
+def _strings(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(text for text in (to_str(item) for item in value) if text is not None)
+    return ()
+
+
+def _events(doc: Obj, ref: RawRef) -> list[Event]:
+    if "winlog" in doc:
+        raise ForeignRecord("Windows event log (winlog) ECS")
+    module = to_str(_get(doc, "event.module"))
+    dataset = to_str(_get(doc, "event.dataset")) or ""
+    if module == "zeek" or dataset.startswith("zeek."):
+        return _zeek(doc, dataset, ref)
+    if module == "auditd":
+        raw = _auditd_lines(doc)
+        if raw:
+            return _through_auditd(raw, doc, ref)
+    kind_activity = _classify(doc)
+    if kind_activity is None:
+        return []
+    kind, activity = kind_activity
+    time = _time(doc)
+    common = {
+        "time": time,
+        "raw": _ref(doc, ref),
+        "host": to_str(_get(doc, "host.hostname")) or to_str(_get(doc, "host.name")),
+        "container": _container(doc),
+        "process": _process(doc),
+    }
+    if kind is Kind.PROCESS:
+        if common["process"] is None:
+            raise RecordError("process event without process fields")
+        return [Event(kind=kind, activity=activity, **common)]  # type: ignore[arg-type]
+    if kind is Kind.FILE:
+        return [_file(doc, activity, common)]
+    return [_network(doc, activity, common)]
+
+
+def _classify(doc: Obj) -> tuple[Kind, Activity] | None:
+    categories = _strings(_get(doc, "event.category"))
+    types = _strings(_get(doc, "event.type"))
+    action = (to_str(_get(doc, "event.action")) or "").lower()
+    if action in _ACTIONS:
+        return _ACTIONS[action]
+    if "process" in categories and "start" in types:
+        return Kind.PROCESS, Activity.LAUNCH
+    if "process" in categories and "end" in types:
+        return Kind.PROCESS, Activity.EXIT
+    if "file" in categories:
+        for kind_of_change, activity in _FILE_TYPES.items():
+            if kind_of_change in types:
+                return Kind.FILE, activity
+    if "network" in categories and _get(doc, "destination.ip") is not None:
+        if "end" in types:
+            return Kind.NETWORK, Activity.CLOSE
+        if "start" in types or "connection" in types:
+            return Kind.NETWORK, Activity.CONNECT
+    return None
+
+
+def _time(doc: Obj) -> float:
+    stamp = _get(doc, "@timestamp")
+    return parse_time(stamp if stamp is not None else _get(doc, "event.created"))
+
+
+def _ref(doc: Obj, ref: RawRef) -> RawRef:
+    record_id = to_str(_get(doc, "event.id"))
+    return msgspec.structs.replace(ref, record_id=record_id[:128]) if record_id else ref
+
+
+def _process(doc: Obj) -> Process | None:
+    process = _process_at(doc, "process")
+    if process is None:
+        return None
+    parent = _process_at(doc, "process.parent")
+    ppid = to_int(_get(doc, "process.ppid"))  # Auditbeat's system module
+    if parent is None and ppid is not None:
+        parent = Process(pid=ppid)
+    return msgspec.structs.replace(
+        process,
+        user=to_str(_get(doc, "user.name")),
+        parent=parent,
+    )
+
+
+def _process_at(doc: Obj, prefix: str) -> Process | None:
+    args = _strings(_get(doc, f"{prefix}.args")) or None
+    cmd_line = to_str(_get(doc, f"{prefix}.command_line"))
+    if cmd_line is None and args:
+        cmd_line = " ".join(args)
+    path = to_str(_get(doc, f"{prefix}.executable"))
+    pid = to_int(_get(doc, f"{prefix}.pid"))
+    name = to_str(_get(doc, f"{prefix}.name"))
+    if path is None and name is not None:
+        path = name  # Process.name is the path's last part: a bare name is the best there is
+    if path is None and pid is None and cmd_line is None:
+        return None
+    return Process(
+        pid=pid,
+        uid=to_str(_get(doc, f"{prefix}.entity_id")),
+        path=path,
+        cmd_line=cmd_line,
+        args=args,
+        # process.cwd: Auditbeat before ECS 1.x named it so.
+        cwd=to_str(_get(doc, f"{prefix}.working_directory")) or to_str(_get(doc, f"{prefix}.cwd")),
+    )
+
+
+def _container(doc: Obj) -> Container | None:
+    uid = normalise_container_id(to_str(_get(doc, "container.id")))
+    namespace = to_str(_get(doc, "orchestrator.namespace")) or to_str(
+        _get(doc, "kubernetes.namespace")
+    )
+    pod = to_str(_get(doc, "kubernetes.pod.name"))
+    if pod is None and to_str(_get(doc, "orchestrator.resource.type")) == "pod":
+        pod = to_str(_get(doc, "orchestrator.resource.name"))
+    name = to_str(_get(doc, "container.name")) or to_str(_get(doc, "kubernetes.container.name"))
+    if uid is None:
+        if pod is None:
+            return None
+        uid = pod_container(namespace, pod, name)  # joined to the runtime's id later
+    image = to_str(_get(doc, "container.image.name"))
+    tags = _strings(_get(doc, "container.image.tag"))
+    if image is not None and tags and ":" not in image.rpartition("/")[2]:
+        image = f"{image}:{tags[0]}"
+    return Container(
+        uid=uid,
+        name=name,
+        image=Image(name=image) if image else None,
+        runtime=to_str(_get(doc, "container.runtime")),
+        pod_name=pod,
+        namespace=namespace,
+    )
+
+
+def _file(doc: Obj, activity: Activity, common: dict[str, object]) -> Event:
+    path = to_str(_get(doc, "file.path"))
+    if path is None:
+        raise RecordError("file event without file.path")
+    header = to_str(_get(doc, "file.Ext.header_bytes"))  # Elastic Defend: the first bytes, hex
+    magic = None
+    if header is not None:
+        try:
+            magic = bytes.fromhex(header[:64])
+        except ValueError:
+            magic = None
+    # A rename's new name is file.path (Defend keeps the old one in file.Ext.original.path).
+    file = File(path=path, size=to_int(_get(doc, "file.size")), magic=magic)
+    return Event(kind=Kind.FILE, activity=activity, file=file, **common)  # type: ignore[arg-type]
+
+
+def _endpoint(doc: Obj, side: str) -> Endpoint | None:
+    ip = to_str(_get(doc, f"{side}.ip")) or to_str(_get(doc, f"{side}.address"))
+    port = to_int(_get(doc, f"{side}.port"))
+    name = to_str(_get(doc, f"{side}.domain"))
+    if ip is None and name is None:
+        return None
+    return Endpoint(ip=ip, port=port, hostname=name)
+
+
+def _network(doc: Obj, activity: Activity, common: dict[str, object]) -> Event:
+    direction = (to_str(_get(doc, "network.direction")) or "").lower()
+    if direction in _INBOUND:
+        # Accepted from outside: kept, but it is not this host connecting out (as Sysmon's
+        # Initiated=false), so it must not read as one.
+        activity = Activity.OTHER
+    sent, received = to_int(_get(doc, "source.bytes")), to_int(_get(doc, "destination.bytes"))
+    traffic = Traffic(bytes_out=sent, bytes_in=received) if sent or received else None
+    return Event(
+        kind=Kind.NETWORK,
+        activity=activity,
+        src_endpoint=_endpoint(doc, "source"),
+        dst_endpoint=_endpoint(doc, "destination"),
+        traffic=traffic,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def _zeek(doc: Obj, dataset: str, ref: RawRef) -> list[Event]:
+    """A Zeek connection as the Filebeat / Elastic Agent module indexes it: a flow seen on the
+    wire, with no host or process (``host.*`` is the sensor's), joined to a container or host
+    by its source address like conn.log."""
+    log = dataset.removeprefix("zeek.") or "unnamed"
+    if log != "connection":
+        raise ForeignRecord(f"Zeek {printable(log)[:40]} log (ECS)")
+    source, destination = _endpoint(doc, "source"), _endpoint(doc, "destination")
+    if source is None or destination is None or source.ip is None or destination.ip is None:
+        raise RecordError("Zeek connection without source and destination addresses")
+    # source.bytes / destination.bytes are the IP-level orig_ip_bytes / resp_ip_bytes.
+    return [
+        Event(
+            time=_time(doc),
+            kind=Kind.NETWORK,
+            activity=Activity.TRAFFIC,
+            raw=msgspec.structs.replace(
+                ref, record_id=to_str(_get(doc, "zeek.session_id")) or ref.record_id
+            ),
+            src_endpoint=source,
+            dst_endpoint=destination,
+            traffic=Traffic(
+                bytes_out=to_int(_get(doc, "source.bytes")),
+                bytes_in=to_int(_get(doc, "destination.bytes")),
+            ),
+        )
+    ]
+
+
+def _auditd_lines(doc: Obj) -> list[str]:
+    messages = _strings(_get(doc, "auditd.messages"))
+    if messages:
+        return list(messages)
+    original = to_str(_get(doc, "event.original"))
+    if original is not None and original.startswith("type="):
+        return original.splitlines()
+    return []
+
+
+def _through_auditd(lines: Iterable[str], doc: Obj, ref: RawRef) -> list[Event]:
+    """The raw auditd records Auditbeat kept, read by the auditd reader; the document's host
+    names the events where the records name none."""
+    from tidewaiter.sources.auditd import AuditDecoder
+
+    decoder = AuditDecoder()
+    auditd_ref = msgspec.structs.replace(ref, source="auditd")
+    events: list[Event] = []
+    for line in lines:
+        events += decoder.feed(line.encode(), auditd_ref)
+    events += decoder.flush()
+    if decoder.failed:
+        raise RecordError(decoder.failed[0][1])
+    host = to_str(_get(doc, "host.hostname")) or to_str(_get(doc, "host.name"))
+    if host is None:
+        return events
+    return [e if e.host else msgspec.structs.replace(e, host=host) for e in events]
