@@ -55,7 +55,7 @@ def test_a_truncated_archive_keeps_what_came_before_and_says_why(tmp_path: Path)
     packed = tmp_path / "conn.log.gz"
     packed.write_bytes(data[: len(data) // 2])
     events, report = read(packed)
-    assert len(events) > 4 * 200 // 3  # well into the archive
+    assert len(events) > 100  # of 800: what came before the cut
     cut = [r for r in report.skipped if r.startswith("the rest cannot be read")]
     assert len(cut) == 1
     assert report.skipped[cut[0]] == 1
