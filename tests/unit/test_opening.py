@@ -46,7 +46,9 @@ def test_concatenated_gzip_members_are_one_stream(tmp_path: Path) -> None:
     lines = CONN.read_bytes().splitlines(keepends=True)
     half = len(lines) // 2
     packed = tmp_path / "conn.log.gz"  # `cat a.gz b.gz`, as log shippers append
-    packed.write_bytes(gzip.compress(b"".join(lines[:half])) + gzip.compress(b"".join(lines[half:])))
+    packed.write_bytes(
+        gzip.compress(b"".join(lines[:half])) + gzip.compress(b"".join(lines[half:]))
+    )
     assert len(read(packed)[0]) == len(read(CONN)[0])
 
 

@@ -262,7 +262,10 @@ def _gke(entry: _Audit) -> _Audit:
     code = to_int(status.get("code"))
     request = _body(payload.request) or {}
     # GKE's resourceName has no query string; an exec's options, when present, are the request.
-    params = [("command", c) for c in _strings(request.get("command"))]
+    command = request.get("command")  # every argument kept, "-" included (tar cf - /data)
+    params = (
+        [("command", c) for c in command if isinstance(c, str)] if isinstance(command, list) else []
+    )
     container = to_str(request.get("container"))
     if container is not None:
         params.append(("container", container))
@@ -277,11 +280,20 @@ def _gke(entry: _Audit) -> _Audit:
         source_ips=[caller] if caller else [],
         user_agent=to_str(meta.get("callerSuppliedUserAgent")),
         object_ref=_gke_object(name),
-        response_status={"code": _GRPC_TO_HTTP.get(code, 500) if code is not None else None},
+        response_status={"code": _http_status(code, _gke_object(name))},
         request_object=payload.request,
         response_object=payload.response,
         request_received_timestamp=entry.timestamp,
     )
+
+
+def _http_status(code: int | None, obj_ref: Obj | None) -> int:
+    """The HTTP status for a google.rpc.Code (none, or 0, is OK): an exec or attach that was let
+    through is the protocol upgrade the API server answers it with."""
+    if code:
+        return _GRPC_TO_HTTP.get(code, 500)
+    streaming = obj_ref is not None and obj_ref.get("subresource") in _STREAMS
+    return 101 if streaming else 200
 
 
 def _gke_object(name: str) -> Obj | None:
