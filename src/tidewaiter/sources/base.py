@@ -85,16 +85,20 @@ class ReadReport:
             self.skipped["other reasons (see the examples)"] += 1
         else:
             self.skipped[reason] += 1
-        reasons = self.file_reasons.setdefault(path, Counter())
-        if reason in reasons or len(reasons) < MAX_REASONS:
-            reasons[reason] += 1
+        self._count_for(path, reason)
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(Problem(path, where, reason))
 
-    def other_format(self, title: str) -> None:
+    def other_format(self, path: str, title: str) -> None:
         """A whole record of another format met inside this file: not a bad record."""
         if title in self.foreign or len(self.foreign) < MAX_REASONS:
             self.foreign[title] += 1
+        self._count_for(path, f"in another format, {title}")
+
+    def _count_for(self, path: str, reason: str) -> None:
+        reasons = self.file_reasons.setdefault(path, Counter())
+        if reason in reasons or len(reasons) < MAX_REASONS:
+            reasons[reason] += 1
 
     def check_forced(self, fmt: str | None) -> None:
         """With --format forced, a file of which no record gave an event gets a sentence with
@@ -107,7 +111,7 @@ class ReadReport:
             reasons = self.file_reasons.get(path)
             if reasons:
                 reason, count = reasons.most_common(1)[0]
-                why = f"the commonest reason: {reason} ({count})"
+                why = f"the commonest reason ({count} records): {reason}"
             else:
                 why = "every record was read, and none holds anything tidewaiter uses"
             self.notes.append(f"{path}: --format {fmt} gave no event from this file; {why}")
@@ -210,12 +214,12 @@ def guarded(
             report.skip(ref.path, _where(ref), exc.then)
         events = exc.events
     except ForeignRecord as exc:
-        report.other_format(str(exc))
+        report.other_format(ref.path, str(exc))
         return
     except RecordError as exc:
         other = _other_format(line, ref.source)
         if other is not None:
-            report.other_format(other)
+            report.other_format(ref.path, other)
             return
         report.skip(ref.path, _where(ref), str(exc))
         return
