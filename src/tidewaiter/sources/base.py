@@ -67,6 +67,7 @@ class ReadReport:
     ignored: int = 0  # records understood but carrying nothing tidewaiter uses
     foreign: Counter[str] = field(default_factory=Counter)  # records of another format, by title
     notes: list[str] = field(default_factory=list)  # sentences about whole files
+    abandoned: int = 0  # unfinished multi-line records given up when a new one began
     # Per file, to say when a forced format gave nothing at all, and why.
     file_events: Counter[str] = field(default_factory=Counter)
     file_reasons: dict[str, Counter[str]] = field(default_factory=dict)
@@ -77,8 +78,9 @@ class ReadReport:
 
     @property
     def accounted(self) -> int:
-        """Records already counted as skipped or of another format."""
-        return self.skipped_total + self.foreign.total()
+        """Records counted as skipped or of another format, earlier ones given up not included:
+        a line whose count this moves had a problem of its own."""
+        return self.skipped_total + self.foreign.total() - self.abandoned
 
     def skip(self, path: str, where: str, reason: str) -> None:
         if reason not in self.skipped and len(self.skipped) >= MAX_REASONS:
@@ -210,8 +212,10 @@ def guarded(
         events = list(feed(line, ref))
     except AbandonedRecord as exc:
         report.skip(exc.where.path, _where(exc.where), str(exc))
+        report.abandoned += 1  # an earlier record's problem, not this line's
         if exc.then is not None:
             report.skip(ref.path, _where(ref), exc.then)
+            return
         events = exc.events
     except ForeignRecord as exc:
         report.other_format(ref.path, str(exc))
