@@ -41,7 +41,7 @@ def flows(
 
 
 def test_underscore_names_and_stream(fixtures: Path) -> None:
-    got, report = flows(fixtures / "zeek" / "dialects" / "underscore_stream.json")
+    got, report = flows(fixtures / "zeek" / "underscore_stream.json")
     assert got == [
         ("10.244.1.17", 51234, "203.0.113.50", 443, Traffic(bytes_out=52428800, bytes_in=4096))
     ]
@@ -49,7 +49,7 @@ def test_underscore_names_and_stream(fixtures: Path) -> None:
 
 
 def test_json_streaming_logs(fixtures: Path) -> None:
-    path = fixtures / "zeek" / "dialects" / "json_streaming_logs.json"
+    path = fixtures / "zeek" / "json_streaming_logs.json"
     got, report = flows(path)
     assert got == [
         ("10.244.1.17", 51300, "198.51.100.7", 22, Traffic(bytes_out=734003200, bytes_in=8120))
@@ -58,7 +58,7 @@ def test_json_streaming_logs(fixtures: Path) -> None:
 
 
 def test_corelight(fixtures: Path) -> None:
-    path = fixtures / "zeek" / "dialects" / "corelight.json"
+    path = fixtures / "zeek" / "corelight.json"
     (event,), _ = read(path)
     assert event.time == 1714644240.25
     assert event.raw.record_id == "CCl1"
