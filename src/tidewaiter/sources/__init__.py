@@ -15,6 +15,7 @@ from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
 from tidewaiter.sources.opening import (
     FIRST_LINE_MAX,
     SNIFF_BYTES,
+    compression,
     expand,
     open_input,
     read_errors,
@@ -129,6 +130,9 @@ def closest(head: bytes) -> str:
     """One sentence on what an unrecognised head came closest to, and why it was not read."""
     if head.startswith(b"PK\x03\x04"):
         return "a zip archive: extract its members (unzip) and read those"
+    packed = compression(head)
+    if packed is not None:  # only where nothing decompressed it: watch's standard input
+        return f"{packed}-compressed: decompress it on the way in (zcat FILE | tidewaiter watch -)"
     for source in all_sources():
         near = source.near_miss(head)
         if near is not None:

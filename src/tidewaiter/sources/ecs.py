@@ -134,21 +134,22 @@ def _events(doc: Obj, ref: RawRef) -> list[Event]:
     if kind_activity is None:
         return []
     kind, activity = kind_activity
-    time = _time(doc)
-    common = {
-        "time": time,
-        "raw": _ref(doc, ref),
-        "host": to_str(_get(doc, "host.hostname")) or to_str(_get(doc, "host.name")),
-        "container": _container(doc),
-        "process": _process(doc),
-    }
+    event = Event(
+        time=_time(doc),
+        kind=kind,
+        activity=activity,
+        raw=_ref(doc, ref),
+        host=to_str(_get(doc, "host.hostname")) or to_str(_get(doc, "host.name")),
+        container=_container(doc),
+        process=_process(doc),
+    )
     if kind is Kind.PROCESS:
-        if common["process"] is None:
+        if event.process is None:
             raise RecordError("process event without process fields")
-        return [Event(kind=kind, activity=activity, **common)]  # type: ignore[arg-type]
+        return [event]
     if kind is Kind.FILE:
-        return [_file(doc, activity, common)]
-    return [_network(doc, activity, common)]
+        return [_file(doc, event)]
+    return [_network(doc, event)]
 
 
 def _classify(doc: Obj) -> tuple[Kind, Activity] | None:
@@ -248,7 +249,7 @@ def _container(doc: Obj) -> Container | None:
     )
 
 
-def _file(doc: Obj, activity: Activity, common: dict[str, object]) -> Event:
+def _file(doc: Obj, event: Event) -> Event:
     path = to_str(_get(doc, "file.path"))
     if path is None:
         raise RecordError("file event without file.path")
@@ -261,7 +262,7 @@ def _file(doc: Obj, activity: Activity, common: dict[str, object]) -> Event:
             magic = None
     # A rename's new name is file.path (Defend keeps the old one in file.Ext.original.path).
     file = File(path=path, size=to_int(_get(doc, "file.size")), magic=magic)
-    return Event(kind=Kind.FILE, activity=activity, file=file, **common)  # type: ignore[arg-type]
+    return msgspec.structs.replace(event, file=file)
 
 
 def _endpoint(doc: Obj, side: str) -> Endpoint | None:
@@ -273,21 +274,20 @@ def _endpoint(doc: Obj, side: str) -> Endpoint | None:
     return Endpoint(ip=ip, port=port, hostname=name)
 
 
-def _network(doc: Obj, activity: Activity, common: dict[str, object]) -> Event:
+def _network(doc: Obj, event: Event) -> Event:
+    activity = event.activity
     direction = (to_str(_get(doc, "network.direction")) or "").lower()
     if direction in _INBOUND:
         # Accepted from outside: kept, but it is not this host connecting out (as Sysmon's
         # Initiated=false), so it must not read as one.
         activity = Activity.OTHER
     sent, received = to_int(_get(doc, "source.bytes")), to_int(_get(doc, "destination.bytes"))
-    traffic = Traffic(bytes_out=sent, bytes_in=received) if sent or received else None
-    return Event(
-        kind=Kind.NETWORK,
+    return msgspec.structs.replace(
+        event,
         activity=activity,
         src_endpoint=_endpoint(doc, "source"),
         dst_endpoint=_endpoint(doc, "destination"),
-        traffic=traffic,
-        **common,  # type: ignore[arg-type]
+        traffic=Traffic(bytes_out=sent, bytes_in=received) if sent or received else None,
     )
 
 
