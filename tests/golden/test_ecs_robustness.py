@@ -23,6 +23,7 @@ from tests.robustness import (
     SETTINGS,
     assert_accounted,
     assert_located,
+    edit_lines,
     json_values,
     mutated_records,
     read,
@@ -87,27 +88,6 @@ def documents(*folders: Path) -> list[bytes]:
     return found
 
 
-def edit_lines(rng: random.Random, document: bytes) -> bytes:
-    lines = json.dumps(json.loads(document), indent=2).encode().splitlines(keepends=True)
-    for _ in range(rng.randint(1, 3)):
-        at = rng.randrange(len(lines))
-        match rng.randrange(4):
-            case 0:
-                line = bytearray(lines[at])
-                spot = rng.randrange(len(line))
-                line[spot] = (line[spot] ^ rng.randint(1, 255)) or 1
-                lines[at] = bytes(line).replace(b"\n", b"\x0b") + b"\n"
-            case 1:
-                del lines[at]
-            case 2:
-                lines.insert(at, lines[at])
-            case _:
-                lines = lines[:at]
-        if not lines:
-            return b"{\n"
-    return b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
-
-
 @SETTINGS
 @given(st.lists(st.binary(max_size=120), max_size=12).map(b"\n".join))
 def test_random_bytes(data: bytes) -> None:
@@ -126,6 +106,10 @@ def test_random_documents_in_ecs_vocabulary(found: list[dict[str, object]], layo
     account(data)
 
 
+def pretty(document: bytes) -> bytes:
+    return json.dumps(json.loads(document), indent=2).encode() + b"\n"
+
+
 def mutated(records: list[bytes], seed: int) -> None:
     lines = mutated_records(records, seed)
     _, report = account(b"\n".join(lines) + b"\n")
@@ -133,7 +117,7 @@ def mutated(records: list[bytes], seed: int) -> None:
     assert report.events > MUTATIONS // 4
     assert report.skipped_total > MUTATIONS // 20
     rng = random.Random(seed)
-    data = b"".join(edit_lines(rng, records[i % len(records)]) for i in range(PRETTY))
+    data = b"".join(edit_lines(rng, pretty(records[i % len(records)])) for i in range(PRETTY))
     _, report = account(data)
     assert report.events > PRETTY // 20  # an edit anywhere in a long document can break it
     assert report.skipped_total > PRETTY // 10

@@ -48,28 +48,17 @@ class _Conn(msgspec.Struct):
     stream: object = msgspec.field(default=None, name="@stream")  # the same, other shippers
 
 
-class _ConnUnderscore(msgspec.Struct):
-    """The same columns with '.' written as '_' (stores that refuse dots in keys)."""
-
-    ts: object = None
-    uid: object = None
-    orig_h: object = msgspec.field(default=None, name="id_orig_h")
-    orig_p: object = msgspec.field(default=None, name="id_orig_p")
-    resp_h: object = msgspec.field(default=None, name="id_resp_h")
-    resp_p: object = msgspec.field(default=None, name="id_resp_p")
-    orig_bytes: object = None
-    resp_bytes: object = None
-    path: object = msgspec.field(default=None, name="_path")
-    stream: object = msgspec.field(default=None, name="@stream")
-
-
 # TSV columns in _Conn's field order, so a row's picked values build a _Conn positionally.
 _COLUMNS = tuple(
     f.encode_name for f in msgspec.structs.fields(_Conn) if f.name not in ("path", "stream")
 )
 _REQUIRED = ("ts", "id.orig_h", "id.resp_h")
 _DECODER = msgspec.json.Decoder(_Conn)
-_UNDERSCORE = msgspec.json.Decoder(_ConnUnderscore)
+# The underscore spelling of the id.* keys (stores that refuse dots in keys), read as Zeek's.
+_UNDERSCORED = tuple(
+    (f'"{name.replace(".", "_")}"'.encode(), f'"{name}"'.encode())
+    for name in ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
+)
 
 
 @register
@@ -190,18 +179,17 @@ def _separator(escaped: str) -> str:
 
 def _json_event(line: bytes, ref: RawRef) -> Event:
     # Zeek escapes bad bytes; a shipper may not.
-    conn: _Conn | _ConnUnderscore
     if b'"id_orig_h"' in line and b'"id.orig_h"' not in line:
-        conn = decode_json_line(line, _UNDERSCORE)
-    else:
-        conn = decode_json_line(line, _DECODER)
+        for underscored, dotted in _UNDERSCORED:
+            line = line.replace(underscored, dotted)
+    conn = decode_json_line(line, _DECODER)
     log = conn.path if conn.path is not None else conn.stream
     if log is not None and log != "conn":
         raise ForeignRecord(f"Zeek {printable(str(log))[:40]} log")
     return _event(conn, ref)
 
 
-def _event(conn: _Conn | _ConnUnderscore, ref: RawRef) -> Event:
+def _event(conn: _Conn, ref: RawRef) -> Event:
     orig_h, resp_h = to_str(conn.orig_h), to_str(conn.resp_h)
     if orig_h is None or resp_h is None:
         raise RecordError("conn record has no addresses")
