@@ -72,6 +72,16 @@ def test_eks_cloudwatch_logs(fixtures: Path) -> None:
     assert foreign == Counter({"CloudWatch Logs control message": 1})
 
 
+def test_eks_through_firehose_to_s3(fixtures: Path) -> None:
+    """Kinesis Data Firehose writes the subscription's batches into an S3 object back to back,
+    with no separator: one line holding a control message and two batches."""
+    events, foreign = exec_events(fixtures, "eks_firehose_s3_object.json")
+    assert len(events) == 2  # two requests; the second stage of the first is a repeat
+    for event in events:
+        assert_the_exec(event)
+    assert foreign == Counter()  # the control message is passed over inside the line
+
+
 def test_gke_cloud_audit_logs(fixtures: Path) -> None:
     events, foreign = exec_events(fixtures, "gke_cloud_audit_exec.jsonl")
     with_options, without_options, refused = events

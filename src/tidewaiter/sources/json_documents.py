@@ -106,24 +106,40 @@ class DocumentDecoder(Decoder):
         try:
             return self.document(data, ref)
         except RecordError:
-            pass
+            pieces = back_to_back(data)
+            if pieces is None:
+                raise
         events: list[Event] = []
-        start = depth = 0
-        for match in re.finditer(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]', data):
-            token = match.group()
-            if token in (b"{", b"["):
-                depth += 1
-            elif token in (b"}", b"]"):
-                depth -= 1
-                if depth == 0:
-                    events += self.document(data[start : match.end()].strip(), ref)
-                    start = match.end()
-        if data[start:].strip():
-            raise RecordError("malformed JSON")
+        for piece in pieces:
+            events += self.document(piece, ref)
         return events
 
     def _reset(self) -> None:
         self._start, self._lines, self._size, self._depth = None, [], 0, 0
+
+
+_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[{}\[\]]')
+
+
+def back_to_back(data: bytes) -> list[bytes] | None:
+    """The JSON values of a line written one after another with no separator (``{..}{..}``, as
+    Kinesis Data Firehose concatenates records into an object); None when the line is not that."""
+    if not _ADJACENT.search(data):
+        return None
+    pieces: list[bytes] = []
+    start = depth = 0
+    for match in _TOKENS.finditer(data):
+        token = match.group()
+        if token in (b"{", b"["):
+            depth += 1
+        elif token in (b"}", b"]"):
+            depth -= 1
+            if depth == 0:
+                pieces.append(data[start : match.end()].strip())
+                start = match.end()
+    if depth != 0 or data[start:].strip() or len(pieces) < 2:
+        return None
+    return pieces
 
 
 def first_document(head: bytes) -> dict[str, object] | None:

@@ -41,6 +41,7 @@ from tidewaiter.sources.fields import (
     to_int,
     to_str,
 )
+from tidewaiter.sources.json_documents import back_to_back
 
 Obj = dict[str, object]
 T = TypeVar("T")
@@ -153,8 +154,18 @@ class K8sAuditDecoder(Decoder):
         self._seen: dict[str, None] = {}  # insertion-ordered: the oldest ids are dropped first
 
     def feed(self, line: bytes, ref: RawRef) -> list[Event]:
+        try:
+            audits = _unwrap(_decode(line))
+        except ForeignRecord:
+            raise
+        except RecordError:
+            # Kinesis Data Firehose writes CloudWatch Logs batches into S3 back to back.
+            pieces = back_to_back(line.strip())
+            if pieces is None:
+                raise
+            audits = _pieces(pieces)
         events: list[Event] = []
-        for audit in _unwrap(_decode(line)):
+        for audit in audits:
             event = _event(audit, ref)
             if event is not None and not self._repeated(to_str(audit.audit_id)):
                 events.append(event)
@@ -171,6 +182,20 @@ class K8sAuditDecoder(Decoder):
         if len(self._seen) > self._capacity:
             del self._seen[next(iter(self._seen))]
         return False
+
+
+def _pieces(pieces: list[bytes]) -> list[_Audit]:
+    """The audit events of records written back to back; others among them are passed over."""
+    audits: list[_Audit] = []
+    foreign: ForeignRecord | None = None
+    for piece in pieces:
+        try:
+            audits += _unwrap(_decode(piece))
+        except ForeignRecord as exc:
+            foreign = exc
+    if not audits and foreign is not None:
+        raise foreign
+    return audits
 
 
 def _decode(line: bytes) -> _Audit:
