@@ -6,6 +6,7 @@ read without --format."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,37 @@ def test_elastic_defend_pretty_printed_documents_back_to_back(fixtures: Path) ->
     assert (connect.kind, connect.activity) == (Kind.NETWORK, Activity.CONNECT)
     assert connect.src_endpoint == Endpoint(ip="10.1.2.3", port=51000)
     assert connect.dst_endpoint == Endpoint(ip="198.51.100.80", port=443)
+
+
+def test_auditd_raw_records_go_through_the_auditd_reader(fixtures: Path) -> None:
+    """auditd.messages holds the raw records: the auditd reader joins them (hex PROCTITLE, CWD),
+    and the document names the container the records do not."""
+    path = fixtures / "ecs" / "auditbeat_auditd_raw.json"
+    (event,), report = read(path)
+    assert report.files == {str(path): "ecs"}
+    assert event.raw == RawRef("ecs", str(path), line=1, record_id="2001")
+    assert event.process == Process(
+        pid=901,
+        path="/usr/bin/tar",
+        cmd_line="tar -czf /tmp/out.tgz /etc",
+        args=("tar", "-czf", "/tmp/out.tgz", "/etc"),
+        cwd="/root",
+        user="0",
+        parent=Process(pid=900),
+    )
+    assert event.host == "node-7"
+    assert event.container == Container(uid=CID, name="billing-worker")
+
+
+def test_a_whole_search_response(tmp_path: Path, fixtures: Path) -> None:
+    hit = json.loads((fixtures / "ecs" / "elasticsearch_hits.ndjson").read_text())
+    path = tmp_path / "search.json"
+    path.write_text(
+        json.dumps({"took": 3, "hits": {"total": {"value": 2}, "hits": [hit, hit]}}, indent=2)
+    )
+    events, report = read(path)
+    assert report.files == {str(path): "ecs"}
+    assert len(events) == 2
 
 
 def test_elasticsearch_hit_with_dotted_keys_in_a_pod(fixtures: Path) -> None:

@@ -1,7 +1,8 @@
 """Elastic Common Schema documents from Linux, macOS and endpoint producers, one reader for all:
 Auditbeat (the auditd module, and the system module's process and socket datasets), Elastic
 Defend / Endpoint (process, file and network events) and the Filebeat / Elastic Agent Zeek module
-(connection events), as JSON lines, pretty-printed documents or Elasticsearch hits (``_source``).
+(connection events), as JSON lines, pretty-printed documents or Elasticsearch hits (``_source``,
+or a whole ``_search`` response).
 
 What an event is comes from ECS's categorisation (``event.category``, ``event.type``,
 ``event.action``), and its facts from the common field sets: ``process.*`` (with ``parent``),
@@ -76,6 +77,9 @@ class EcsSource(Source):
         document = first_document(head)
         if document is None:
             return False
+        hits = _get(document, "hits.hits")
+        if isinstance(hits, list) and hits and isinstance(hits[0], dict):
+            document = hits[0]
         document = _source_of(document)
         if "winlog" in document or any(key.startswith("winlog.") for key in document):
             return False  # Windows event logs in ECS: the Windows JSON reader's
@@ -89,7 +93,13 @@ class EcsSource(Source):
 
 class EcsDecoder(DocumentDecoder):
     def document(self, data: bytes, ref: RawRef) -> list[Event]:
-        return _events(_source_of(decode_json_line(data, _DOCUMENT)), ref)
+        document = decode_json_line(data, _DOCUMENT)
+        hits = _get(document, "hits.hits")
+        if isinstance(hits, list):  # a whole _search response: its hits
+            return [
+                e for hit in hits if isinstance(hit, dict) for e in _events(_source_of(hit), ref)
+            ]
+        return _events(_source_of(document), ref)
 
 
 def _source_of(document: Obj) -> Obj:
@@ -332,18 +342,21 @@ def _auditd_lines(doc: Obj) -> list[str]:
 
 def _through_auditd(lines: Iterable[str], doc: Obj, ref: RawRef) -> list[Event]:
     """The raw auditd records Auditbeat kept, read by the auditd reader; the document's host
-    names the events where the records name none."""
+    and container name the events where the records name none."""
     from tidewaiter.sources.auditd import AuditDecoder
 
     decoder = AuditDecoder()
-    auditd_ref = msgspec.structs.replace(ref, source="auditd")
     events: list[Event] = []
     for line in lines:
-        events += decoder.feed(line.encode(), auditd_ref)
+        events += decoder.feed(line.encode(), ref)
     events += decoder.flush()
     if decoder.failed:
         raise RecordError(decoder.failed[0][1])
+    if len(events) > 1:  # Auditbeat puts the records of one event, one serial, in a document
+        raise RecordError("auditd.messages hold records of more than one audit event")
     host = to_str(_get(doc, "host.hostname")) or to_str(_get(doc, "host.name"))
-    if host is None:
-        return events
-    return [e if e.host else msgspec.structs.replace(e, host=host) for e in events]
+    container = _container(doc)  # add_docker_metadata / add_kubernetes_metadata, if present
+    return [
+        msgspec.structs.replace(e, host=e.host or host, container=e.container or container)
+        for e in events
+    ]
