@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import lzma
 import shutil
 import subprocess
 import sys
@@ -152,4 +153,32 @@ def test_a_zip_archive_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["detect", str(archive)]) == 2
     assert f"{archive}: a zip archive: extract its members (unzip) and read those" in (
         capsys.readouterr().err
+    )
+
+
+def test_baseline_learn_reads_a_folder_of_compressed_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "history"
+    folder.mkdir()
+    gzipped(ECS, folder / "day1.ndjson.gz")
+    (folder / "day2.ndjson.xz").write_bytes(lzma.compress(ECS.read_bytes()))
+    (folder / "NOTES").write_text("two days of auditbeat\n")
+    db = str(tmp_path / "tw.duckdb")
+    assert main(["baseline", "learn", "--db", db, str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert "read 6 records from 2 file(s): 6 events" in err
+    assert f"not read: {folder / 'NOTES'}: not in a format" in err
+    assert "learned 1 workload baseline(s)" in err
+
+
+def test_nothing_fits_says_what_came_closest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elastic = tmp_path / "app.json"
+    elastic.write_text('{"@timestamp":"2024-01-01T00:00:00Z","message":"hello"}\n')
+    assert main(["detect", str(elastic)]) == 2
+    assert (
+        f"{elastic}: looks like an Elastic document, but it has no event.* or ecs fields to say "
+        "what happened" in capsys.readouterr().err
     )

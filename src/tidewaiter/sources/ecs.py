@@ -81,11 +81,25 @@ class EcsSource(Source):
         if isinstance(hits, list) and hits and isinstance(hits[0], dict):
             document = hits[0]
         document = _source_of(document)
-        if "winlog" in document or any(key.startswith("winlog.") for key in document):
+        if _is_winlog(document):
             return False  # Windows event logs in ECS: the Windows JSON reader's
         if "@timestamp" not in document:
             return False
         return "ecs" in document or "event" in document or "event.action" in document
+
+    def near_miss(self, head: bytes) -> str | None:
+        document = first_document(head)
+        if document is None:
+            return None
+        document = _source_of(document)
+        if _is_winlog(document):
+            return "looks like Windows event log records in ECS (winlog.*), not read by this build"
+        if "@timestamp" in document:
+            return (
+                "looks like an Elastic document, but it has no event.* or ecs fields to say "
+                "what happened; tidewaiter reads Elastic Common Schema events"
+            )
+        return None
 
     def decoder(self, path: str) -> Decoder:
         return EcsDecoder()
@@ -100,6 +114,10 @@ class EcsDecoder(DocumentDecoder):
                 e for hit in hits if isinstance(hit, dict) for e in _events(_source_of(hit), ref)
             ]
         return _events(_source_of(document), ref)
+
+
+def _is_winlog(document: Obj) -> bool:
+    return "winlog" in document or any(key.startswith("winlog.") for key in document)
 
 
 def _source_of(document: Obj) -> Obj:
