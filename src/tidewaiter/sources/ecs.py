@@ -16,6 +16,7 @@ more of them (hex arguments, SOCKADDR) than the summary does. Windows event log 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import msgspec
@@ -77,8 +78,8 @@ class EcsSource(Source):
         document = first_document(head)
         if document is None:
             return False
-        hits = _get(document, "hits.hits")
-        if isinstance(hits, list) and hits and isinstance(hits[0], dict):
+        hits = _hits(document)
+        if hits and isinstance(hits[0], dict):
             document = hits[0]
         document = _source_of(document)
         if _is_winlog(document):
@@ -108,12 +109,17 @@ class EcsSource(Source):
 class EcsDecoder(DocumentDecoder):
     def document(self, data: bytes, ref: RawRef) -> list[Event]:
         document = decode_json_line(data, _DOCUMENT)
-        hits = _get(document, "hits.hits")
-        if isinstance(hits, list):  # a whole _search response: its hits
-            return [
-                e for hit in hits if isinstance(hit, dict) for e in _events(_source_of(hit), ref)
-            ]
-        return _events(_source_of(document), ref)
+        hits = _hits(document)
+        if hits is not None:  # a whole _search response: its hits
+            found = [_source_of(hit) for hit in hits if isinstance(hit, dict)]
+            return [event for hit in found for event in _events(_Doc(hit), ref)]
+        return _events(_Doc(_source_of(document)), ref)
+
+
+def _hits(document: Obj) -> list[object] | None:
+    outer = document.get("hits")
+    hits = outer.get("hits") if isinstance(outer, dict) else None
+    return hits if isinstance(hits, list) else None
 
 
 def _is_winlog(document: Obj) -> bool:
@@ -126,16 +132,57 @@ def _source_of(document: Obj) -> Obj:
     return source if isinstance(source, dict) else document
 
 
-def _get(document: Obj, path: str) -> object:
+class _Doc:
+    """One document, and whether any of its keys is dotted (a flattened export): only then
+    is a field missing from the nested objects looked for under dotted names."""
+
+    __slots__ = ("data", "dotted")
+
+    def __init__(self, data: Obj) -> None:
+        self.data = data
+        self.dotted = _has_dotted_keys(data)
+
+
+def _has_dotted_keys(node: object, depth: int = 0) -> bool:
+    if isinstance(node, dict):
+        return any(
+            "." in key or (depth < 8 and _has_dotted_keys(value, depth + 1))
+            for key, value in node.items()
+        )
+    return False
+
+
+def _get(doc: _Doc, path: str) -> object:
     """A field by its dotted ECS name, nested (``{"process": {"pid": 1}}``), dotted
     (``{"process.pid": 1}``) or anything in between."""
-    if path in document:
-        return document[path]
-    parts = path.split(".")
-    for cut in range(1, len(parts)):
-        inner = document.get(".".join(parts[:cut]))
+    node: object = doc.data
+    parts = _parts(path)
+    for part in parts:
+        if not isinstance(node, dict):
+            return None
+        if part not in node:
+            return _get_mixed(doc.data, parts) if doc.dotted else None
+        node = node[part]
+    return node
+
+
+@functools.lru_cache(maxsize=512)
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(path.split("."))
+
+
+def _get_mixed(node: Obj, parts: tuple[str, ...]) -> object:
+    """Every way of splitting the name into nested keys and dotted ones."""
+    for cut in range(len(parts), 0, -1):
+        inner = node.get(".".join(parts[:cut]))
+        if inner is None:
+            continue
+        if cut == len(parts):
+            return inner
         if isinstance(inner, dict):
-            return _get(inner, ".".join(parts[cut:]))
+            found = _get_mixed(inner, parts[cut:])
+            if found is not None:
+                return found
     return None
 
 
@@ -147,8 +194,8 @@ def _strings(value: object) -> tuple[str, ...]:
     return ()
 
 
-def _events(doc: Obj, ref: RawRef) -> list[Event]:
-    if "winlog" in doc:
+def _events(doc: _Doc, ref: RawRef) -> list[Event]:
+    if "winlog" in doc.data:
         raise ForeignRecord("Windows event log (winlog) ECS")
     module = to_str(_get(doc, "event.module"))
     dataset = to_str(_get(doc, "event.dataset")) or ""
@@ -180,7 +227,7 @@ def _events(doc: Obj, ref: RawRef) -> list[Event]:
     return [_network(doc, event)]
 
 
-def _classify(doc: Obj) -> tuple[Kind, Activity] | None:
+def _classify(doc: _Doc) -> tuple[Kind, Activity] | None:
     categories = _strings(_get(doc, "event.category"))
     types = _strings(_get(doc, "event.type"))
     action = (to_str(_get(doc, "event.action")) or "").lower()
@@ -202,17 +249,17 @@ def _classify(doc: Obj) -> tuple[Kind, Activity] | None:
     return None
 
 
-def _time(doc: Obj) -> float:
+def _time(doc: _Doc) -> float:
     stamp = _get(doc, "@timestamp")
     return parse_time(stamp if stamp is not None else _get(doc, "event.created"))
 
 
-def _ref(doc: Obj, ref: RawRef) -> RawRef:
+def _ref(doc: _Doc, ref: RawRef) -> RawRef:
     record_id = to_str(_get(doc, "event.id"))
     return msgspec.structs.replace(ref, record_id=record_id[:128]) if record_id else ref
 
 
-def _process(doc: Obj) -> Process | None:
+def _process(doc: _Doc) -> Process | None:
     process = _process_at(doc, "process")
     if process is None:
         return None
@@ -227,7 +274,7 @@ def _process(doc: Obj) -> Process | None:
     )
 
 
-def _process_at(doc: Obj, prefix: str) -> Process | None:
+def _process_at(doc: _Doc, prefix: str) -> Process | None:
     args = _strings(_get(doc, f"{prefix}.args")) or None
     cmd_line = to_str(_get(doc, f"{prefix}.command_line"))
     if cmd_line is None and args:
@@ -250,7 +297,7 @@ def _process_at(doc: Obj, prefix: str) -> Process | None:
     )
 
 
-def _container(doc: Obj) -> Container | None:
+def _container(doc: _Doc) -> Container | None:
     uid = normalise_container_id(to_str(_get(doc, "container.id")))
     namespace = to_str(_get(doc, "orchestrator.namespace")) or to_str(
         _get(doc, "kubernetes.namespace")
@@ -277,7 +324,7 @@ def _container(doc: Obj) -> Container | None:
     )
 
 
-def _file(doc: Obj, event: Event) -> Event:
+def _file(doc: _Doc, event: Event) -> Event:
     path = to_str(_get(doc, "file.path"))
     if path is None:
         raise RecordError("file event without file.path")
@@ -293,7 +340,7 @@ def _file(doc: Obj, event: Event) -> Event:
     return msgspec.structs.replace(event, file=file)
 
 
-def _endpoint(doc: Obj, side: str) -> Endpoint | None:
+def _endpoint(doc: _Doc, side: str) -> Endpoint | None:
     ip = to_str(_get(doc, f"{side}.ip")) or to_str(_get(doc, f"{side}.address"))
     port = to_int(_get(doc, f"{side}.port"))
     name = to_str(_get(doc, f"{side}.domain"))
@@ -302,7 +349,7 @@ def _endpoint(doc: Obj, side: str) -> Endpoint | None:
     return Endpoint(ip=ip, port=port, hostname=name)
 
 
-def _network(doc: Obj, event: Event) -> Event:
+def _network(doc: _Doc, event: Event) -> Event:
     activity = event.activity
     direction = (to_str(_get(doc, "network.direction")) or "").lower()
     if direction in _INBOUND:
@@ -319,7 +366,7 @@ def _network(doc: Obj, event: Event) -> Event:
     )
 
 
-def _zeek(doc: Obj, dataset: str, ref: RawRef) -> list[Event]:
+def _zeek(doc: _Doc, dataset: str, ref: RawRef) -> list[Event]:
     """A Zeek connection as the Filebeat / Elastic Agent module indexes it: a flow seen on the
     wire, with no host or process (``host.*`` is the sensor's), joined to a container or host
     by its source address like conn.log."""
@@ -348,7 +395,7 @@ def _zeek(doc: Obj, dataset: str, ref: RawRef) -> list[Event]:
     ]
 
 
-def _auditd_lines(doc: Obj) -> list[str]:
+def _auditd_lines(doc: _Doc) -> list[str]:
     messages = _strings(_get(doc, "auditd.messages"))
     if messages:
         return list(messages)
@@ -358,7 +405,7 @@ def _auditd_lines(doc: Obj) -> list[str]:
     return []
 
 
-def _through_auditd(lines: Iterable[str], doc: Obj, ref: RawRef) -> list[Event]:
+def _through_auditd(lines: Iterable[str], doc: _Doc, ref: RawRef) -> list[Event]:
     """The raw auditd records Auditbeat kept, read by the auditd reader; the document's host
     and container name the events where the records name none."""
     from tidewaiter.sources.auditd import AuditDecoder

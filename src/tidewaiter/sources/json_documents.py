@@ -53,11 +53,15 @@ class DocumentDecoder(Decoder):
         if self._start is not None:
             return self._continue(line, ref)
         text = line.removeprefix(BOM).strip()
-        depth = balance(text)
-        if depth > 0 and text[:1] in (b"{", b"["):
-            self._start, self._lines, self._size, self._depth = ref, [text], len(text), depth
-            return []
-        return self._whole(text, ref)
+        try:
+            return self._whole(text, ref)  # most lines are whole documents: no balancing
+        except RecordError:
+            depth = balance(text) if text[:1] in (b"{", b"[") else 0
+            if depth <= 0:
+                raise
+        # The start of a document spread over lines (pretty-printed).
+        self._start, self._lines, self._size, self._depth = ref, [text], len(text), depth
+        return []
 
     def flush(self) -> list[Event]:
         pending = self._start
