@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.watch.harness import Watch, jsonl_alerts, poll
+from tidewaiter.alerts import evidence_ref
 from tidewaiter.cli.main import main
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "attack"
@@ -54,7 +55,7 @@ def test_a_gz_file_and_a_folder_give_the_alerts_of_the_plain_files(
     # Every evidence names its file by its absolute path.
     for line in captured.out.splitlines():
         for evidence in json.loads(line)["evidences"]:
-            assert Path(evidence["raw_ref"]["path"]).is_absolute()
+            assert Path(evidence_ref(evidence)["path"]).is_absolute()
 
 
 def test_investigate_reads_the_gz_from_any_folder(
@@ -110,7 +111,7 @@ def test_watch_reads_a_folder_with_a_rotated_gz_once(tmp_path: Path) -> None:
     first = jsonl_alerts(out)
     assert len(first) == 1
     assert first[0]["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"
-    assert first[0]["evidences"][0]["raw_ref"]["path"] == str(folder / "auditbeat.ndjson.1.gz")
+    assert evidence_ref(first[0]["evidences"][0])["path"] == str(folder / "auditbeat.ndjson.1.gz")
     # A restart does not read it again.
     with Watch(args, tmp_path).start() as watch:
         assert watch.proc is not None

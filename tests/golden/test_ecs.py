@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import FALCO, OCSF, TETRAGON, ZEEK, read
+from tidewaiter.alerts import alert_container
 from tidewaiter.cli.detect import detect
 from tidewaiter.events import (
     Activity,
@@ -98,7 +99,7 @@ def test_the_auditbeat_chain_alerts(fixtures: Path) -> None:
     )
     assert [a["finding_info"]["analytic"]["uid"] for a in outcome.alerts] == ["tw-archive-exfil"]
     alert = outcome.alerts[0]
-    assert alert["container"]["uid"] == CID
+    assert alert_container(alert)["uid"] == CID
     assert alert["severity"] == "Critical"  # an upload tool naming the archive
 
 

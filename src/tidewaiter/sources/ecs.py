@@ -17,7 +17,8 @@ more of them (hex arguments, SOCKADDR) than the summary does. Windows event log 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from typing import BinaryIO
 
 import msgspec
 
@@ -36,13 +37,12 @@ from tidewaiter.events import (
 from tidewaiter.identity import normalise_container_id
 from tidewaiter.printable import printable
 from tidewaiter.sources import register
-from tidewaiter.sources.base import Decoder, ForeignRecord, RecordError, Source
-from tidewaiter.sources.fields import decode_json_line, parse_time, to_int, to_str
-from tidewaiter.sources.json_documents import DocumentDecoder, first_document
+from tidewaiter.sources.base import Decoder, ForeignRecord, ReadReport, RecordError, Source
+from tidewaiter.sources.fields import parse_time, to_int, to_str
+from tidewaiter.sources.json_stream import FramedDecoder, first_record, read_records
 from tidewaiter.sources.k8s_audit import pod_container
 
 Obj = dict[str, object]
-_DOCUMENT = msgspec.json.Decoder(Obj)
 
 # event.action values of producers that predate (or skip) event.category / event.type.
 _ACTIONS: dict[str, tuple[Kind, Activity]] = {
@@ -75,7 +75,7 @@ class EcsSource(Source):
     title = "Elastic Common Schema (Auditbeat, Elastic Defend, Filebeat Zeek)"
 
     def sniff(self, head: bytes) -> bool:
-        document = first_document(head)
+        document = first_record(head)
         if document is None:
             return False
         hits = _hits(document)
@@ -89,7 +89,7 @@ class EcsSource(Source):
         return "ecs" in document or "event" in document or "event.action" in document
 
     def near_miss(self, head: bytes) -> str | None:
-        document = first_document(head)
+        document = first_record(head)
         if document is None:
             return None
         document = _source_of(document)
@@ -103,17 +103,20 @@ class EcsSource(Source):
         return None
 
     def decoder(self, path: str) -> Decoder:
-        return EcsDecoder()
+        return FramedDecoder(_record)
+
+    def read_file(self, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
+        yield from read_records(self.name, path, stream, report, _record)
 
 
-class EcsDecoder(DocumentDecoder):
-    def document(self, data: bytes, ref: RawRef) -> list[Event]:
-        document = decode_json_line(data, _DOCUMENT)
-        hits = _hits(document)
-        if hits is not None:  # a whole _search response: its hits
-            found = [_source_of(hit) for hit in hits if isinstance(hit, dict)]
-            return [event for hit in found for event in _events(_Doc(hit), ref)]
-        return _events(_Doc(_source_of(document)), ref)
+def _record(record: object, ref: RawRef) -> list[Event]:
+    if not isinstance(record, dict):
+        raise RecordError("JSON is not an object")
+    hits = _hits(record)
+    if hits is not None:  # a whole _search response: its hits
+        found = [_source_of(hit) for hit in hits if isinstance(hit, dict)]
+        return [event for hit in found for event in _events(_Doc(hit), ref)]
+    return _events(_Doc(_source_of(record)), ref)
 
 
 def _hits(document: Obj) -> list[object] | None:

@@ -41,7 +41,7 @@ from tidewaiter.sources.fields import (
     to_int,
     to_str,
 )
-from tidewaiter.sources.json_documents import back_to_back
+from tidewaiter.sources.json_stream import back_to_back
 
 Obj = dict[str, object]
 T = TypeVar("T")
