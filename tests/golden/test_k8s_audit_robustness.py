@@ -14,7 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests import robustness
-from tests.robustness import SETTINGS, account_mutations, json_values, mutated_lines, scalars
+from tests.robustness import (
+    SETTINGS,
+    account_mutations,
+    json_values,
+    mutated_lines,
+    mutated_records,
+    nonblank_lines,
+    scalars,
+)
 from tidewaiter.sources import all_sources, get
 
 all_sources()
@@ -92,3 +100,30 @@ def test_ten_thousand_mutated_records(fixtures: Path, monkeypatch: pytest.Monkey
     assert report.events > 50
     assert report.ignored > 2_000
     assert len(bad) > 2_000
+
+
+def mutated_envelopes(paths: list[Path], seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AKS, EKS and GKE envelopes mutated at every depth: the envelope and the event in it."""
+    lines = mutated_records(nonblank_lines(*paths), seed=seed)
+    report, bad = account_mutations(SOURCE, lines, monkeypatch)
+    assert report.foreign.total() > 100  # passed over: other categories, services, messages
+    assert len(bad) > 1_000
+    assert report.events + report.ignored > 1_000
+
+
+def test_ten_thousand_mutated_managed_cloud_records(
+    fixtures: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    names = ("aks_diagnostic", "eks_cloudwatch", "gke_cloud_audit")
+    mutated_envelopes(
+        [fixtures / "k8s_audit" / f"{n}_exec.jsonl" for n in names], 1561, monkeypatch
+    )
+
+
+@pytest.mark.corpus
+def test_ten_thousand_mutated_real_managed_cloud_records(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    paths = sorted((corpus / "realworld" / "k8s_audit_managed").glob("*.log"))
+    assert len(paths) == 3
+    mutated_envelopes(paths, 1562, monkeypatch)

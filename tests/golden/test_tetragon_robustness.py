@@ -24,6 +24,7 @@ from tests.robustness import (
     SETTINGS,
     assert_accounted,
     assert_located,
+    edit_lines,
     json_values,
     mutated_records,
     nonblank_lines,
@@ -88,28 +89,6 @@ def pretty_objects(*paths: Path) -> list[bytes]:
             if line.rstrip() == b"}":
                 objects.append(b"".join(current).rstrip() + b"\n")
     return objects
-
-
-def edit_lines(rng: random.Random, text: bytes) -> bytes:
-    """A pretty-printed object with lines flipped, deleted, doubled, or the object cut short."""
-    lines = text.splitlines(keepends=True)
-    for _ in range(rng.randint(1, 3)):
-        at = rng.randrange(len(lines))
-        match rng.randrange(4):
-            case 0:
-                line = bytearray(lines[at])
-                spot = rng.randrange(len(line))
-                line[spot] = (line[spot] ^ rng.randint(1, 255)) or 1
-                lines[at] = bytes(line).replace(b"\n", b"\x0b") + b"\n"
-            case 1:
-                del lines[at]
-            case 2:
-                lines.insert(at, lines[at])
-            case _:
-                lines = lines[:at]
-        if not lines:
-            return b"{\n"
-    return b"".join(line if line.endswith(b"\n") else line + b"\n" for line in lines)
 
 
 # --- hypothesis -----------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tidewaiter.cli.detect import detect
+from tidewaiter.cli.detect import detect, report_outcome
 from tidewaiter.cli.options import (
     add_detection_options,
     add_store_option,
@@ -55,7 +55,7 @@ def _learn(store: Store, args: argparse.Namespace) -> int:
     # `investigate` (and `alerts` lists them).
     outcome = detect(args.paths, config, [], args.fmt, store=store, baselines=baselines)
     store.save_baselines(baselines)
-    print(outcome.report.summary(), file=sys.stderr)
+    report_outcome(outcome)  # what was read, skipped, not read, and why
     print(f"learned {len(baselines.profiles)} workload baseline(s)", file=sys.stderr)
     raised = [a for a in outcome.alerts if a["severity_id"] > 2]
     if raised:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,6 @@ from tidewaiter.cli.options import (
 from tidewaiter.detection.analytics import Finding
 from tidewaiter.detection.baseline import Baselines
 from tidewaiter.detection.suppress import SuppressionError
-from tidewaiter.events import Event
 from tidewaiter.identity import workload_key
 from tidewaiter.pipeline import Engine, EngineConfig, merge_by_time, unanalysable
 from tidewaiter.printable import printable
@@ -28,7 +27,7 @@ from tidewaiter.sigma import SigmaLoadError
 from tidewaiter.sinks import Sink
 from tidewaiter.sinks.console import ConsoleSink
 from tidewaiter.sinks.jsonl import JsonLinesSink
-from tidewaiter.sources import ReadReport, UnknownFormat, all_sources, open_events
+from tidewaiter.sources import ReadReport, all_sources, open_all
 from tidewaiter.store import Store, StoreError
 
 EXIT_OK, EXIT_ALERT, EXIT_USAGE = 0, 1, 2
@@ -75,6 +74,7 @@ class Outcome:
     ahead_total: int = 0
     suppressed: list[dict[str, Any]] = field(default_factory=list)  # held back, with the reason
     expired: list[str] = field(default_factory=list)  # expired suppressions, reported
+    passed_over: list[str] = field(default_factory=list)  # files in a folder not in any format
 
 
 def detect(
@@ -114,17 +114,11 @@ def detect(
         f"suppression {s.id} expired on {s.expires} and no longer applies"
         for s in engine.suppressor.expired
     ]
-    streams: list[Iterator[Event]] = []
-    for path in paths:
-        try:
-            streams.append(open_events(path, outcome.report, fmt))
-        except UnknownFormat as exc:
-            outcome.unreadable.append(str(exc))
-        except OSError as exc:
-            outcome.unreadable.append(f"{path}: cannot read ({exc.strerror or exc})")
+    streams = open_all(paths, outcome.report, fmt, outcome.unreadable, outcome.passed_over)
     for event in merge_by_time(streams):
         engine.process(event)
     engine.flush()
+    outcome.report.check_forced(fmt)
     outcome.hidden_below_min = engine.suppressed_below_min
     outcome.ahead, outcome.ahead_total = engine.ahead_examples, engine.ahead
     return outcome
@@ -180,6 +174,10 @@ def report_outcome(outcome: Outcome) -> None:
     Plain lines, never wrapped, so they can be grepped and parsed."""
     for problem in outcome.unreadable:
         print(f"tidewaiter: {printable(problem)}", file=sys.stderr)
+    for passed in outcome.passed_over:
+        print(f"  not read: {printable(passed)}", file=sys.stderr)
+    for note in outcome.report.notes:
+        print(f"tidewaiter: {printable(note)}", file=sys.stderr)
     report = outcome.report
     for example in report.examples:
         print(f"  skipped {example}", file=sys.stderr)

@@ -9,7 +9,6 @@ import signal
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -29,6 +28,7 @@ from tidewaiter.sinks.syslog import SyslogError, SyslogTransport, facility, pars
 from tidewaiter.sinks.webhook import WebhookError, WebhookTransport, check_url, header_values
 from tidewaiter.sources import UnknownFormat, all_sources, get
 from tidewaiter.sources.base import ReadReport
+from tidewaiter.sources.opening import expand
 from tidewaiter.store import Store, StoreError
 from tidewaiter.watch.checkpoint import Checkpoints
 from tidewaiter.watch.config import (
@@ -45,6 +45,7 @@ from tidewaiter.watch.expiry import Expiry
 from tidewaiter.watch.follow import FileFollower
 from tidewaiter.watch.http_input import HttpInput
 from tidewaiter.watch.inputs import Input
+from tidewaiter.watch.once import OnceInput, is_compressed
 from tidewaiter.watch.runner import Control, EngineFactory, OnFinding, Runner, Timing
 from tidewaiter.watch.status import Status
 from tidewaiter.watch.stream import StreamInput, open_fifo
@@ -334,7 +335,10 @@ def _inputs(settings: WatchSettings, report: ReadReport, say: Callable[[str], No
         except UnknownFormat as exc:
             raise ConfigError(str(exc)) from None
     inputs: list[Input] = []
-    for path in settings.paths:
+    expanded = expand(settings.paths)  # folders and globs as they are now
+    for problem in expanded.problems:
+        say(problem)
+    for path in expanded.files:
         if path == "-":
             stdin = StreamInput(sys.stdin.fileno(), "-", report, say, settings.max_record)
             inputs.append(stdin)
@@ -342,6 +346,8 @@ def _inputs(settings: WatchSettings, report: ReadReport, say: Callable[[str], No
             inputs.append(
                 StreamInput(fifo, path, report, say, settings.max_record, settings.fmt, owned=True)
             )
+        elif is_compressed(path):  # a rotated .gz: finished, so read once and not followed
+            inputs.append(OnceInput(path, report, say, settings.max_record, settings.fmt))
         else:
             inputs.append(
                 FileFollower(
@@ -480,9 +486,7 @@ def check(args: argparse.Namespace, settings: WatchSettings, console: Console) -
             SigmaLoadError,
         ) as exc:
             problems.append(str(exc))
-    for path in settings.paths:
-        if path != "-" and Path(path).is_dir():
-            problems.append(f"{path} is a folder; name the files to follow")
+    problems += expand(settings.paths).problems
     if settings.db.parent.is_dir() and not os.access(settings.db.parent, os.W_OK):
         problems.append(f"the store's folder {settings.db.parent} is not writable")
     for problem in problems:

@@ -20,7 +20,7 @@ from tidewaiter.detection.correlate import Entity
 from tidewaiter.events import Activity, Event, Kind, Process
 from tidewaiter.identity import MIN_PREFIX, POD_PREFIX, Identities, normalise_container_id
 from tidewaiter.pipeline import AddressBook, merge_by_time
-from tidewaiter.sources import ReadReport, UnknownFormat, open_events
+from tidewaiter.sources import ReadReport, open_all
 
 ARCHIVING_SIGNALS = frozenset({"archive", "encrypt", "archive_file"})
 _WRITES = frozenset({Activity.CREATE, Activity.WRITE, Activity.RENAME})
@@ -126,17 +126,9 @@ def gather(
     key = subject_key(alert)
     policy = policy or AddressPolicy()
     report = ReadReport()
-    streams: list[Iterator[Event]] = []
     unreadable: list[str] = []
-    readable: list[str] = []
-    for path in paths:
-        try:
-            streams.append(open_events(path, report, fmt))
-            readable.append(path)
-        except UnknownFormat as exc:
-            unreadable.append(str(exc))
-        except OSError as exc:
-            unreadable.append(f"{path}: cannot read ({exc.strerror or exc})")
+    streams = open_all(list(paths), report, fmt, unreadable)
+    readable = list(report.files)
     builder = _Builder(alert, policy, limit)
     for event in _own_events(merge_by_time(streams), key):
         if start <= event.time <= end:

@@ -7,16 +7,22 @@ or sniffed from the first bytes), reads the file through it, and accounts for ev
 from __future__ import annotations
 
 import importlib
-import io
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any, BinaryIO, TypeVar, cast
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, TypeVar
 
 from tidewaiter.events import Event
 from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
+from tidewaiter.sources.opening import (
+    FIRST_LINE_MAX,
+    SNIFF_BYTES,
+    compression,
+    expand,
+    open_input,
+    read_errors,
+)
 
 __all__ = [
+    "SNIFF_BYTES",
     "Decoder",
     "ReadReport",
     "RecordError",
@@ -24,13 +30,12 @@ __all__ = [
     "UnknownFormat",
     "all_sources",
     "get",
+    "open_all",
     "open_events",
     "register",
     "sniff",
 ]
 
-SNIFF_BYTES = 64 * 1024
-FIRST_LINE_MAX = 16 << 20  # a longer first line is not read whole to recognise the format
 # Sniff order (all_sources sorts by it, whatever the import order): the more specific formats first.
 _MODULES = (
     "sysmon_evtx",
@@ -42,6 +47,7 @@ _MODULES = (
     "k8s_audit",
     "eslogger",
     "ocsf",
+    "ecs",
     "docker_events",
     "hubble",
     "osquery",
@@ -103,21 +109,37 @@ def get(name: str) -> Source:
 SNIFF_LINES = 8  # a file whose first lines are damaged is still recognised by the next ones
 
 
-def sniff(head: bytes, path: str) -> Source:
+def sniff(head: bytes, path: str, compression: str | None = None) -> Source:
     for start in _line_starts(head):
         for source in all_sources():
             if _sniffs(source, head[start:]):
                 return source
+    packed = f"{compression}-compressed, and its content is " if compression else ""
     if not head.strip():
-        raise UnknownFormat(f"{path}: the file is empty")
+        raise UnknownFormat(f"{path}: {packed or 'the file is '}empty")
     if b"\n" not in head and len(head) >= FIRST_LINE_MAX:
         raise UnknownFormat(
-            f"{path}: the first line is longer than {FIRST_LINE_MAX} bytes, so its format "
-            "cannot be recognised; name it with --format"
+            f"{path}: {f'{compression}-compressed; ' if compression else ''}the first line is "
+            f"longer than {FIRST_LINE_MAX} bytes, so its format cannot be recognised; "
+            "name it with --format"
         )
-    raise UnknownFormat(
-        f"{path}: not in a format tidewaiter reads (tried: "
-        f"{', '.join(s.title for s in all_sources())}); name one with --format"
+    raise UnknownFormat(f"{path}: {packed}{closest(head)}")
+
+
+def closest(head: bytes) -> str:
+    """One sentence on what an unrecognised head came closest to, and why it was not read."""
+    if head.startswith(b"PK\x03\x04"):
+        return "a zip archive: extract its members (unzip) and read those"
+    packed = compression(head)
+    if packed is not None:  # only where nothing decompressed it: watch's standard input
+        return f"{packed}-compressed: decompress it on the way in (zcat FILE | tidewaiter watch -)"
+    for source in all_sources():
+        near = source.near_miss(head)
+        if near is not None:
+            return near
+    return (
+        f"not in a format tidewaiter reads (tried: {', '.join(s.title for s in all_sources())});"
+        " name one with --format"
     )
 
 
@@ -143,78 +165,49 @@ def _line_starts(head: bytes) -> Iterator[int]:
 def open_events(path: str, report: ReadReport, fmt: str | None = None) -> Iterator[Event]:
     """Events from one file ("-" for standard input), every record counted in report.
 
-    Opening and sniffing happen now, so a missing file or an unknown format raises here
-    (OSError, UnknownFormat) rather than in the middle of a merged read."""
-    stream: BinaryIO
-    if path == "-":
-        stdin = cast(io.BufferedReader, sys.stdin.buffer)
-        stream = stdin
-        head = stdin.peek(SNIFF_BYTES)  # whatever is buffered: enough to sniff
-        if head and b"\n" not in head:  # a first line longer than the buffer: read it whole
-            head = _first_line(stdin)
-            stream = io.BufferedReader(_Prefixed(head, stdin))
-    else:
-        stream = Path(path).open("rb")  # noqa: SIM115 - closed by _events
-        head = _head(stream)
-        stream.seek(0)
+    Opening, decompressing and sniffing happen now, so a missing file, an unknown format or a
+    compression this build cannot read raises here (OSError, UnknownFormat) rather than in the
+    middle of a merged read."""
+    opened = open_input(path)
     try:
-        source = get(fmt) if fmt else sniff(head, path)
+        source = get(fmt) if fmt else sniff(opened.head, path, opened.compression)
     except UnknownFormat:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+        opened.stream.close()
         raise
     report.files[path] = source.name
-    return _events(source, path, stream, report)
-
-
-def _head(stream: BinaryIO) -> bytes:
-    """The sniff window, or the whole first line when it is longer (a Kubernetes audit record
-    can be): sources recognise a format by its first line."""
-    head = stream.read(SNIFF_BYTES)
-    while b"\n" not in head and len(head) < FIRST_LINE_MAX:
-        more = stream.read(SNIFF_BYTES * 4)
-        if not more:
-            break
-        head += more
-    return head
-
-
-def _first_line(stream: io.BufferedReader) -> bytes:
-    head = b""
-    while b"\n" not in head and len(head) < FIRST_LINE_MAX:
-        more = stream.read1(SNIFF_BYTES)
-        if not more:
-            break
-        head += more
-    return head
-
-
-class _Prefixed(io.RawIOBase):
-    """Bytes already taken from a stream to sniff it, then the rest of the stream."""
-
-    def __init__(self, head: bytes, rest: io.BufferedReader) -> None:
-        super().__init__()
-        self._head = memoryview(head)
-        self._rest = rest
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        target = memoryview(buffer).cast("B")
-        if self._head:
-            size = min(len(target), len(self._head))
-            target[:size] = self._head[:size]
-            self._head = self._head[size:]
-            return size
-        data = self._rest.read1(len(target))
-        target[: len(data)] = data
-        return len(data)
+    return _events(source, path, opened.stream, report)
 
 
 def _events(source: Source, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
     try:
         yield from source.read_file(path, stream, report)
+    except read_errors() as exc:  # a truncated .gz: what came before it still counts
+        report.skip(path, "end of readable data", f"the rest cannot be read ({exc})")
     finally:
-        if stream is not sys.stdin.buffer:
-            stream.close()
+        stream.close()
+
+
+def open_all(
+    paths: Sequence[str],
+    report: ReadReport,
+    fmt: str | None,
+    unreadable: list[str],
+    passed_over: list[str] | None = None,
+) -> list[Iterator[Event]]:
+    """Event streams from files, folders and globs (see ``opening.expand``). A file that cannot
+    be read goes to unreadable with the reason; one found in a folder that is in no format goes
+    to passed_over instead (a folder of logs often holds a README too), when that is given."""
+    expanded = expand(paths)
+    unreadable.extend(expanded.problems)
+    streams: list[Iterator[Event]] = []
+    for path in expanded.files:
+        try:
+            streams.append(open_events(path, report, fmt))
+        except UnknownFormat as exc:
+            if passed_over is not None and path in expanded.listed:
+                passed_over.append(str(exc))
+            else:
+                unreadable.append(str(exc))
+        except OSError as exc:
+            unreadable.append(f"{path}: cannot read ({exc.strerror or exc})")
+    return streams

@@ -26,6 +26,12 @@ class RecordError(Exception):
     """A record this source cannot turn into events; the message is the reason, in one phrase."""
 
 
+class ForeignRecord(RecordError):
+    """A whole, readable record of another kind (a Zeek dns record in a conn.log stream, a
+    compute record among GKE's Kubernetes audit): passed over and counted as such, not as bad.
+    The message names the kind, e.g. "Zeek dns log"."""
+
+
 class AbandonedRecord(RecordError):
     """An earlier, unfinished record was given up when this line began a new one: the earlier
     one is the problem (reported at its own line), the new line still yields its events."""
@@ -59,10 +65,22 @@ class ReadReport:
     examples: list[Problem] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)  # path -> source name
     ignored: int = 0  # records understood but carrying nothing tidewaiter uses
+    foreign: Counter[str] = field(default_factory=Counter)  # records of another format, by title
+    notes: list[str] = field(default_factory=list)  # sentences about whole files
+    abandoned: int = 0  # unfinished multi-line records given up when a new one began
+    # Per file, to say when a forced format gave nothing at all, and why.
+    file_events: Counter[str] = field(default_factory=Counter)
+    file_reasons: dict[str, Counter[str]] = field(default_factory=dict)
 
     @property
     def skipped_total(self) -> int:
         return sum(self.skipped.values())
+
+    @property
+    def accounted(self) -> int:
+        """Records counted as skipped or of another format, earlier ones given up not included:
+        a line whose count this moves had a problem of its own."""
+        return self.skipped_total + self.foreign.total() - self.abandoned
 
     def skip(self, path: str, where: str, reason: str, detail: str = "") -> None:
         """Count a skipped record under ``reason``; ``detail`` (specific to this record) goes
@@ -71,8 +89,36 @@ class ReadReport:
             self.skipped["other reasons (see the examples)"] += 1
         else:
             self.skipped[reason] += 1
+        self._count_for(path, reason)
         if len(self.examples) < MAX_EXAMPLES:
             self.examples.append(Problem(path, where, f"{reason} ({detail})" if detail else reason))
+
+    def other_format(self, path: str, title: str) -> None:
+        """A whole record of another format met inside this file: not a bad record."""
+        if title in self.foreign or len(self.foreign) < MAX_REASONS:
+            self.foreign[title] += 1
+        self._count_for(path, f"in another format, {title}")
+
+    def _count_for(self, path: str, reason: str) -> None:
+        reasons = self.file_reasons.setdefault(path, Counter())
+        if reason in reasons or len(reasons) < MAX_REASONS:
+            reasons[reason] += 1
+
+    def check_forced(self, fmt: str | None) -> None:
+        """With --format forced, a file of which no record gave an event gets a sentence with
+        the commonest reason: the format named was most likely the wrong one."""
+        if not fmt:
+            return
+        for path in self.files:
+            if self.file_events[path]:
+                continue
+            reasons = self.file_reasons.get(path)
+            if reasons:
+                reason, count = reasons.most_common(1)[0]
+                why = f"the commonest reason ({count} records): {reason}"
+            else:
+                why = "every record was read, and none holds anything tidewaiter uses"
+            self.notes.append(f"{path}: --format {fmt} gave no event from this file; {why}")
 
     def summary(self) -> str:
         text = (
@@ -80,6 +126,10 @@ class ReadReport:
             f"{self.events} events, {self.ignored} records with nothing to use, "
             f"{self.skipped_total} skipped"
         )
+        if self.foreign:
+            text += ", " + ", ".join(
+                f"{n} {title} records passed over" for title, n in self.foreign.most_common()
+            )
         if self.skipped:
             reasons = "; ".join(f"{n} {r}" for r, n in self.skipped.most_common())
             text += f" ({reasons})"
@@ -120,6 +170,11 @@ class Source(ABC):
     def sniff(self, head: bytes) -> bool:
         """Whether the first bytes of a file look like this format (cheap, no full parse)."""
 
+    def near_miss(self, head: bytes) -> str | None:
+        """When sniff said no: whether the head is almost this format, as one sentence saying
+        why it is not read ("looks like Zeek JSON, but ..."); None when it is not close."""
+        return None
+
     def decoder(self, path: str) -> Decoder:
         raise NotImplementedError(f"{self.name} is not line framed")
 
@@ -140,9 +195,9 @@ def read_lines(source: Source, path: str, stream: BinaryIO, report: ReadReport) 
             continue
         if decoder.starts_record(line):
             report.records += 1
-        skipped = report.skipped_total
+        accounted = report.accounted
         events = list(guarded(decoder.feed, line, ref, report, count=False))
-        if not events and not decoder.assembling and report.skipped_total == skipped:
+        if not events and not decoder.assembling and report.accounted == accounted:
             report.ignored += 1  # a whole record read, with nothing tidewaiter uses
         yield from events
     yield from guarded_flush(decoder, path, lineno, report)
@@ -159,10 +214,19 @@ def guarded(
         events = list(feed(line, ref))
     except AbandonedRecord as exc:
         report.skip(exc.where.path, location(exc.where), str(exc))
+        report.abandoned += 1  # an earlier record's problem, not this line's
         if exc.then is not None:
             report.skip(ref.path, location(ref), exc.then)
+            return
         events = exc.events
+    except ForeignRecord as exc:
+        report.other_format(ref.path, str(exc))
+        return
     except RecordError as exc:
+        other = _other_format(line, ref.source)
+        if other is not None:
+            report.other_format(ref.path, other)
+            return
         report.skip(ref.path, location(ref), str(exc))
         return
     except Exception as exc:  # a parser bug must not lose the rest of the run
@@ -171,7 +235,21 @@ def guarded(
     if not events and count:
         report.ignored += 1
     report.events += len(events)
+    report.file_events[ref.path] += len(events)
     yield from events
+
+
+def _other_format(line: bytes, source: str) -> str | None:
+    """The title of the other format a record that this source cannot read is in, if any."""
+    from tidewaiter.sources import all_sources
+
+    stripped = line.lstrip()
+    if stripped[:1] not in (b"{", b"<", b"#") and b"type=" not in stripped[:64]:
+        return None  # only whole records of a JSON, XML, Zeek or auditd format are recognised
+    for other in all_sources():
+        if other.name != source and other.sniff(stripped):
+            return other.title
+    return None
 
 
 def guarded_flush(decoder: Decoder, path: str, lineno: int, report: ReadReport) -> Iterator[Event]:
@@ -181,6 +259,7 @@ def guarded_flush(decoder: Decoder, path: str, lineno: int, report: ReadReport) 
         report.skip(path, f"end of file (line {lineno})", str(exc))
         return
     report.events += len(events)
+    report.file_events[path] += len(events)
     yield from events
 
 

@@ -18,14 +18,17 @@ which reports the document as malformed.
 from __future__ import annotations
 
 import functools
+import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO
 
 import msgspec
 
-from tidewaiter.sources.base import ReadReport, RecordError
+from tidewaiter.events import Event, RawRef
+from tidewaiter.sources.base import AbandonedRecord, Decoder, ReadReport, RecordError, guarded
 from tidewaiter.sources.fields import BOM, decode_json_line
 
 MAX_DOCUMENT = 16 << 20  # a Sysmon record is a few KiB; a wrapper of thousands still fits
@@ -261,3 +264,89 @@ def sniff_json(head: bytes, *keys: bytes) -> bool:
 @functools.cache
 def _key(name: bytes) -> re.Pattern[bytes]:
     return re.compile(b'"' + re.escape(name) + rb'"\s*:')
+
+
+# --- reading records through a source's decoding function -----------------------------------
+
+DecodeRecord = Callable[[object, RawRef], list[Event]]
+
+
+def read_records(
+    source: str, path: str, stream: BinaryIO, report: ReadReport, decode: DecodeRecord
+) -> Iterator[Event]:
+    """Events of every JSON record of a file, each counted in report at the line it starts."""
+    for line, record in records(path, stream, report):
+        report.records += 1
+        ref = RawRef(source, path, line=line)
+        yield from guarded(partial(_apply, decode, record), b"", ref, report)
+
+
+def _apply(decode: DecodeRecord, record: object, _: bytes, ref: RawRef) -> list[Event]:
+    return decode(record, ref)
+
+
+class FramedDecoder(Decoder):
+    """The same, for streams fed a line at a time (``watch`` following JSON lines output);
+    read_records frames whole files itself, arrays included."""
+
+    def __init__(self, decode: DecodeRecord) -> None:
+        self._decode_record = decode
+        self._framer = Framer()
+
+    @property
+    def assembling(self) -> bool:
+        return self._framer.open
+
+    def feed(self, line: bytes, ref: RawRef) -> Iterable[Event]:
+        offset = (ref.line or 0) - self._framer.line  # the framer counts lines from its start
+        return self._decode(self._framer.feed(line), ref, offset)
+
+    def flush(self) -> Iterable[Event]:
+        problems = [d.problem for d in self._framer.finish() if d.problem]
+        if problems:
+            raise RecordError(problems[0])
+        return ()
+
+    def _decode(self, found: list[Document], ref: RawRef, offset: int) -> list[Event]:
+        events: list[Event] = []
+        problem: tuple[str, int] | None = None
+        for document in found:
+            at = msgspec.structs.replace(ref, line=document.line + offset)
+            try:
+                if document.problem is not None:
+                    raise RecordError(document.problem)
+                for record in unwrap(document.data):
+                    events += self._decode_record(record, at)
+            except RecordError as exc:
+                problem = problem or (str(exc), document.line + offset)
+        if problem is None:
+            return events
+        reason, line = problem
+        where = msgspec.structs.replace(ref, line=line)
+        if events or line != ref.line:
+            raise AbandonedRecord(reason, where, events)
+        raise RecordError(reason)
+
+
+def first_record(head: bytes) -> dict[str, object] | None:
+    """The first JSON record of a file's head (the first element of an array, the first
+    document of several, pretty-printed or not), when it is whole and an object."""
+    for document in documents(io.BytesIO(head)):
+        if document.problem is not None:
+            return None
+        try:
+            values = unwrap(document.data)
+        except RecordError:
+            return None
+        first = values[0] if values else None
+        return first if isinstance(first, dict) else None
+    return None
+
+
+def back_to_back(data: bytes) -> list[bytes] | None:
+    """The JSON documents of a line written one after another with no separator (``{..}{..}``,
+    as Kinesis Data Firehose concatenates records into an object); None when it is not that."""
+    found = list(documents(io.BytesIO(data)))
+    if len(found) < 2 or any(d.problem is not None for d in found):
+        return None
+    return [d.data for d in found]

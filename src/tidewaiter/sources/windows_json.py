@@ -24,24 +24,14 @@ nothing to use, not as a problem. Layout (lines, objects back to back, arrays, `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
-from functools import partial
+from collections.abc import Iterator, Mapping
 from typing import BinaryIO
-
-import msgspec
 
 from tidewaiter.events import Event, RawRef
 from tidewaiter.sources import register
-from tidewaiter.sources.base import (
-    AbandonedRecord,
-    Decoder,
-    ReadReport,
-    RecordError,
-    Source,
-    guarded,
-)
+from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
 from tidewaiter.sources.fields import to_str
-from tidewaiter.sources.json_stream import Document, Framer, records, sniff_json, unwrap
+from tidewaiter.sources.json_stream import FramedDecoder, read_records, sniff_json
 from tidewaiter.sources.sysmon_xml import parse_event, parse_event_data
 from tidewaiter.sources.windows_event import Fields, to_events, used
 
@@ -234,58 +224,13 @@ class WindowsJson(Source):
         return flat and any(sniff_json(head, key) for key in _PROVIDER_KEYS)
 
     def decoder(self, path: str) -> Decoder:
-        return JsonDecoder()
+        return FramedDecoder(_decode)
 
     def read_file(self, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
-        for line, record in records(path, stream, report):
-            report.records += 1
-            ref = RawRef(self.name, path, line=line)
-            yield from guarded(partial(_decode, record), b"", ref, report)
+        yield from read_records(self.name, path, stream, report, _decode)
 
 
-def _decode(record: object, _: bytes, ref: RawRef) -> list[Event]:
+def _decode(record: object, ref: RawRef) -> list[Event]:
     if not isinstance(record, Mapping):
         raise RecordError("JSON is not an object")
     return events_from_document(record, ref)
-
-
-class JsonDecoder(Decoder):
-    """For streams fed a line at a time (``watch`` following NXLog's or Winlogbeat's JSON lines
-    output); read_file frames whole files itself, arrays included."""
-
-    def __init__(self) -> None:
-        self._framer = Framer()
-
-    @property
-    def assembling(self) -> bool:
-        return self._framer.open
-
-    def feed(self, line: bytes, ref: RawRef) -> Iterable[Event]:
-        offset = (ref.line or 0) - self._framer.line  # the framer counts lines from its start
-        return self._decode(self._framer.feed(line), ref, offset)
-
-    def flush(self) -> Iterable[Event]:
-        problems = [d.problem for d in self._framer.finish() if d.problem]
-        if problems:
-            raise RecordError(problems[0])
-        return ()
-
-    def _decode(self, found: list[Document], ref: RawRef, offset: int) -> list[Event]:
-        events: list[Event] = []
-        problem: tuple[str, int] | None = None
-        for document in found:
-            at = msgspec.structs.replace(ref, line=document.line + offset)
-            try:
-                if document.problem is not None:
-                    raise RecordError(document.problem)
-                for record in unwrap(document.data):
-                    events += _decode(record, b"", at)
-            except RecordError as exc:
-                problem = problem or (str(exc), document.line + offset)
-        if problem is None:
-            return events
-        reason, line = problem
-        where = msgspec.structs.replace(ref, line=line)
-        if events or line != ref.line:
-            raise AbandonedRecord(reason, where, events)
-        raise RecordError(reason)

@@ -1,5 +1,11 @@
 """Zeek conn.log: TSV under its ``#`` header block, or JSON lines (``LogAscii::use_json``).
 
+JSON comes in the spellings pipelines give it: Zeek's own dotted names (``id.orig_h``), the
+underscore names of shippers whose stores refuse dots in keys (``id_orig_h``, as in the OTRF
+datasets), with the log named by ``_path`` (json-streaming-logs, Corelight) or ``@stream``
+(``@system``/``@proc`` beside it). Records of other Zeek logs (ssh, dns, smb_files) are
+recognised and passed over: conn.log alone holds the byte counts of every flow.
+
 Zeek sees the wire, not processes: a record is a finished flow with byte counts and no host,
 process or container. The TSV header (#separator, #unset_field, #empty_field, #fields) is state
 of the stream; a header block met mid-file (rotated logs concatenated) replaces the one before.
@@ -13,8 +19,9 @@ from dataclasses import dataclass
 import msgspec
 
 from tidewaiter.events import Activity, Endpoint, Event, Kind, RawRef, Traffic
+from tidewaiter.printable import printable
 from tidewaiter.sources import register
-from tidewaiter.sources.base import Decoder, RecordError, Source
+from tidewaiter.sources.base import Decoder, ForeignRecord, RecordError, Source
 from tidewaiter.sources.fields import (
     BOM,
     decode_json_line,
@@ -38,12 +45,20 @@ class _Conn(msgspec.Struct):
     orig_bytes: object = None
     resp_bytes: object = None
     path: object = msgspec.field(default=None, name="_path")  # added by log shippers, not Zeek
+    stream: object = msgspec.field(default=None, name="@stream")  # the same, other shippers
 
 
 # TSV columns in _Conn's field order, so a row's picked values build a _Conn positionally.
-_COLUMNS = tuple(f.encode_name for f in msgspec.structs.fields(_Conn) if f.name != "path")
+_COLUMNS = tuple(
+    f.encode_name for f in msgspec.structs.fields(_Conn) if f.name not in ("path", "stream")
+)
 _REQUIRED = ("ts", "id.orig_h", "id.resp_h")
 _DECODER = msgspec.json.Decoder(_Conn)
+# The underscore spelling of the id.* keys (stores that refuse dots in keys), read as Zeek's.
+_UNDERSCORED = tuple(
+    (f'"{name.replace(".", "_")}"'.encode(), f'"{name}"'.encode())
+    for name in ("id.orig_h", "id.orig_p", "id.resp_h", "id.resp_p")
+)
 
 
 @register
@@ -55,9 +70,18 @@ class ZeekSource(Source):
     def sniff(self, head: bytes) -> bool:
         text = head.removeprefix(BOM).lstrip()
         if text.startswith(b"#separator"):
-            return _header_path(text) == "conn"
+            return _header_path(text) is not None  # any Zeek log; only conn gives events
         line = text.split(b"\n", 1)[0]
-        return line.startswith(b"{") and _json_is_conn(line)
+        return line.startswith(b"{") and _json_zeek_log(line) is not None
+
+    def near_miss(self, head: bytes) -> str | None:
+        line = head.removeprefix(BOM).lstrip().split(b"\n", 1)[0]
+        if line.startswith(b"{") and (b'"id.orig_h"' in line or b'"id_orig_h"' in line):
+            return (
+                "looks like a Zeek log in JSON, but not conn.log (it names no log with _path "
+                "or @stream and has no conn_state); tidewaiter reads conn.log"
+            )
+        return None
 
     def decoder(self, path: str) -> Decoder:
         return ZeekDecoder()
@@ -122,7 +146,7 @@ class ZeekDecoder(Decoder):
     def _tsv_event(self, text: str, ref: RawRef) -> Event:
         header = self._header
         if header.path not in (None, "conn"):
-            raise RecordError(f"a Zeek {header.path} log, not conn.log")
+            raise ForeignRecord(f"Zeek {header.path} log")
         if header.columns is None:
             raise RecordError("record before the #fields header")
         if header.missing is not None:
@@ -154,9 +178,14 @@ def _separator(escaped: str) -> str:
 
 
 def _json_event(line: bytes, ref: RawRef) -> Event:
-    conn = decode_json_line(line, _DECODER)  # Zeek escapes bad bytes; a shipper may not
-    if conn.path is not None and conn.path != "conn":
-        raise RecordError(f"a Zeek {to_str(conn.path)} record, not conn.log")
+    # Zeek escapes bad bytes; a shipper may not.
+    if b'"id_orig_h"' in line and b'"id.orig_h"' not in line:
+        for underscored, dotted in _UNDERSCORED:
+            line = line.replace(underscored, dotted)
+    conn = decode_json_line(line, _DECODER)
+    log = conn.path if conn.path is not None else conn.stream
+    if log is not None and log != "conn":
+        raise ForeignRecord(f"Zeek {printable(str(log))[:40]} log")
     return _event(conn, ref)
 
 
@@ -190,16 +219,20 @@ def _header_path(text: bytes) -> str | None:
     return decoder.path
 
 
-def _json_is_conn(line: bytes) -> bool:
-    if b'"id.orig_h"' not in line or b'"id.resp_h"' not in line:
-        return False
+def _json_zeek_log(line: bytes) -> str | None:
+    """The Zeek log a JSON line is a record of ("conn", "ssh", ...), or None if it is none."""
+    if not (b'"id.orig_h"' in line or b'"id_orig_h"' in line):
+        return None
     try:
         record = decode_keeping_bad_utf8(msgspec.json.decode, line)
     except msgspec.DecodeError:
-        return False
+        return None
     if not isinstance(record, dict):
-        return False
-    if "_path" in record:
-        return bool(record["_path"] == "conn")
+        return None
+    if not ("id.orig_h" in record or "id_orig_h" in record):
+        return None
+    for key in ("_path", "@stream"):  # shippers name the log
+        if isinstance(record.get(key), str):
+            return str(record[key])
     # dns, http and ssl logs share the id.* keys; Zeek writes these two in every conn record.
-    return "conn_state" in record or "missed_bytes" in record
+    return "conn" if "conn_state" in record or "missed_bytes" in record else None
