@@ -150,6 +150,7 @@ def test_auditd_raw_records_go_through_the_auditd_reader(fixtures: Path) -> None
         args=("tar", "-czf", "/tmp/out.tgz", "/etc"),
         cwd="/root",
         user="0",
+        session="1",  # auditd ses: the login session the process belongs to
         parent=Process(pid=900),
     )
     assert event.host == "node-7"

@@ -187,6 +187,7 @@ def test_verify_reports_a_profile_that_applies() -> None:
     alert = alerts.container()
     alert["evidences"][0]["process"]["file"] = {"path": "/usr/bin/restic"}
     alert["evidences"][0]["data"]["tool"] = "restic"
+    alert["evidences"][1]["dst_endpoint"] = {"ip": "10.0.0.5", "port": 443}  # stayed inside
 
     matches = near_matches(alert, Suppressor())
 
@@ -251,11 +252,15 @@ def test_verify_agrees_with_detection_about_a_backup_tool_that_ran_just_before(
     )
     path = telemetry.write(tmp_path / "tetragon.jsonl", [restic, *records])
     (alert,) = _detect(capsys, str(path))
-    assert "backup-tool" in alert["finding_info"]["desc"]  # detection lowered it
+    # A binary named restic is text the attacker can write: detection names the profile it
+    # did not apply (issue 11), and verify must say the same.
+    assert "not lowered as a backup" in alert["finding_info"]["desc"]
     alerts_file = alerts.write(tmp_path / "alerts.jsonl", alert)
 
     result = _investigate(capsys, alert["finding_info"]["uid"], "--alerts", str(alerts_file))
 
-    closest = result["verify"][0]
-    assert (closest["id"], closest["applies"]) == ("backup-tool", True)
-    assert any("restic" in c["detail"] and c["matched"] for c in closest["checks"])
+    [backup] = [m for m in result["verify"] if m["id"] == "backup-tool"]
+    assert backup["applies"] is False
+    assert any("restic" in c["detail"] and c["matched"] for c in backup["checks"])
+    [identity] = [c for c in backup["checks"] if c["condition"] == "workload identity"]
+    assert identity["matched"] is False

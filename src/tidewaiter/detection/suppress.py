@@ -303,15 +303,28 @@ class Suppressor:
             # A signal is covered by any one condition: report the one that holds, else all.
             checks.extend([c for c in found if c.matched][:1] if covered else found)
         inside = self._only_inside(finding.evidence)
+        effect: str = profile.effect if inside else profile.outside
         if not inside:
-            effect = profile.outside
             detail = (
                 f"a transfer left for a destination not allowed: the profile's effect is {effect}"
             )
             checks.append(Check("destinations", effect != "none", detail))
-        applies = self._profile_evidence(compiled, finding, recent) is not None and (
-            inside or profile.outside != "none"
-        )
+        applies = self._profile_evidence(compiled, finding, recent) is not None and effect != "none"
+        # The same conditions judge() holds it to, so verify never contradicts detection.
+        if applies and effect == "suppress_unless_named":
+            why_not = self._carried_out(finding)
+            if why_not is not None:
+                checks.append(Check("carried out", False, why_not))
+                applies = False
+        if applies and effect == "lower" and not inside:
+            who = identity(finding.entity.container)
+            vouched = compiled.vouched(who)
+            not_vouched = f"{who.describe()} is not a {profile.name.lower()} job by owner or image"
+            checks.append(Check("workload identity", vouched is not None, vouched or not_vouched))
+            applies = vouched is not None
+        if applies and finding.omitted:
+            checks.append(Check("evidence kept", False, f"{finding.omitted} signals not kept"))
+            applies = False
         return NearMatch("profile", profile.id, profile.reason, applies, tuple(checks))
 
     def _profile_evidence(

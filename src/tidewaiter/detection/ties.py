@@ -28,6 +28,7 @@ from typing import TypeVar
 
 import msgspec
 
+from tidewaiter.detection import cmdline
 from tidewaiter.detection.cmdline import exe_name
 from tidewaiter.detection.correlate import ARCHIVING, Episode
 from tidewaiter.detection.signals import Signal, SignalKind
@@ -112,7 +113,7 @@ class Ties:
             process = signal.event.process
             if signal.kind is SignalKind.ARCHIVE_FILE or process is None:
                 return []
-            wrapped = exe_name(process.path) in shells
+            wrapped = exe_name(process.path) in shells and not _runs_applet(process)
             if not wrapped or signal.event.raw.source not in RECORDS_STARTS:
                 return []  # the archiver's own start, or a source that does not record starts
             since = signal.event.time - skew
@@ -283,3 +284,20 @@ def _basename(path: str | None) -> str:
     if not path:
         return ""
     return PureWindowsPath(path).name if "\\" in path else PurePosixPath(path).name
+
+
+def _runs_applet(process: Process) -> bool:
+    """`toybox tar -czf ...` is tar's own start, not a shell line naming it: a multicall binary
+    runs the applet its first argument names. It is a shell when that applet is one, or when
+    its arguments are a shell's (`/bin/sh` linked to busybox: Tetragon reports busybox `-c ...`)."""
+    if exe_name(process.path) not in cmdline.MULTICALL:
+        return False
+    argv = process.args or tuple((process.cmd_line or "").split())
+    if argv and exe_name(argv[0]) in cmdline.MULTICALL:
+        argv = argv[1:]  # argv[0] is there (Tetragon leaves it out)
+    applet = argv[0] if argv else ""
+    shell_flags = applet.startswith("-") and applet.endswith("c") and len(applet) <= 3
+    return bool(applet) and not shell_flags and exe_name(applet) not in _SHELL_APPLETS
+
+
+_SHELL_APPLETS = frozenset({"sh", "ash", "bash", "hush", "msh"})
