@@ -70,8 +70,12 @@ def _load() -> None:
 
 
 def all_writers() -> list[Writer]:
+    """In _MODULES order, whichever writer module was imported first."""
     _load()
-    return list(_writers.values())
+    rank = {module: i for i, module in enumerate(_MODULES)}
+    return sorted(
+        _writers.values(), key=lambda w: rank.get(type(w).__module__.rsplit(".", 1)[-1], 99)
+    )
 
 
 def available() -> list[Writer]:
