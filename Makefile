@@ -8,6 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements/dev.txt
 RUNTIME_LOCK := requirements/runtime.txt
+BUILD_LOCK := requirements/build.txt
 PIP_TOOLS := pip-tools==7.7.0
 # The lock is resolved against PyPI alone, so it carries the hashes of every platform's files.
 LOCK_ENV := env -u PIP_FIND_LINKS PIP_CONFIG_FILE=/dev/null
@@ -59,6 +60,7 @@ lock:
 	$(LOCK_ENV) .venv-lock/bin/pip-compile $(COMPILE) --upgrade --extra dev --all-build-deps \
 		-o $(LOCK) pyproject.toml
 	$(LOCK_ENV) .venv-lock/bin/pip-compile $(COMPILE) --upgrade -o $(RUNTIME_LOCK) pyproject.toml
+	$(LOCK_ENV) .venv-lock/bin/pip-compile $(COMPILE) --upgrade -o $(BUILD_LOCK) requirements/build.in
 	rm -rf .venv-lock
 
 clean:
