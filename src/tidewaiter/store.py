@@ -88,7 +88,11 @@ class StoreError(Exception):
 
 
 def default_path() -> Path:
-    """Under the user's data directory ($XDG_DATA_HOME, else ~/.local/share)."""
+    """$TIDEWAITER_DB, else under the user's data directory ($XDG_DATA_HOME, else
+    ~/.local/share)."""
+    named = os.environ.get("TIDEWAITER_DB")
+    if named:
+        return Path(named)
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "tidewaiter" / "tidewaiter.duckdb"
 
@@ -105,6 +109,14 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+    def cursor(self) -> Store:
+        """This store on a connection of its own, for another thread: one DuckDB connection is
+        not shared between threads; cursors of one database are, each in its own transactions."""
+        other = object.__new__(type(self))
+        other.path = self.path
+        other.db = self.db.cursor()
+        return other
 
     def __enter__(self) -> Store:
         return self

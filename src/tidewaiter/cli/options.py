@@ -15,6 +15,7 @@ from tidewaiter.pipeline import EngineConfig, RuleSignals
 from tidewaiter.printable import printable
 from tidewaiter.sigma import SigmaLoadError
 from tidewaiter.store import Store, StoreError, default_path
+from tidewaiter.store_socket import connect
 
 _SEVERITY_BY_NAME = {name.lower(): level for level, name in SEVERITY_NAMES.items()}
 
@@ -185,7 +186,7 @@ def open_store(args: argparse.Namespace, required: bool = False) -> Store | None
     """The store named by --db, or the default one when the command needs a store."""
     if args.db is None and not required:
         return None
-    return Store(args.db)
+    return connect(args.db)
 
 
 StoreCommand = Callable[[Store, argparse.Namespace], int]
@@ -197,7 +198,7 @@ def with_store(command: StoreCommand) -> Callable[[argparse.Namespace], int]:
 
     def run(args: argparse.Namespace) -> int:
         try:
-            store = Store(args.db)
+            store = connect(args.db)
         except StoreError as exc:
             print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
             return 2

@@ -7,10 +7,11 @@ import argparse
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
@@ -30,21 +31,29 @@ from tidewaiter.sources import UnknownFormat, all_sources, get
 from tidewaiter.sources.base import ReadReport
 from tidewaiter.sources.opening import expand
 from tidewaiter.store import Store, StoreError
+from tidewaiter.store_socket import TIMEOUT as SOCKET_TIMEOUT
+from tidewaiter.store_socket import StoreServer
+from tidewaiter.watch import logs
 from tidewaiter.watch.checkpoint import Checkpoints
 from tidewaiter.watch.config import (
     ConfigError,
     WatchSettings,
     byte_size,
+    env_name,
+    from_environment,
     listen_address,
     load_file,
     merged,
     name_value,
+    unknown_environment,
 )
 from tidewaiter.watch.delivery import Delivery
 from tidewaiter.watch.expiry import Expiry
 from tidewaiter.watch.follow import FileFollower
+from tidewaiter.watch.health import HealthServer
 from tidewaiter.watch.http_input import HttpInput
 from tidewaiter.watch.inputs import Input
+from tidewaiter.watch.metrics import Readiness, WatchCollector
 from tidewaiter.watch.once import OnceInput, is_compressed
 from tidewaiter.watch.runner import Control, EngineFactory, OnFinding, Runner, Timing
 from tidewaiter.watch.status import Status
@@ -172,6 +181,25 @@ def add_watch_options(parser: argparse.ArgumentParser) -> None:
         "--from-end", action="store_true", help="start files seen for the first time at their end"
     )
     run.add_argument(
+        "--metrics",
+        type=listen_address,
+        metavar="[HOST:]PORT",
+        help="serve /metrics (Prometheus), /healthz and /readyz here (host defaults to "
+        "127.0.0.1; off unless given)",
+    )
+    run.add_argument(
+        "--ready-sink-failing",
+        type=seconds,
+        default=300.0,
+        metavar="SECONDS",
+        help="/readyz fails when a sink has been failing this long (default 300)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=logs.FORMATS,
+        help="messages as JSON lines or text (default: json unless stderr is a terminal)",
+    )
+    run.add_argument(
         "--status-interval",
         type=float,
         default=60.0,
@@ -195,12 +223,25 @@ def _options_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resolve(given: argparse.Namespace) -> tuple[argparse.Namespace, WatchSettings]:
-    """The settings from the command line and the --config file. Raises ConfigError."""
-    args = given
-    if given.config:
-        args = merged(_options_parser(), given, load_file(given.config), given.config)
+def resolve(
+    given: argparse.Namespace, environ: Mapping[str, str] | None = None
+) -> tuple[argparse.Namespace, WatchSettings]:
+    """The settings from the command line, the environment and the --config file, in that
+    order of precedence. Raises ConfigError."""
+    args, _ = _layered(given, os.environ if environ is None else environ)
     return args, WatchSettings.from_args(args)
+
+
+def _layered(
+    given: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[argparse.Namespace, dict[str, str]]:
+    parser = _options_parser()
+    config = given.config or environ.get(env_name("config"))
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if config:
+        layers.append((config, load_file(config)))
+    layers.append(("environment", from_environment(parser, environ)))
+    return merged(parser, given, layers)
 
 
 def run(given: argparse.Namespace) -> int:
@@ -208,7 +249,8 @@ def run(given: argparse.Namespace) -> int:
     try:
         args, settings = resolve(given)
         if args.check_config:
-            return check(args, settings, console)
+            _, sources = _layered(given, os.environ)
+            return check(args, settings, console, sources)
         _check_sinks(settings)
         store = Store(settings.db)
     except (ConfigError, StoreError, WebhookError, SyslogError) as exc:
@@ -227,7 +269,8 @@ def _watch(
     store: Store,
     console: Console,
 ) -> int:
-    status = Status(console, settings.status_interval)
+    log_format = settings.log_format or logs.default_format(sys.stderr)
+    status = Status(console, settings.status_interval, log_format)
     report = ReadReport()
     inputs: list[Input] = []
     sinks: list[tuple[str, Sink]] = []
@@ -253,6 +296,7 @@ def _watch(
         status.close_quietly()
         return EXIT_USAGE
     delivery = Delivery(sinks, StoreSink(store), status.say)
+    collector = WatchCollector() if settings.metrics else None
     runner = Runner(
         make_engine,
         inputs,
@@ -263,6 +307,7 @@ def _watch(
         Expiry(settings.container_ttl, settings.exit_grace),
         Timing(settings.checkpoint_interval, settings.idle_flush),
         notes=lambda: _notes(sinks, inputs),
+        collector=collector,
     )
 
     def reloader() -> EngineFactory:
@@ -276,15 +321,40 @@ def _watch(
         return _engine_factory(new_args, store)
 
     control = Control()
+    services: list[StoreServer | HealthServer] = []
     try:
+        services.append(_store_server(store, control, status))
+        if collector is not None and settings.metrics is not None:
+            host, port = settings.metrics
+            ready = Readiness(settings.checkpoint_interval, settings.ready_sink_failing)
+            health = HealthServer(host, port, collector, ready)
+            services.append(health)
+            status.say(f"serving /metrics, /healthz and /readyz on {health.address}")
         with _signals(control):
             runner.run(control, reloader)
+    except OSError as exc:
+        status.say(f"cannot start: {exc.strerror or exc}")
+        return EXIT_USAGE
     finally:
+        for service in services:
+            service.close()
         for source in inputs:
             source.close()
         delivery.close()
         status.close(runner.figures())
     return EXIT_OK
+
+
+def _store_server(store: Store, control: Control, status: Status) -> StoreServer:
+    """The store for the analyst's commands while this watch holds it; a suppression added or
+    removed through it is in the engine before the command returns."""
+
+    def changed() -> None:
+        control.reload_and_wait(SOCKET_TIMEOUT - 10)
+
+    server = StoreServer(store, changed, status.say)
+    status.say(f"serving the store to other tidewaiter commands on {server.path}")
+    return server
 
 
 def _engine_factory(args: argparse.Namespace, store: Store) -> EngineFactory:
@@ -466,7 +536,12 @@ def _signals(control: Control) -> Iterator[None]:
             signal.signal(signum, handler)
 
 
-def check(args: argparse.Namespace, settings: WatchSettings, console: Console) -> int:
+def check(
+    args: argparse.Namespace,
+    settings: WatchSettings,
+    console: Console,
+    sources: Mapping[str, str] | None = None,
+) -> int:
     """--check-config: everything that can be checked without starting, then exit."""
     problems: list[str] = []
     for step in (
@@ -512,4 +587,60 @@ def check(args: argparse.Namespace, settings: WatchSettings, console: Console) -
         highlight=False,
         soft_wrap=True,
     )
+    console.print(
+        "the effective settings (flag > environment > file > default):",
+        markup=False,
+        highlight=False,
+    )
+    for line in effective(args, sources or {}, os.environ):
+        console.print(printable(line), markup=False, highlight=False, soft_wrap=True)
     return EXIT_OK
+
+
+def effective(
+    args: argparse.Namespace, sources: Mapping[str, str], environ: Mapping[str, str]
+) -> list[str]:
+    """One line per setting: name, value (secrets masked) and where it came from."""
+    lines = []
+    keys = sorted(_keys(_options_parser()).items())
+    width = max(len(key) for key, _ in keys)
+    for key, dest in keys:
+        value = mask(key, getattr(args, dest), environ)
+        lines.append(f"  {key:<{width}}  {value}  ({sources.get(dest, 'default')})")
+    for name in unknown_environment(_options_parser(), environ):
+        lines.append(f"  note: {name} is set but names no setting of watch; it is ignored")
+    return lines
+
+
+def _keys(parser: argparse.ArgumentParser) -> dict[str, str]:
+    keys: dict[str, str] = {}
+    for action in parser._actions:
+        if action.dest in ("help", "config", "check_config"):
+            continue
+        longs = [o[2:] for o in action.option_strings if o.startswith("--")]
+        keys[longs[0] if longs else action.dest] = action.dest
+    return keys
+
+
+def mask(key: str, value: Any, environ: Mapping[str, str]) -> str:
+    """A setting as --check-config shows it: never a secret. A webhook URL's path and query
+    (which carry the token of many webhook services) are masked; a header from the environment
+    shows the variable's name and whether it is set, never its value."""
+    if value is None or value in ([], ()):
+        return "-"
+    if key == "webhook":
+        parts = urlsplit(str(value))
+        hidden = "/****" if parts.path.strip("/") or parts.query else parts.path
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{parts.hostname or ''}{port}{hidden}"
+    if key == "webhook-header-env":
+        return ", ".join(
+            f"{name} from ${var} ({'set' if var in environ else 'NOT SET'})" for name, var in value
+        )
+    if key == "webhook-header-file":
+        return ", ".join(f"{name} from {path}" for name, path in value)
+    if isinstance(value, tuple) and len(value) == 2 and key in ("listen", "metrics"):
+        return f"{value[0]}:{value[1]}"
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    return str(value)

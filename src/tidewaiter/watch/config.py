@@ -3,9 +3,11 @@
 The file is a mapping whose keys are the long flag names (``checkpoint-interval`` or
 ``checkpoint_interval``) and ``paths`` for the inputs. A repeatable flag takes a list; a
 ``NAME=VALUE`` flag also takes a mapping. Each value goes through the flag's own parser, so the
-file is checked exactly as the command line is. A flag given on the command line wins over the
-file. Since the keys come from the parser itself, a detection flag added later is a config key at
-once.
+file is checked exactly as the command line is. Every setting can also be given in the
+environment as TIDEWAITER_<SETTING> (``TIDEWAITER_CHECKPOINT_INTERVAL=2``), as containers expect.
+Precedence: a flag on the command line, then the environment, then the file, then the default.
+Since the keys come from the parser itself, a detection flag added later is a config key, and an
+environment variable, at once.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 import argparse
 import copy
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,10 @@ import yaml
 from tidewaiter.store import default_path
 
 _NOT_IN_FILE = frozenset({"help", "config", "check_config", "run"})
+ENV_PREFIX = "TIDEWAITER_"
+_OTHER_VARIABLES = frozenset({"TIDEWAITER_CACHE", "TIDEWAITER_CONFIG"})
+_SWITCH = {"true": True, "1": True, "yes": True, "on": True}
+_SWITCH |= {"false": False, "0": False, "no": False, "off": False}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
@@ -83,25 +89,65 @@ def load_file(path: str) -> dict[str, Any]:
 
 
 def merged(
-    parser: argparse.ArgumentParser, given: argparse.Namespace, values: Mapping[str, Any], path: str
-) -> argparse.Namespace:
-    """The command line's settings, completed by the file's for what the command line left at
-    its default."""
+    parser: argparse.ArgumentParser,
+    given: argparse.Namespace,
+    layers: Sequence[tuple[str, Mapping[str, Any]]],
+) -> tuple[argparse.Namespace, dict[str, str]]:
+    """The command line's settings, completed by ``layers`` (label, values) for what the command
+    line left at its default: a later layer wins over an earlier one, the command line over all.
+    Also where each setting came from: "flag", a layer's label, or "default"."""
     actions = _actions_by_key(parser)
     untouched = parser.parse_args([])  # every setting as the command line leaves it
     args = copy.deepcopy(given)
-    for key, value in values.items():
-        action = actions.get(str(key).replace("_", "-"))
-        if action is None:
-            known = ", ".join(sorted(actions))
-            raise ConfigError(f"{path}: unknown setting {key!r}; the settings are: {known}")
-        if getattr(given, action.dest) != getattr(untouched, action.dest):
-            continue  # given on the command line
-        try:
-            setattr(args, action.dest, _convert(action, value))
-        except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
-            raise ConfigError(f"{path}: {key}: {exc}") from None
-    return args
+    sources = {
+        a.dest: "flag" if getattr(given, a.dest) != getattr(untouched, a.dest) else "default"
+        for a in actions.values()
+    }
+    for label, values in layers:
+        for key, value in values.items():
+            action = actions.get(str(key).replace("_", "-"))
+            if action is None:
+                known = ", ".join(sorted(actions))
+                raise ConfigError(f"{label}: unknown setting {key!r}; the settings are: {known}")
+            if sources[action.dest] == "flag":
+                continue
+            try:
+                setattr(args, action.dest, _convert(action, value))
+            except (argparse.ArgumentTypeError, ValueError, TypeError) as exc:
+                raise ConfigError(f"{label}: {key}: {exc}") from None
+            sources[action.dest] = label
+    return args, sources
+
+
+def env_name(key: str) -> str:
+    return ENV_PREFIX + key.upper().replace("-", "_")
+
+
+def from_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> dict[str, Any]:
+    """The settings given as TIDEWAITER_<SETTING> variables. A list is comma-separated
+    (``TIDEWAITER_PATHS=/a.json,/b.json``, ``TIDEWAITER_WEBHOOK_HEADER_ENV=Authorization=TOKEN``);
+    a switch is true/false, 1/0, yes/no or on/off."""
+    values: dict[str, Any] = {}
+    for key, action in _actions_by_key(parser).items():
+        text = environ.get(env_name(key))
+        if text is None:
+            continue
+        if action.nargs == 0:
+            switch = _SWITCH.get(text.strip().lower())
+            if switch is None:
+                raise ConfigError(f"{env_name(key)}: {text!r} is not true or false")
+            values[key] = switch
+        elif isinstance(action, argparse._AppendAction) or action.nargs in ("*", "+"):
+            values[key] = [item.strip() for item in text.split(",") if item.strip()]
+        else:
+            values[key] = text
+    return values
+
+
+def unknown_environment(parser: argparse.ArgumentParser, environ: Mapping[str, str]) -> list[str]:
+    """TIDEWAITER_* variables that name no setting (a typo, or another command's variable)."""
+    known = {env_name(key) for key in _actions_by_key(parser)} | _OTHER_VARIABLES
+    return sorted(n for n in environ if n.startswith(ENV_PREFIX) and n not in known)
 
 
 def _actions_by_key(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
@@ -178,6 +224,9 @@ class WatchSettings:
     status_interval: float
     sensor: bool = False
     sensor_containers_only: bool = False
+    metrics: tuple[str, int] | None = None
+    log_format: str | None = None
+    ready_sink_failing: float = 300.0
 
     @property
     def state_dir(self) -> Path:
@@ -218,4 +267,7 @@ class WatchSettings:
             status_interval=args.status_interval,
             sensor=sensor,
             sensor_containers_only=bool(getattr(args, "sensor_containers_only", False)),
+            metrics=getattr(args, "metrics", None),
+            log_format=getattr(args, "log_format", None),
+            ready_sink_failing=getattr(args, "ready_sink_failing", 300.0),
         )

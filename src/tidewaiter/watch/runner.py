@@ -32,6 +32,7 @@ from tidewaiter.watch.checkpoint import Checkpoints
 from tidewaiter.watch.delivery import Delivery
 from tidewaiter.watch.expiry import Expiry
 from tidewaiter.watch.inputs import Input
+from tidewaiter.watch.metrics import InputSample, Sample, Tally, WatchCollector
 from tidewaiter.watch.status import Figures, Status
 
 OnFinding = Callable[[Finding], None]
@@ -53,6 +54,9 @@ class Control:
         self.stop = False
         self.reload = False
         self._wake = threading.Event()
+        self._reloaded = threading.Condition()
+        self._asked = 0  # reloads asked for by reload_and_wait
+        self._done = 0  # the last of them a finished reload began after
 
     def request_stop(self) -> None:
         self.stop = True
@@ -61,6 +65,27 @@ class Control:
     def request_reload(self) -> None:
         self.reload = True
         self._wake.set()
+
+    def reload_and_wait(self, timeout: float) -> None:
+        """Ask for a reload and return once the loop has done one that began after the ask
+        (from another thread: the store socket, after a suppression changed). Raises
+        TimeoutError."""
+        with self._reloaded:
+            self._asked += 1
+            wanted = self._asked
+            self.request_reload()
+            if not self._reloaded.wait_for(lambda: self._done >= wanted, timeout):
+                raise TimeoutError
+
+    def begin_reload(self) -> int:
+        with self._reloaded:
+            self.reload = False
+            return self._asked
+
+    def reload_done(self, began: int) -> None:
+        with self._reloaded:
+            self._done = max(self._done, began)
+            self._reloaded.notify_all()
 
     def wait(self, seconds: float) -> None:
         self._wake.wait(seconds)
@@ -79,6 +104,7 @@ class Runner:
         expiry: Expiry,
         timing: Timing = Timing(),
         notes: Callable[[], list[str]] = list,
+        collector: WatchCollector | None = None,
     ) -> None:
         self.engine = make_engine(self._on_finding, self._on_suppressed)
         self.inputs = inputs
@@ -96,6 +122,12 @@ class Runner:
         self._ahead_said = 0
         self._records = 0  # records read, at the last round
         self._failing_inputs: dict[str, str] = {}
+        self.collector = collector  # published to once a round when metrics are served
+        self.tally = Tally()
+        self._checkpointed: float | None = None  # time.time() of the last saved checkpoint
+        self._unsaved_since: float | None = None  # monotonic time of the oldest unsaved change
+        self._checkpoint_failing: str | None = None
+        self._sinks_failing: dict[str, float] = {}  # sink -> monotonic time it began failing
 
     # --- the loop ------------------------------------------------------------------------------
 
@@ -107,10 +139,11 @@ class Runner:
         try:
             while not control.stop:
                 if control.reload:
-                    control.reload = False
+                    began = control.begin_reload()
                     if reloader is not None:
                         self._reload(reloader)
                         last_checkpoint = 0.0  # the reload is checkpointed at once
+                    control.reload_done(began)
                 count = self.step()
                 now = time.monotonic()
                 force = self._maybe_decide_idle(count, now)
@@ -120,9 +153,10 @@ class Runner:
                     self.checkpoint()
                     last_checkpoint = now
                 self.status.update(self.figures())
+                self._publish()
                 if self.inputs and all(i.finished for i in self.inputs):
                     self.engine.flush()  # the end of every input: decide everything, as detect
-                    self._dirty = True
+                    self._mark_dirty()
                     break
                 if not count:
                     control.wait(self.timing.poll)
@@ -135,12 +169,15 @@ class Runner:
         """One round: poll every input, process what arrived in time order."""
         batches: list[list[Event]] = []
         for source in self.inputs:
+            records = self.report.records
             try:
                 batch = source.poll(self.timing.budget)
             except OSError as exc:
                 self._input_failed(source.name, f"{exc.strerror or exc}")
                 continue
             self._failing_inputs.pop(source.name, None)
+            newest = max((e.time for e in batch), default=None)
+            self.tally.read(source.name, self.report.records - records, len(batch), newest)
             if batch:
                 batches.append(batch)
         count = 0
@@ -149,7 +186,7 @@ class Runner:
             count += 1
         if count or self.report.records != self._records:
             self._records = self.report.records
-            self._dirty = True  # positions moved: worth a checkpoint
+            self._mark_dirty()  # positions moved: worth a checkpoint
         self._say_new_problems()
         return count
 
@@ -175,7 +212,7 @@ class Runner:
         if not self.engine.correlator.open_episodes:
             return False
         self.engine.correlator.flush()
-        self._dirty = True
+        self._mark_dirty()
         return True
 
     # --- findings ------------------------------------------------------------------------------
@@ -183,12 +220,14 @@ class Runner:
     def _on_finding(self, finding: Finding) -> None:
         alert = to_ocsf(finding, self.engine.catalog)
         self.delivery.alert(alert, _workload(finding))
-        self._dirty = True
+        self.tally.finding(finding)
+        self._mark_dirty()
 
     def _on_suppressed(self, finding: Finding) -> None:
         alert = to_ocsf(finding, self.engine.catalog)
         self.delivery.suppressed(alert, _workload(finding), finding.suppressed_by)
-        self._dirty = True
+        self.tally.held_back(finding)
+        self._mark_dirty()
 
     # --- checkpoints and reloads ---------------------------------------------------------------
 
@@ -202,9 +241,13 @@ class Runner:
         try:
             self.checkpoints.save(positions, state.snapshot(self.engine, self.expiry))
         except Exception as exc:  # a full disk must not stop detection; the next one may work
+            self._checkpoint_failing = str(exc)
             self.status.say(f"cannot save a checkpoint ({exc}); detection goes on")
             return
         self._dirty = False
+        self._checkpoint_failing = None
+        self._checkpointed = time.time()
+        self._unsaved_since = None
         for source in self.inputs:
             saved = getattr(source, "checkpointed", None)
             if saved is not None:
@@ -236,7 +279,7 @@ class Runner:
         state.carry_over(self.engine, engine)
         engine.events, engine.signals = self.engine.events, self.engine.signals
         self.engine = engine
-        self._dirty = True
+        self._mark_dirty()
         self.status.say("configuration reloaded; detection state kept")
 
     # --- reporting -----------------------------------------------------------------------------
@@ -256,10 +299,59 @@ class Runner:
             notes=self._notes(),
         )
 
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+        if self._unsaved_since is None:
+            self._unsaved_since = time.monotonic()
+
+    def _publish(self) -> None:
+        """The round's figures for /metrics and /readyz (only when they are served)."""
+        if self.collector is None:
+            return
+        now, wall = time.monotonic(), time.time()
+        inputs = []
+        for source in self.inputs:
+            try:
+                behind = source.behind()
+            except OSError:
+                behind = 0
+            newest = self.tally.newest.get(source.name)
+            inputs.append(
+                InputSample(
+                    name=source.name,
+                    fmt=self.report.files.get(source.name, "unknown"),
+                    records=self.tally.records[source.name],
+                    events=self.tally.events[source.name],
+                    behind_bytes=behind,
+                    behind_seconds=max(0.0, wall - newest) if newest is not None else None,
+                    failing=self._failing_inputs.get(source.name),
+                )
+            )
+        self.collector.sample = Sample(
+            taken=wall,
+            inputs=tuple(inputs),
+            sinks=self.delivery.samples(now, self._sinks_failing),
+            skipped=dict(self.report.skipped),
+            findings=dict(self.tally.findings),
+            suppressed=dict(self.tally.suppressed),
+            containers=len(self.expiry),
+            open_episodes=self.engine.correlator.open_episodes,
+            checkpoint_age=wall - self._checkpointed if self._checkpointed is not None else None,
+            unsaved_for=now - self._unsaved_since if self._unsaved_since is not None else 0.0,
+            checkpoint_failing=self._checkpoint_failing,
+        )
+
     def _say_new_problems(self) -> None:
         examples = self.report.examples
         while self._examples_said < len(examples):
-            self.status.say(f"skipped {examples[self._examples_said]}")
+            problem = examples[self._examples_said]
+            self.status.say(
+                f"skipped {problem}",
+                event="skipped",
+                file=problem.path,
+                where=problem.where,
+                reason=problem.reason,
+            )
             self._examples_said += 1
             if self._examples_said == MAX_EXAMPLES:
                 self.status.say("further skipped records are counted on the status line")

@@ -1,22 +1,23 @@
 """What a watch is doing, on standard error.
 
 On a terminal: one status line kept at the bottom (rich), messages printed above it. Elsewhere
-(a service, a pipe): a plain status line every ``interval`` seconds and at the end, so a log keeps
-the figures without being flooded. Messages are plain lines starting "tidewaiter:", with any
-text from telemetry made printable.
+(a service, a pipe): a ``status`` event every ``interval`` seconds and at the end, so a log keeps
+the figures without being flooded. Messages go through ``logging`` (``logs``), as text lines
+starting "tidewaiter:" or as JSON objects with their fields.
 """
 
 from __future__ import annotations
 
-import threading
+import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from tidewaiter.printable import printable
+from tidewaiter.watch import logs
 
 
 @dataclass
@@ -31,10 +32,10 @@ class Figures:
 
 
 class Status:
-    def __init__(self, console: Console, interval: float = 60.0) -> None:
+    def __init__(self, console: Console, interval: float = 60.0, log_format: str = "text") -> None:
         self.console = console
         self.interval = interval
-        self._lock = threading.Lock()
+        self.log = logs.configure(console, log_format)
         self._live: Live | None = None
         if console.is_terminal:
             self._live = Live(Text(""), console=console, refresh_per_second=4, transient=True)
@@ -43,9 +44,10 @@ class Status:
         self._rate = 0.0
         self._printed = time.monotonic()
 
-    def say(self, message: str) -> None:
-        with self._lock:
-            self.console.print(Text(f"tidewaiter: {printable(message)}"), soft_wrap=True)
+    def say(
+        self, message: str, event: str = "message", level: int = logging.INFO, **fields: Any
+    ) -> None:
+        self.log.log(level, "%s", message, extra={"event": event, "fields": fields})
 
     def update(self, figures: Figures, force: bool = False) -> None:
         now = time.monotonic()
@@ -58,7 +60,9 @@ class Status:
             self._live.update(Text(line, style="dim", no_wrap=True, overflow="ellipsis"))
         elif force or (self.interval > 0 and now - self._printed >= self.interval):
             self._printed = now
-            self.say(line)
+            figures_now = asdict(figures)
+            figures_now["events_per_second"] = round(self._rate, 1)
+            self.say(line, event="status", **figures_now)
 
     def line(self, figures: Figures) -> str:
         """Most telling first, for a narrow terminal."""
