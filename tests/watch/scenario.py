@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 
@@ -207,3 +208,22 @@ def churn(containers: int, every: float = 3.0, seed: int = 0) -> Iterator[bytes]
                 "proc.pid": 41,
             },
         )
+
+
+DEMO_TETRAGON = (
+    Path(__file__).resolve().parents[2] / "src/tidewaiter/demo/linux-tar-upload.tetragon.jsonl"
+)
+
+
+def tetragon_attack(index: int) -> bytes:
+    """The bundled Tetragon export of `tar -czf` then `curl -T` to the outside, moved into a
+    container and pod of its own (9 records, one tw-archive-exfil alert)."""
+    text = DEMO_TETRAGON.read_text()
+    for old, new in (
+        ("4f1c2b9e", f"{index:08x}"),  # the container id and Tetragon's `docker` field
+        ("api-7d9f8b6c5-x2kqz", f"api-7d9f8b6c5-x{index:04d}"),
+        ("aXAtMTAtMC0zLTE3", f"aXAtMTAtMC{index:06d}"),  # exec ids stay unique per chain
+    ):
+        assert old in text
+        text = text.replace(old, new)
+    return text.encode()

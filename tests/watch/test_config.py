@@ -106,3 +106,65 @@ def test_credentials_in_the_webhook_url_are_refused(
     )
     assert code == 2
     assert "give them as a header from the environment or a file" in capsys.readouterr().err
+
+
+def test_the_environment_sits_between_the_flags_and_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "watch.yaml"
+    config.write_text(
+        "paths: [from-file.log]\ncheckpoint-interval: 7\nwindow: 300\nidle-flush: 9\n"
+    )
+    monkeypatch.setenv("TIDEWAITER_CHECKPOINT_INTERVAL", "3")
+    monkeypatch.setenv("TIDEWAITER_WINDOW", "600")
+    monkeypatch.setenv("TIDEWAITER_INTERNAL", "10.0.0.0/8, 192.168.0.0/16")
+    monkeypatch.setenv("TIDEWAITER_WEBHOOK_HEADER_ENV", "Authorization=TW_TOKEN")
+    monkeypatch.setenv("TIDEWAITER_FROM_END", "yes")
+    monkeypatch.setenv("TIDEWAITER_METRICS", "[::]:9090")
+    monkeypatch.setenv("TIDEWAITER_CONFIG", str(config))  # the file itself, as a container says
+    args = build_parser().parse_args(["watch", "--window", "120"])
+    merged, got = resolve(args)
+    assert got.paths == ("in.log",)  # file over default
+    assert got.idle_flush == 9.0
+    assert got.checkpoint_interval == 3.0  # environment over file
+    assert merged.internal == ["10.0.0.0/8", "192.168.0.0/16"]
+    assert got.webhook_headers_env == {"Authorization": "TW_TOKEN"}
+    assert got.from_end is True
+    assert got.metrics == ("::", 9090)
+    assert merged.window == 120.0  # flag over environment
+
+
+def test_a_bad_environment_value_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TIDEWAITER_PATHS", "a.log")
+    monkeypatch.setenv("TIDEWAITER_CHECKPOINT_INTERVAL", "soon")
+    with pytest.raises(ConfigError, match="environment: checkpoint-interval: 'soon' is not"):
+        resolve(build_parser().parse_args(["watch"]))
+    monkeypatch.setenv("TIDEWAITER_CHECKPOINT_INTERVAL", "2")
+    monkeypatch.setenv("TIDEWAITER_SENSOR", "maybe")
+    with pytest.raises(ConfigError, match="TIDEWAITER_SENSOR: 'maybe' is not true or false"):
+        resolve(build_parser().parse_args(["watch"]))
+
+
+def test_check_config_shows_the_effective_settings_and_no_secret(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "watch.yaml"
+    config.write_text(f"paths: [{tmp_path / 'a.log'}]\nwindow: 300\n")
+    monkeypatch.setenv("TW_TOKEN", "Bearer s3cret")
+    monkeypatch.setenv("TIDEWAITER_WEBHOOK", "https://hooks.example.com/services/T0/B0/xyzSECRET")
+    monkeypatch.setenv("TIDEWAITER_WEBHOOK_HEADER_ENV", "Authorization=TW_TOKEN")
+    monkeypatch.setenv("TIDEWAITER_DB", str(tmp_path / "tw.duckdb"))
+    monkeypatch.setenv("TIDEWAITER_WINDOWS", "1")  # a typo
+    code = main(["watch", "--config", str(config), "--idle-flush", "5", "--check-config"])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "s3cret" not in err
+    assert "xyzSECRET" not in err
+    lines = {line.split()[0]: line for line in err.splitlines() if line.startswith("  ")}
+    assert lines["webhook"].split()[1:] == ["https://hooks.example.com/****", "(environment)"]
+    assert "Authorization from $TW_TOKEN (set)" in lines["webhook-header-env"]
+    assert lines["window"].split()[1:] == ["300.0", f"({config})"]
+    assert lines["idle-flush"].split()[1:] == ["5.0", "(flag)"]
+    assert lines["db"].split()[1:] == [str(tmp_path / "tw.duckdb"), "(environment)"]
+    assert lines["container-ttl"].split()[1:] == ["3600.0", "(default)"]
+    assert "TIDEWAITER_WINDOWS is set but names no setting" in err
