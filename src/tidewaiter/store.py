@@ -152,6 +152,25 @@ class Store:
                     db.execute(statement)
                 db.execute("INSERT INTO schema_version VALUES (?)", [version])
 
+    def backup(self, target: str | Path) -> None:
+        """A consistent copy of the whole store in a new DuckDB file at ``target``, taken in one
+        transaction (also while watch writes: it runs inside watch, through the socket)."""
+        path = Path(target).resolve()
+        if path.exists():
+            raise StoreError(f"{path} exists; name a new file for the backup")
+        alias = f"tidewaiter_backup_{os.getpid()}_{id(self):x}"
+        literal = str(path).replace("'", "''")
+        row = self.db.execute("SELECT current_database()").fetchone()
+        source = str(row[0] if row else "memory").replace('"', '""')
+        try:
+            self.db.execute(f"ATTACH '{literal}' AS {alias}")
+        except duckdb.Error as exc:
+            raise StoreError(f"cannot create {path}: {exc}") from None
+        try:
+            self.db.execute(f'COPY FROM DATABASE "{source}" TO {alias}')
+        finally:
+            self.db.execute(f"DETACH {alias}")
+
     # --- alerts ----------------------------------------------------------------------------
 
     def add_alert(

@@ -51,6 +51,7 @@ METHODS: dict[str, bool] = {
     "add_audit": False,
     "audit": False,
     "baseline_profiles": False,
+    "backup": False,
 }
 
 
@@ -295,6 +296,9 @@ class RemoteStore(Store):
     def audit(self, finding_uid: str | None = None) -> list[dict[str, Any]]:
         value: list[dict[str, Any]] = self._call("audit", finding_uid)
         return value
+
+    def backup(self, target: str | Path) -> None:
+        self._call("backup", str(Path(target).resolve()))  # watch writes it: an absolute path
 
     def load_baselines(self, learn: bool = False, exclude_flagged: bool = True) -> Baselines:
         if learn:

@@ -162,6 +162,15 @@ def test_the_analysts_commands_work_while_watch_holds_the_store(tmp_path: Path) 
         assert added.returncode == 0, added.stderr
         listed = tidewaiter("suppress", "list", *db, cwd=tmp_path)
         assert "payments-export" in listed.stdout
+        copied = tidewaiter("backup", "copy.duckdb", *db, cwd=tmp_path)
+        assert copied.returncode == 0, copied.stderr
+        with duckdb.connect(str(tmp_path / "copy.duckdb"), read_only=True) as copy:
+            assert copy.execute("SELECT uid FROM alerts").fetchall() == [(uid,)]
+            assert copy.execute("SELECT id FROM suppressions").fetchall() == [("payments-export",)]
+            assert copy.execute("SELECT count(*) FROM checkpoints").fetchone() == (1,)
+        again = tidewaiter("backup", "copy.duckdb", *db, cwd=tmp_path)
+        assert again.returncode == 2
+        assert "exists; name a new file" in again.stderr
 
         append(feed, tetragon_attack(2))  # the next finding: held back, without a restart
 
@@ -190,7 +199,8 @@ def test_the_analysts_commands_work_while_watch_holds_the_store(tmp_path: Path) 
 
 def test_without_a_watch_the_commands_still_open_the_file(tmp_path: Path) -> None:
     added = tidewaiter(
-        "suppress", "add", "x", "--db", "tw.duckdb", "--reason", "r", "--author", "a",
+        "suppress", "add", "x", "--db", "tw.duckdb", "--analytic", "tw-archive-created",
+        "--reason", "r", "--author", "a",
         cwd=tmp_path,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr

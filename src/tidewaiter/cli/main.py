@@ -11,6 +11,7 @@ from tidewaiter import __version__
 from tidewaiter.cli import (
     ads,
     alerts,
+    backup,
     baseline,
     coverage,
     demo,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(commands)
     evaluate.add_parser(commands)
     alerts.add_parser(commands)
+    backup.add_parser(commands)
     suppress.add_parser(commands)
     baseline.add_parser(commands)
     watch.add_parser(commands)
