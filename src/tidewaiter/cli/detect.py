@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"tidewaiter: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_USAGE
     try:
-        store = open_store(args)
+        store = open_store(args, through_watch=False)
         config = engine_config(args, store)
     except (SuppressionError, StoreError, SigmaLoadError) as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)

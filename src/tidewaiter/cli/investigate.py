@@ -111,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
             ),
             fmt=args.fmt,
         )
-    except (FindingNotFound, SuppressionError) as exc:
+    except (FindingNotFound, SuppressionError, StoreError) as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     finally:

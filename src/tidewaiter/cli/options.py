@@ -182,11 +182,15 @@ def add_store_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_store(args: argparse.Namespace, required: bool = False) -> Store | None:
-    """The store named by --db, or the default one when the command needs a store."""
+def open_store(
+    args: argparse.Namespace, required: bool = False, through_watch: bool = True
+) -> Store | None:
+    """The store named by --db, or the default one when the command needs a store; through the
+    watch that holds it when one does (``through_watch``: not for a detection run, which writes
+    what only the holder may)."""
     if args.db is None and not required:
         return None
-    return connect(args.db)
+    return connect(args.db) if through_watch else Store(args.db)
 
 
 StoreCommand = Callable[[Store, argparse.Namespace], int]
@@ -203,6 +207,10 @@ def with_store(command: StoreCommand) -> Callable[[argparse.Namespace], int]:
             print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
             return 2
         with store:
-            return command(store, args)
+            try:
+                return command(store, args)
+            except StoreError as exc:  # what a store held by a running watch refuses
+                print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
+                return 2
 
     return run
