@@ -105,6 +105,12 @@ def test_metrics_and_probes_answer_during_a_run_with_the_counts_fed(tmp_path: Pa
     assert skip["where"] == "line 10"
     assert skip["reason"]
     assert any(e["event"] == "status" and e["alerts"] == 1 for e in events)
+    [said] = [e for e in events if e["event"] == "alert"]
+    assert (said["uid"], said["analytic"], said["severity"]) == (
+        alert["finding_info"]["uid"],
+        analytic,
+        severity,
+    )
 
 
 def test_readyz_fails_while_a_sink_fails_beyond_the_threshold(tmp_path: Path) -> None:

@@ -17,14 +17,13 @@ from tidewaiter.sinks import Sink
 from tidewaiter.sinks.spool import SpooledSink
 from tidewaiter.sinks.store import StoreSink
 from tidewaiter.watch.metrics import SinkSample
+from tidewaiter.watch.status import Say
 
 QUIET = 60.0  # seconds between reports of the same sink failing
 
 
 class Delivery:
-    def __init__(
-        self, sinks: list[tuple[str, Sink]], store: StoreSink | None, say: Callable[[str], None]
-    ) -> None:
+    def __init__(self, sinks: list[tuple[str, Sink]], store: StoreSink | None, say: Say) -> None:
         self.sinks = sinks
         self.store = store
         self._say = say
@@ -98,4 +97,10 @@ class Delivery:
             now = time.monotonic()
             if now - self._said.get(name, -QUIET) >= QUIET:
                 self._said[name] = now
-                self._say(printable(f"the {name} sink failed ({exc}); {count} failure(s) so far"))
+                self._say(
+                    printable(f"the {name} sink failed ({exc}); {count} failure(s) so far"),
+                    event="sink_failed",
+                    sink=name,
+                    reason=printable(str(exc)),
+                    failures=count,
+                )

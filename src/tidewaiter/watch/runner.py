@@ -222,6 +222,16 @@ class Runner:
         self.delivery.alert(alert, _workload(finding))
         self.tally.finding(finding)
         self._mark_dirty()
+        self.status.say(
+            f"alert {finding.uid[:12]}: {finding.analytic.name} ({finding.severity.lower()}) "
+            f"in {finding.entity.key}",
+            event="alert",
+            uid=finding.uid,
+            analytic=finding.analytic.uid,
+            severity=finding.severity.lower(),
+            entity=finding.entity.key,
+            host=finding.entity.host,
+        )
 
     def _on_suppressed(self, finding: Finding) -> None:
         alert = to_ocsf(finding, self.engine.catalog)

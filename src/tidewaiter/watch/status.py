@@ -11,13 +11,19 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
 from tidewaiter.watch import logs
+
+
+class Say(Protocol):
+    """A message, with the event it reports and that event's fields (for JSON logs)."""
+
+    def __call__(self, message: str, event: str = ..., level: int = ..., **fields: Any) -> None: ...
 
 
 @dataclass
