@@ -156,4 +156,5 @@ def build(pm: Podman, workdir: Path, extra: Sequence[str] = ()) -> str:
         "-t", IMAGE, "-f", str(ctx / "Containerfile"), *extra, str(ctx),
         timeout=900,
     )  # fmt: skip
+    pm("image", "prune", "--force", check=False)  # earlier builds' images, now untagged
     return IMAGE

@@ -112,9 +112,7 @@ def test_the_environment_sits_between_the_flags_and_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "watch.yaml"
-    config.write_text(
-        "paths: [from-file.log]\ncheckpoint-interval: 7\nwindow: 300\nidle-flush: 9\n"
-    )
+    config.write_text("paths: [in.log]\ncheckpoint-interval: 7\nwindow: 300\nidle-flush: 9\n")
     monkeypatch.setenv("TIDEWAITER_CHECKPOINT_INTERVAL", "3")
     monkeypatch.setenv("TIDEWAITER_WINDOW", "600")
     monkeypatch.setenv("TIDEWAITER_INTERNAL", "10.0.0.0/8, 192.168.0.0/16")
