@@ -137,7 +137,7 @@ def wheels() -> Path:
 def context(target: Path) -> Path:
     """What the Containerfile's COPY reads, plus the wheels (the build has no network)."""
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("Containerfile", ".containerignore", "pyproject.toml", "README.md"):
+    for name in ("Containerfile", ".containerignore", "pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, target / name)
     shutil.copytree(ROOT / "requirements", target / "requirements")
     shutil.copytree(ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
