@@ -6,17 +6,19 @@ and pip inside the build has no network, so the locked wheels are downloaded on 
 hash, from the lock files) into the build context and installed with ``--no-index``.
 
 Podman's storage lives under the tidewaiter cache (~/.cache/tidewaiter/podman), so the base
-image and unchanged build layers are reused by the next run. Callers hold the live-test lock.
+image and unchanged build layers are reused by the next run; ``exclusive`` keeps two runs apart.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +89,19 @@ class Podman:
         if check and result.returncode != 0:
             raise AssertionError(f"podman {' '.join(args)}: {result.stderr.strip()[-2000:]}")
         return result
+
+
+@contextmanager
+def exclusive() -> Iterator[None]:
+    """This cache's Podman storage to one test run at a time (its own lock, not the live tests'
+    one, which a run may already hold through flock(1): the same lock would deadlock)."""
+    cache_dir().mkdir(parents=True, exist_ok=True)
+    with (cache_dir() / "podman.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def podman() -> Podman:

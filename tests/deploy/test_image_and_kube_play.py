@@ -5,8 +5,8 @@ fed, and investigate and suppress add work against the store the pod's watch hol
 
 Podman 4.3 refuses DaemonSet documents, so the DaemonSet's own pod template is played as a
 Deployment; the host paths are moved to this test's folders and the image is the one built here.
-Run it under the live-test lock (HELPERS: flock /tmp/tidewaiter-live.lock); no network is used
-(`--network none`).
+The tests hold their own lock on Podman's storage under the cache, so concurrent runs wait
+rather than collide; no network is used (`--network none`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +43,14 @@ FETCH = (
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> tuple[pmod.Podman, str]:
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[pmod.Podman, str]]:
     pmod.require()
-    pm = pmod.podman()
-    started = time.monotonic()
-    tag = pmod.build(pm, tmp_path_factory.mktemp("image"))
-    print(f"image built in {time.monotonic() - started:.0f} s")
-    return pm, tag
+    with pmod.exclusive():  # two runs never share the storage, the image tag or the pod name
+        pm = pmod.podman()
+        started = time.monotonic()
+        tag = pmod.build(pm, tmp_path_factory.mktemp("image"))
+        print(f"image built in {time.monotonic() - started:.0f} s")
+        yield pm, tag
 
 
 def test_the_image_runs_as_non_root_with_only_the_runtime_dependencies(
