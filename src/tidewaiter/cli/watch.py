@@ -642,5 +642,5 @@ def mask(key: str, value: Any, environ: Mapping[str, str]) -> str:
     if isinstance(value, tuple) and len(value) == 2 and key in ("listen", "metrics"):
         return f"{value[0]}:{value[1]}"
     if isinstance(value, list):
-        return ", ".join(str(item) for item in value)
+        return ", ".join("=".join(i) if isinstance(i, tuple) else str(i) for i in value)
     return str(value)
