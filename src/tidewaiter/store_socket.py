@@ -126,7 +126,6 @@ class StoreServer:
         self._say = say
         self._uid = os.geteuid()
         self._closed = False
-        self.requests = 0
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # left by a watch that was killed: the store lock says it is gone
@@ -180,7 +179,6 @@ class StoreServer:
             return _Reply(False, error=f"unreadable request ({exc})")
         if request.method not in METHODS:
             return _Reply(False, error=f"{request.method!r} cannot be called while watch runs")
-        self.requests += 1
         try:
             value = _call(store, request)
             if METHODS[request.method]:
@@ -188,7 +186,9 @@ class StoreServer:
         except TimeoutError:
             return _Reply(False, error="stored, but watch did not apply it in time; it will")
         except Exception as exc:  # one bad request must not end the connection or the watch
-            return _Reply(False, error=f"{type(exc).__name__}: {exc}")
+            error = f"{type(exc).__name__}: {exc}"
+            self._say(f"the store socket could not serve {request.method}: {error}")
+            return _Reply(False, error=error)
         return _Reply(True, value)
 
     def close(self) -> None:
