@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.deploy import podman as pmod
 from tests.watch.harness import poll
-from tests.watch.scenario import tetragon_attack
+from tests.watch.scenario import START, chain, container_id, noise, tetragon_attack
 
 DEPLOY = pmod.ROOT / "deploy"
 HOST_PATHS = {
@@ -84,16 +86,7 @@ def _pod_template_as_deployment(workdir: Path, tag: str) -> Path:
             host["path"] = str(workdir / HOST_PATHS[host["path"]])
             host["type"] = "Directory"
     for container in spec["containers"]:
-        container["image"] = tag
-        # Podman turns a containerPort into a published port, which needs a network; the test
-        # has none (`--network none`) and reaches the port from inside the pod instead.
-        # Waiting findings are decided after this long without input (120 s by default): an
-        # environment variable overrides the ConfigMap's file, as in a real overlay.
-        container["env"].append({"name": "TIDEWAITER_IDLE_FLUSH", "value": "2"})
-        numbers = {port["name"]: port["containerPort"] for port in container.pop("ports")}
-        for probe in ("livenessProbe", "readinessProbe"):
-            get = container[probe]["httpGet"]
-            get["port"] = numbers.get(get["port"], get["port"])
+        _for_podman(container, tag)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -103,6 +96,29 @@ def _pod_template_as_deployment(workdir: Path, tag: str) -> Path:
     path = workdir / "deployment.yaml"
     path.write_text(yaml.safe_dump(deployment))
     return path
+
+
+def _for_podman(container: dict[str, Any], tag: str) -> None:
+    container["image"] = tag
+    # Waiting findings are decided after this long without input (120 s by default): an
+    # environment variable overrides the ConfigMap's file, as in a real overlay.
+    container["env"].append({"name": "TIDEWAITER_IDLE_FLUSH", "value": "2"})
+    # Podman turns a containerPort into a published port, which needs a network; the test has
+    # none (`--network none`) and reaches the port from inside the pod instead.
+    numbers = {port["name"]: port["containerPort"] for port in container.pop("ports")}
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        get["port"] = numbers.get(get["port"], get["port"])
+
+
+def _container(pm: pmod.Podman, deployment: str) -> str:
+    """The name Podman gave the pod's one container (<deployment>-pod-0-<container>)."""
+    [name] = [
+        c["Names"][0]
+        for c in json.loads(pm("ps", "--format", "json").stdout)
+        if c["Names"][0].startswith(f"{deployment}-pod-")
+    ]
+    return str(name)
 
 
 def _metrics(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -130,11 +146,7 @@ def test_the_daemonset_pod_detects_an_attack_appended_on_the_host_path(
     try:
         pm("kube", "play", "--network", "none", "--configmap", str(configmap), str(manifest))
         played = True
-        [name] = [
-            c["Names"][0]
-            for c in json.loads(pm("ps", "--format", "json").stdout)
-            if c["Names"][0].endswith("-watch")
-        ]
+        name = _container(pm, "tw-kube-play")
 
         def inside(*args: str) -> str:
             return pm("exec", name, *args).stdout
@@ -208,3 +220,63 @@ def _ready(inside: Any) -> bool:
     except AssertionError:  # the container is not up yet
         return False
     return bool(out.startswith("200"))
+
+
+POST = (
+    "import sys, urllib.request\n"
+    "for line in sys.stdin.buffer.read().splitlines():\n"
+    "    request = urllib.request.Request('http://127.0.0.1:8765/', data=line,\n"
+    "                                     headers={'Content-Type': 'application/json'})\n"
+    "    print(urllib.request.urlopen(request, timeout=10).status)\n"
+)
+
+
+def test_the_falco_webhook_deployment_turns_posted_events_into_an_alert(
+    image: tuple[pmod.Podman, str], tmp_path: Path
+) -> None:
+    """Falco's http_output POSTs each event as one JSON body; the Deployment's pod receives
+    them on its port, journals them on the claimed volume and alerts (stdout and the file)."""
+    pm, tag = image
+    docs = list(yaml.safe_load_all((DEPLOY / "falco-webhook" / "deployment.yaml").read_text()))
+    [deployment] = [d for d in docs if d["kind"] == "Deployment"]
+    [claim] = [d for d in docs if d["kind"] == "PersistentVolumeClaim"]
+    volume = claim["metadata"]["name"]
+    deployment["metadata"]["name"] = "tw-kube-play-falco"
+    [container] = deployment["spec"]["template"]["spec"]["containers"]
+    _for_podman(container, tag)
+    manifest = tmp_path / "falco.yaml"
+    manifest.write_text(yaml.safe_dump(deployment))
+    configmap = DEPLOY / "falco-webhook" / "configmap.yaml"
+    # Kubernetes makes the claim writable for fsGroup 65532; Podman 4.3 ignores fsGroup, so the
+    # claim's volume is made here and given to the pod's user as a cluster would.
+    pm("volume", "rm", "--force", volume, check=False)
+    pm("volume", "create", volume)
+    mountpoint = json.loads(pm("volume", "inspect", volume).stdout)[0]["Mountpoint"]
+    os.chown(mountpoint, 65532, 65532)
+    pm("secret", "rm", "tidewaiter-webhook", check=False)
+    pm("secret", "create", "tidewaiter-webhook", str(DEPLOY / "secret.yaml"))
+    played = False
+    try:
+        pm("kube", "play", "--network", "none", "--configmap", str(configmap), str(manifest))
+        played = True
+        name = _container(pm, "tw-kube-play-falco")
+        poll(lambda: _ready(lambda *a: pm("exec", name, *a).stdout), 60, "the receiver")
+        falco = b"".join([*chain(7, START), noise(random.Random(0), START + 2000)])
+        posted = pm("exec", "-i", name, "/opt/tidewaiter/bin/python", "-c", POST, stdin=falco)
+        assert posted.stdout.split() == ["200"] * len(falco.splitlines())
+
+        def alerts() -> list[dict[str, Any]]:
+            out = pm("exec", name, "tidewaiter", "alerts", "--json").stdout  # via the socket
+            return [json.loads(line) for line in out.splitlines()]
+
+        [alert] = poll(alerts, 90, "the alert from the posted Falco events")
+        assert alert["container"]["uid"] == container_id(7)
+        assert alert["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"
+        logged = pm("logs", name).stdout  # json: true puts alerts on stdout as well
+        assert alert["finding_info"]["uid"] in logged
+        assert json.loads(pm("exec", name, "id", "-u").stdout) == 65532
+    finally:
+        if played:
+            pm("kube", "down", str(manifest), check=False)
+        pm("secret", "rm", "tidewaiter-webhook", check=False)
+        pm("volume", "rm", "--force", volume, check=False)
