@@ -44,6 +44,7 @@ METHODS: dict[str, bool] = {
     "alerts": False,
     "alert": False,
     "alert_workload": False,
+    "alert_history": False,
     "related_alerts": False,
     "suppressions": False,
     "add_suppression": True,
@@ -267,6 +268,10 @@ class RemoteStore(Store):
 
     def alert_workload(self, uid: str) -> str | None:
         value: str | None = self._call("alert_workload", uid)
+        return value
+
+    def alert_history(self, uid: str) -> list[dict[str, Any]]:
+        value: list[dict[str, Any]] = self._call("alert_history", uid)
         return value
 
     def related_alerts(self, uid: str, limit: int = 50) -> list[tuple[dict[str, Any], list[str]]]:

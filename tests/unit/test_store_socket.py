@@ -38,6 +38,9 @@ def test_every_method_round_trips(served: tuple[Store, list[str]]) -> None:
     assert remote.alert("aaa") is None  # ambiguous prefix
     assert remote.alert("aaa1") == store.alert("aaa1")
     assert remote.alert_workload("aaa1") == "k8s:shop/api"
+    store.add_alert({**alert("aaa1", 1500), "metadata": {"sequence": 1}}, "k8s:shop/api")
+    assert len(store.alert_history("aaa1")) == 1  # an update keeps the state it replaced
+    assert remote.alert_history("aaa1") == store.alert_history("aaa1")
     assert remote.related_alerts("aaa1") == store.related_alerts("aaa1")
 
     rule = Suppression(
