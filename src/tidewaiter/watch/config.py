@@ -14,12 +14,13 @@ import argparse
 import copy
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tidewaiter.sinks.outputs import Outputs
 from tidewaiter.store import default_path
 
 _NOT_IN_FILE = frozenset({"help", "config", "check_config", "run"})
@@ -178,6 +179,7 @@ class WatchSettings:
     status_interval: float
     sensor: bool = False
     sensor_containers_only: bool = False
+    outputs: Outputs = field(default_factory=Outputs)
 
     @property
     def state_dir(self) -> Path:
@@ -218,4 +220,5 @@ class WatchSettings:
             status_interval=args.status_interval,
             sensor=sensor,
             sensor_containers_only=bool(getattr(args, "sensor_containers_only", False)),
+            outputs=Outputs.from_args(args),
         )
