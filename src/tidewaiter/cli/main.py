@@ -18,6 +18,7 @@ from tidewaiter.cli import (
     emulate,
     evaluate,
     investigate,
+    report,
     respond,
     sensor,
     sigma,
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     coverage.add_parser(commands)
     sigma.add_parser(commands)
     ads.add_parser(commands)
+    report.add_parser(commands)
     return parser
 
 
