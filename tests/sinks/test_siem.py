@@ -346,20 +346,8 @@ def test_detect_writes_finding_and_timeline_csv_that_timesketch_imports(
     text = text.replace("/sensitive/data", "@SUM(1+1)")
     planted.write_text(text)
     findings, timeline = tmp_path / "findings.csv", tmp_path / "timeline.csv"
-    assert (
-        main(
-            [
-                "detect",
-                str(planted),
-                "--json",
-                "--csv",
-                str(findings),
-                "--timeline-csv",
-                str(timeline),
-            ]
-        )
-        == 0
-    )
+    to_csv = ["--csv", str(findings)]
+    assert main(["detect", str(planted), "--json", *to_csv, "--timeline-csv", str(timeline)]) == 0
     [alert] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     with findings.open(newline="") as stream:
         [row] = list(csv.DictReader(stream))
@@ -380,17 +368,6 @@ def test_detect_writes_finding_and_timeline_csv_that_timesketch_imports(
     for r in rows:
         assert not any(str(v).startswith(FORMULA_START) for v in r.values())
     # a second run appends rows under the one header
-    assert (
-        main(
-            [
-                "detect",
-                str(planted),
-                "--json",
-                "--csv",
-                str(findings),
-            ]
-        )
-        == 0
-    )
+    assert main(["detect", str(planted), "--json", *to_csv]) == 0
     assert findings.read_text().count("datetime,timestamp") == 1
     assert len(list(csv.DictReader(findings.open(newline="")))) == 2

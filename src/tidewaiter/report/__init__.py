@@ -24,7 +24,7 @@ from tidewaiter import __version__
 from tidewaiter.alerts import alert_container, evidence_bytes_out, evidence_ref, evidence_time
 from tidewaiter.detection.suppress import Suppressor
 from tidewaiter.investigate.verify import came_close, near_matches
-from tidewaiter.report.chart import svg
+from tidewaiter.report.chart import clock, svg
 
 CLOSEST = 3  # profiles and suppressions shown per finding
 
@@ -120,7 +120,7 @@ def _summary(alerts: list[dict[str, Any]]) -> str:
     for number, alert in enumerate(alerts, 1):
         info = alert.get("finding_info") or {}
         rows.append(
-            f"<tr><td>{_severity(alert)}</td><td>{e(_clock(alert.get('time')))}</td>"
+            f"<tr><td>{_severity(alert)}</td><td>{e(clock(alert.get('time'), millis=True))}</td>"
             f'<td><a href="#finding-{number}">{e(info.get("title"))}</a></td>'
             f'<td class="code">{e(_subject(alert))}</td>'
             f'<td class="code">{e(info.get("uid"))}</td></tr>'
@@ -158,8 +158,8 @@ def _finding(number: int, alert: dict[str, Any], suppressor: Suppressor) -> str:
         ("analytic", f"{analytic.get('uid', '')}: {analytic.get('name', '')}"),
         ("status", alert.get("status_detail") or alert.get("status")),
         ("risk score", alert.get("risk_score")),
-        ("first seen", _clock(info.get("first_seen_time"))),
-        ("last seen", _clock(info.get("last_seen_time"))),
+        ("first seen", clock(info.get("first_seen_time"), millis=True)),
+        ("last seen", clock(info.get("last_seen_time"), millis=True)),
         ("container", container.get("uid")),
         ("container name", container.get("name")),
         ("image", (container.get("image") or {}).get("name")),
@@ -216,7 +216,8 @@ def _timeline(alert: dict[str, Any]) -> str:
             if v is not None
         )
         rows.append(
-            f"<tr><td>{e(_clock(evidence_time(evidence)))}</td><td>{e(data.get('signal'))}</td>"
+            f"<tr><td>{e(clock(evidence_time(evidence), millis=True))}</td>"
+            f"<td>{e(data.get('signal'))}</td>"
             f"<td>{e(data.get('tool'))}</td><td>{e(data.get('explanation'))}</td>"
             f'<td class="code">{e(process.get("cmd_line"))}</td>'
             f'<td class="code">{e((evidence.get("file") or {}).get("path"))}</td>'
@@ -324,12 +325,3 @@ def _uid(alert: dict[str, Any]) -> str:
 
 def _int(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
-
-
-def _clock(epoch_ms: object) -> str:
-    if not isinstance(epoch_ms, int) or isinstance(epoch_ms, bool):
-        return ""
-    try:
-        return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    except (OverflowError, OSError, ValueError):
-        return ""

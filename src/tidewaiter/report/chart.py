@@ -62,7 +62,7 @@ def svg(title: str, alerts: list[dict[str, Any]]) -> str:
         'class="axis"/>',
     ]
     for when, lane, sent, tool in marks:
-        label = escape(f"{_clock(when)} {tool}" + (f" {sent} bytes out" if sent else ""))
+        label = escape(f"{clock(when)} {tool}" + (f" {sent} bytes out" if sent else ""))
         if lane == "archive":
             parts.append(
                 f'<rect x="{x(when) - 5}" y="{ARCHIVE_Y - 9}" width="10" height="18" '
@@ -75,17 +75,22 @@ def svg(title: str, alerts: list[dict[str, Any]]) -> str:
                 f'<rect x="{x(when) - 4}" y="{top}" width="8" height="{EGRESS_BASE - top}" '
                 f'class="egress"><title>{label}</title></rect>'
             )
-    parts.append(f'<text x="{LEFT}" y="{HEIGHT - 8}" class="tick">{_clock(start)}</text>')
+    parts.append(f'<text x="{LEFT}" y="{HEIGHT - 8}" class="tick">{clock(start)}</text>')
     parts.append(
         f'<text x="{WIDTH - RIGHT}" y="{HEIGHT - 8}" class="tick" text-anchor="end">'
-        f"{_clock(end)}</text>"
+        f"{clock(end)}</text>"
     )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _clock(epoch_ms: int) -> str:
+def clock(epoch_ms: object, millis: bool = False) -> str:
+    """UTC wall-clock time of epoch milliseconds; "" for what is not a time."""
+    if not isinstance(epoch_ms, int) or isinstance(epoch_ms, bool):
+        return ""
     try:
-        return datetime.fromtimestamp(epoch_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        moment = datetime.fromtimestamp(epoch_ms / 1000, UTC)
     except (OverflowError, OSError, ValueError):
-        return "?"
+        return ""
+    text = moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return text[:-3] if millis else text[:-7]
