@@ -22,6 +22,7 @@ from tidewaiter.pipeline import EngineConfig
 from tidewaiter.sinks.batch import BatchSink
 from tidewaiter.sinks.csv_timeline import FORMULA_START, cell
 from tidewaiter.sinks.elastic import ElasticTransport
+from tidewaiter.sinks.outputs import Outputs
 from tidewaiter.sinks.splunk_hec import HecTransport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -371,3 +372,32 @@ def test_detect_writes_finding_and_timeline_csv_that_timesketch_imports(
     assert main(["detect", str(planted), "--json", *to_csv]) == 0
     assert findings.read_text().count("datetime,timestamp") == 1
     assert len(list(csv.DictReader(findings.open(newline="")))) == 2
+
+
+def test_watch_reload_reads_the_token_file_again(tmp_path: Path) -> None:
+    token = tmp_path / "hec-token"
+    token.write_text("old\n")
+    outputs = Outputs(splunk_hec="http://127.0.0.1:9", splunk_token_file=str(token))
+    [transport] = outputs.transports()
+    assert isinstance(transport, HecTransport)
+    assert transport.token == token.read_text().strip()
+    token.write_text("rotated\n")
+    outputs.refresh(transport)
+    assert transport.token == "rotated"  # noqa: S105 - a test value
+
+
+def test_watch_check_config_checks_the_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("TW_UNSET", raising=False)
+    watched = tmp_path / "f.jsonl"
+    watched.touch()
+    base = ["watch", str(watched), "--db", str(tmp_path / "tw.duckdb"), "--check-config"]
+    base += ["--elastic", "http://127.0.0.1:9"]
+    assert main([*base, "--elastic-api-key-env", "TW_UNSET"]) == 2
+    assert "the Elastic API key: the environment variable TW_UNSET is not set" in (
+        capsys.readouterr().err
+    )
+    monkeypatch.setenv("TW_SET", "k")
+    assert main([*base, "--elastic-api-key-env", "TW_SET"]) == 0
+    assert "sinks: store, elastic" in capsys.readouterr().err

@@ -450,7 +450,7 @@ def _refresh_headers(sinks: list[tuple[str, Sink]], settings: WatchSettings) -> 
                 settings.webhook_headers_env, settings.webhook_headers_file
             )
         elif isinstance(sink, SpooledSink):
-            settings.outputs.refresh(sink.transport)  # type: ignore[arg-type]
+            settings.outputs.refresh(sink.transport)
 
 
 def _close(inputs: list[Input], sinks: list[tuple[str, Sink]]) -> None:

@@ -91,7 +91,7 @@ class Outputs:
     def elastic_api_key(self) -> str:
         return secret("the Elastic API key", self.elastic_api_key_env, self.elastic_api_key_file)
 
-    def refresh(self, transport: Transport) -> None:
+    def refresh(self, transport: object) -> None:
         """Read the secret again (watch's reload). Raises OutputError."""
         if isinstance(transport, HecTransport):
             transport.token = self.splunk_token()
