@@ -25,8 +25,10 @@ from tidewaiter.pipeline import Engine, EngineConfig, merge_by_time, unanalysabl
 from tidewaiter.printable import printable
 from tidewaiter.sigma import SigmaLoadError
 from tidewaiter.sinks import Sink
+from tidewaiter.sinks.batch import BatchSink, OutputError
 from tidewaiter.sinks.console import ConsoleSink
 from tidewaiter.sinks.jsonl import JsonLinesSink
+from tidewaiter.sinks.outputs import Outputs, add_output_options, batch_sinks
 from tidewaiter.sources import ReadReport, all_sources, open_all
 from tidewaiter.store import Store, StoreError
 
@@ -61,6 +63,7 @@ def add_parser(commands: Any) -> None:
         help="with --db: also learn baselines from this input (windows with alerts left out)",
     )
     add_detection_options(parser)
+    add_output_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -138,6 +141,15 @@ def run(args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"tidewaiter: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
             return EXIT_USAGE
+    outputs = Outputs.from_args(args)
+    senders: list[BatchSink] = []
+    try:
+        senders = batch_sinks(outputs)
+        sinks.extend(sink for _, sink in outputs.csv_sinks())
+    except OutputError as exc:
+        print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
+        return EXIT_USAGE
+    sinks.extend(senders)
     try:
         store = open_store(args, through_watch=False)
         config = engine_config(args, store)
@@ -161,7 +173,9 @@ def run(args: argparse.Namespace) -> int:
             line = f"  {info['uid'][:12]} {info['title']}: {alert['status_detail']}"
             print(printable(line), file=sys.stderr)
     report_outcome(outcome)
-    if outcome.unreadable or (args.strict and outcome.report.skipped_total):
+    if report_delivery(senders) or outcome.unreadable:
+        return EXIT_USAGE
+    if args.strict and outcome.report.skipped_total:
         return EXIT_USAGE
     if args.fail_on_alert and outcome.alerts:
         return EXIT_ALERT
@@ -200,6 +214,17 @@ def report_outcome(outcome: Outcome) -> None:
     if outcome.suppressed:
         summary += f", {len(outcome.suppressed)} suppressed (--show-suppressed lists them)"
     print(summary, file=sys.stderr)
+
+
+def report_delivery(senders: Sequence[BatchSink]) -> int:
+    """One line per SIEM output on stderr; the number of alerts it did not take."""
+    lost = 0
+    for sender in senders:
+        for problem in sender.problems:
+            print(f"  {problem}", file=sys.stderr)
+        print(sender.summary(), file=sys.stderr)
+        lost += sender.refused + sender.undelivered
+    return lost
 
 
 def _workload(finding: Finding) -> str | None:

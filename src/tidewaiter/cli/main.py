@@ -19,6 +19,7 @@ from tidewaiter.cli import (
     emulate,
     evaluate,
     investigate,
+    report,
     respond,
     sensor,
     sigma,
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     coverage.add_parser(commands)
     sigma.add_parser(commands)
     ads.add_parser(commands)
+    report.add_parser(commands)
     return parser
 
 

@@ -22,7 +22,9 @@ from tidewaiter.pipeline import Engine
 from tidewaiter.printable import printable
 from tidewaiter.sigma import SigmaLoadError
 from tidewaiter.sinks import Sink
+from tidewaiter.sinks.batch import OutputError
 from tidewaiter.sinks.jsonl import JsonLinesSink
+from tidewaiter.sinks.outputs import add_output_options
 from tidewaiter.sinks.spool import Spool, SpooledSink
 from tidewaiter.sinks.store import StoreSink
 from tidewaiter.sinks.syslog import SyslogError, SyslogTransport, facility, parse_target
@@ -124,6 +126,7 @@ def add_watch_options(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="undelivered alerts kept per network sink (default 256MiB)",
     )
+    add_output_options(parser)
     run = parser.add_argument_group("operation")
     run.add_argument(
         "--sensor",
@@ -253,7 +256,7 @@ def run(given: argparse.Namespace) -> int:
             return check(args, settings, console, sources)
         _check_sinks(settings)
         store = Store(settings.db)
-    except (ConfigError, StoreError, WebhookError, SyslogError) as exc:
+    except (ConfigError, StoreError, WebhookError, SyslogError, OutputError) as exc:
         console.print(f"tidewaiter: {printable(exc)}", markup=False, soft_wrap=True)
         return EXIT_USAGE
     try:
@@ -285,6 +288,7 @@ def _watch(
         WebhookError,
         SyslogError,
         SigmaLoadError,
+        OutputError,
     ) as exc:
         status.say(str(exc))
         _close(inputs, sinks)
@@ -373,6 +377,7 @@ def _check_sinks(settings: WatchSettings) -> None:
         header_values(settings.webhook_headers_env, settings.webhook_headers_file)
     if settings.syslog:
         parse_target(settings.syslog)
+    settings.outputs.transports()  # URLs and secrets
 
 
 def _sinks(settings: WatchSettings, say: Callable[[str], None]) -> list[tuple[str, Sink]]:
@@ -395,6 +400,10 @@ def _sinks(settings: WatchSettings, say: Callable[[str], None]) -> list[tuple[st
         syslog = SyslogTransport(settings.syslog, settings.syslog_facility)
         spool = Spool(spools / "syslog", settings.spool_max)
         sinks.append(("syslog", SpooledSink("syslog", spool, syslog, say, backoff)))
+    for siem in settings.outputs.transports(settings.webhook_timeout):
+        spool = Spool(spools / siem.label, settings.spool_max)
+        sinks.append((siem.label, SpooledSink(siem.label, spool, siem, say, backoff)))
+    sinks.extend(settings.outputs.csv_sinks())
     return sinks
 
 
@@ -510,6 +519,8 @@ def _refresh_headers(sinks: list[tuple[str, Sink]], settings: WatchSettings) -> 
             sink.transport.headers = header_values(
                 settings.webhook_headers_env, settings.webhook_headers_file
             )
+        elif isinstance(sink, SpooledSink):
+            settings.outputs.refresh(sink.transport)
 
 
 def _close(inputs: list[Input], sinks: list[tuple[str, Sink]]) -> None:
@@ -559,6 +570,7 @@ def check(
             SyslogError,
             UnknownFormat,
             SigmaLoadError,
+            OutputError,
         ) as exc:
             problems.append(str(exc))
     problems += expand(settings.paths).problems
@@ -582,7 +594,7 @@ def check(
     ]
     console.print(
         f"tidewaiter: configuration OK: watching {summary}; store {settings.db}; "
-        f"sinks: {', '.join(['store', *sinks])}",
+        f"sinks: {', '.join(['store', *sinks, *settings.outputs.names])}",
         markup=False,
         highlight=False,
         soft_wrap=True,

@@ -12,15 +12,14 @@ from rich.text import Text
 from rich.tree import Tree
 
 from tidewaiter.alerts import alert_container
-from tidewaiter.detection.suppress import NearMatch
 from tidewaiter.investigate import Investigation
 from tidewaiter.investigate.context import ProcessNode
+from tidewaiter.investigate.verify import came_close
 from tidewaiter.printable import printable
 from tidewaiter.sinks.console import safe
 
 _SEVERITY_STYLE = {1: "dim", 2: "cyan", 3: "yellow", 4: "bold red", 5: "bold white on red"}
 _EVIDENCE = "bold yellow"
-_CONTEXT_CHECKS = frozenset({"destinations", "internal_only", "expires"})
 
 
 def render(console: Console, result: Investigation) -> None:
@@ -278,7 +277,7 @@ def _verify(result: Investigation) -> Table:
     )
     for column in ("kind", "id", "verdict", "holds", "does not hold"):
         table.add_column(column, overflow="fold")
-    close = [m for m in result.verify if _close(m)]
+    close = [m for m in result.verify if came_close(m)]
     for match in close:
         verdict = (
             Text("applies", style="green") if match.applies else Text(f"{match.score:.0%} close")
@@ -299,14 +298,6 @@ def _verify(result: Investigation) -> Table:
             "",
         )
     return table
-
-
-def _close(match: NearMatch) -> bool:
-    """Applies, or something of the finding itself held: a destination or expiry check alone
-    says nothing about whether this is the benign operation the profile describes."""
-    return match.applies or any(
-        c.matched and c.condition not in _CONTEXT_CHECKS for c in match.checks
-    )
 
 
 def _size(count: int | None, unknown: str = "") -> str:

@@ -29,6 +29,7 @@ from tidewaiter.events import Activity, Container, Event, Image, Kind, Process, 
 from tidewaiter.identity import workload_key
 
 TOP = 5  # entries of each baseline table shown
+_CONTEXT_CHECKS = frozenset({"destinations", "internal_only", "expires"})
 
 
 class BaselineView(msgspec.Struct, omit_defaults=True):
@@ -149,6 +150,14 @@ def near_matches(
     """`recent`: executables that ran in the same place before the evidence, as detection
     counts them for profiles whose tool merely ran nearby (a backup script's gzip)."""
     return suppressor.explain(finding_from_alert(alert, policy), recent)
+
+
+def came_close(match: NearMatch) -> bool:
+    """Applies, or something of the finding itself held: a destination or expiry check alone
+    says nothing about whether this is the benign operation the profile describes."""
+    return match.applies or any(
+        c.matched and c.condition not in _CONTEXT_CHECKS for c in match.checks
+    )
 
 
 def workload_of(alert: dict[str, Any]) -> str | None:

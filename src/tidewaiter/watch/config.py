@@ -16,12 +16,13 @@ import argparse
 import copy
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tidewaiter.sinks.outputs import Outputs
 from tidewaiter.store import default_path
 
 _NOT_IN_FILE = frozenset({"help", "config", "check_config", "run"})
@@ -227,6 +228,7 @@ class WatchSettings:
     metrics: tuple[str, int] | None = None
     log_format: str | None = None
     ready_sink_failing: float = 300.0
+    outputs: Outputs = field(default_factory=Outputs)
 
     @property
     def state_dir(self) -> Path:
@@ -270,4 +272,5 @@ class WatchSettings:
             metrics=getattr(args, "metrics", None),
             log_format=getattr(args, "log_format", None),
             ready_sink_failing=getattr(args, "ready_sink_failing", 300.0),
+            outputs=Outputs.from_args(args),
         )
