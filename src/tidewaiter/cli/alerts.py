@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 from rich.console import Console
+from rich.text import Text
 
 from tidewaiter.cli.options import add_store_option, with_store
 from tidewaiter.printable import printable
@@ -16,7 +17,13 @@ from tidewaiter.store import Store
 
 
 def add_parser(commands: Any) -> None:
-    parser = commands.add_parser("alerts", help="list the alerts kept in the store")
+    parser = commands.add_parser(
+        "alerts",
+        help="list the alerts kept in the store",
+        description="List the alerts kept in the store (by detect --db and watch), most severe "
+        "first; --suppressed lists the findings a benign profile or suppression held back, "
+        "with the reason.",
+    )
     parser.add_argument(
         "--suppressed",
         action="store_true",
@@ -25,7 +32,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--json", action="store_true", help="JSON lines (OCSF) on stdout")
     parser.add_argument("--limit", type=int, default=1000, help="at most this many (default 1000)")
     add_store_option(parser)
-    parser.set_defaults(run=with_store(_run))
+    parser.set_defaults(run=with_store(_run, read_only=True))
 
 
 def _run(store: Store, args: argparse.Namespace) -> int:
@@ -35,6 +42,10 @@ def _run(store: Store, args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(orjson.dumps(alert) + b"\n")
         return 0
     console = Console()
+    if not alerts:
+        what = "held-back findings" if args.suppressed else "alerts"
+        console.print(Text(f"No {what} in the store.", style="green"))
+        return 0
     render(console, alerts)
     if args.suppressed:
         for alert in alerts:

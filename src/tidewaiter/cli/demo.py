@@ -16,10 +16,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.rule import Rule
-from rich.table import Table
 from rich.text import Text
 
 from tidewaiter.cli.detect import detect
+from tidewaiter.layout import print_records
 from tidewaiter.pipeline import EngineConfig
 from tidewaiter.sinks.console import render
 
@@ -58,7 +58,13 @@ SCENARIOS = (
 
 
 def add_parser(commands: Any) -> None:
-    parser = commands.add_parser("demo", help="run the bundled scenarios and show the alerts")
+    parser = commands.add_parser(
+        "demo",
+        help="run the bundled scenarios and show the alerts",
+        description="Run detection on the bundled telemetry (a Linux pod that tars and uploads, "
+        "a Windows host that compresses a folder for a container to carry out, and a nightly "
+        "backup that must stay quiet) and show the alerts and whether each scenario passed.",
+    )
     parser.set_defaults(run=run)
 
 
@@ -73,9 +79,11 @@ def run(args: argparse.Namespace) -> int:
             paths = [str(stack.enter_context(resources.as_file(data / f))) for f in scenario.files]
             outcome = detect(paths, EngineConfig(), [])
         render(console, outcome.alerts)
+        if not outcome.alerts:
+            console.print(Text("No alerts.", style="green"))
         console.print(Text(outcome.report.summary(), style="dim"))
         results.append((scenario, *_verdict(scenario, outcome.alerts)))
-    console.print(_summary(results))
+    _summary(console, results)
     return 0 if all(ok for _, ok, _ in results) else 1
 
 
@@ -89,16 +97,14 @@ def _verdict(scenario: Scenario, alerts: list[dict[str, Any]]) -> tuple[bool, st
     return bool(fired), got
 
 
-def _summary(results: list[tuple[Scenario, bool, str]]) -> Table:
-    table = Table(title="demo scenarios", title_justify="left")
-    for column in ("scenario", "expected", "got", "result"):
-        table.add_column(column)
-    for scenario, ok, got in results:
-        expected = "an exfiltration alert" if scenario.expect_analytic else "nothing above low"
-        table.add_row(
-            Text(scenario.title),
-            Text(expected),
-            Text(got),
+def _summary(console: Console, results: list[tuple[Scenario, bool, str]]) -> None:
+    rows = [
+        [
+            scenario.title,
+            "an exfiltration alert" if scenario.expect_analytic else "nothing above low",
+            got,
             Text("pass", style="green") if ok else Text("FAIL", style="bold red"),
-        )
-    return table
+        ]
+        for scenario, ok, got in results
+    ]
+    print_records(console, "demo scenarios", ("scenario", "expected", "got", "result"), rows)

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
 from tidewaiter.alerts import to_ocsf
 from tidewaiter.cli.options import (
     add_detection_options,
+    add_format_option,
+    add_output_options,
     add_store_option,
     engine_config,
     open_store,
 )
+from tidewaiter.cli.progress import EVERY, reading
 from tidewaiter.detection.analytics import Finding
 from tidewaiter.detection.baseline import Baselines
 from tidewaiter.detection.suppress import SuppressionError
@@ -44,7 +48,7 @@ def add_parser(commands: Any) -> None:
         "archive staging and exfiltration per container. Use - for standard input.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="telemetry files, or - for stdin")
-    parser.add_argument("--format", dest="fmt", metavar="NAME", help=f"input format ({formats})")
+    add_format_option(parser, help=f"input format ({formats}); sniffed when left out")
     parser.add_argument("--json", action="store_true", help="JSON lines (OCSF) on stdout")
     parser.add_argument("--out", metavar="FILE", help="also append JSON lines (OCSF) to FILE")
     parser.add_argument(
@@ -87,6 +91,7 @@ def detect(
     fmt: str | None = None,
     store: Store | None = None,
     baselines: Baselines | None = None,
+    progress: Callable[[ReadReport], None] | None = None,
 ) -> Outcome:
     """Run detection over files; every alert goes to every sink as it is decided. Suppressed
     findings are kept in the outcome (and the store), never delivered."""
@@ -118,8 +123,10 @@ def detect(
         for s in engine.suppressor.expired
     ]
     streams = open_all(paths, outcome.report, fmt, outcome.unreadable, outcome.passed_over)
-    for event in merge_by_time(streams):
+    for count, event in enumerate(merge_by_time(streams), 1):
         engine.process(event)
+        if progress is not None and not count % EVERY:
+            progress(outcome.report)
     engine.flush()
     outcome.report.check_forced(fmt)
     outcome.hidden_below_min = engine.suppressed_below_min
@@ -158,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     baselines = store.load_baselines(learn=args.learn) if store is not None else None
     try:
-        outcome = detect(args.paths, config, sinks, args.fmt, store, baselines)
+        with reading("detecting", args.quiet) as progress:
+            outcome = detect(args.paths, config, sinks, args.fmt, store, baselines, progress)
         if store is not None and baselines is not None and args.learn:
             store.save_baselines(baselines)
     finally:
@@ -172,7 +180,9 @@ def run(args: argparse.Namespace) -> int:
             info = alert["finding_info"]
             line = f"  {info['uid'][:12]} {info['title']}: {alert['status_detail']}"
             print(printable(line), file=sys.stderr)
-    report_outcome(outcome)
+    if console_sink is not None and not outcome.alerts and outcome.report.records:
+        console_sink.console.print(Text("No alerts.", style="green"))
+    report_outcome(outcome, quiet=args.quiet, verbose=args.verbose)
     if report_delivery(senders) or outcome.unreadable:
         return EXIT_USAGE
     if args.strict and outcome.report.skipped_total:
@@ -182,17 +192,23 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def report_outcome(outcome: Outcome) -> None:
+def report_outcome(outcome: Outcome, quiet: bool = False, verbose: bool = False) -> None:
     """The summary on stderr: what was read, what was skipped and where, what was hidden.
+    --quiet keeps only what could not be read at all; --verbose adds the count per reason.
 
     Plain lines, never wrapped, so they can be grepped and parsed."""
     for problem in outcome.unreadable:
         print(f"tidewaiter: {printable(problem)}", file=sys.stderr)
+    if quiet:
+        return
     for passed in outcome.passed_over:
         print(f"  not read: {printable(passed)}", file=sys.stderr)
     for note in outcome.report.notes:
         print(f"tidewaiter: {printable(note)}", file=sys.stderr)
     report = outcome.report
+    if verbose:
+        for reason, count in report.skipped.most_common():
+            print(f"  {count} skipped: {printable(reason)}", file=sys.stderr)
     for example in report.examples:
         print(f"  skipped {example}", file=sys.stderr)
     if report.skipped_total > len(report.examples):

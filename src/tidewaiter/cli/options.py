@@ -7,13 +7,16 @@ import ipaddress
 import math
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
+from tidewaiter.cli import exits
 from tidewaiter.detection.analytics import SEVERITY_NAMES
 from tidewaiter.detection.correlate import CorrelationConfig
 from tidewaiter.detection.suppress import load_suppressions
 from tidewaiter.pipeline import EngineConfig, RuleSignals
 from tidewaiter.printable import printable
 from tidewaiter.sigma import SigmaLoadError
+from tidewaiter.sources import all_sources
 from tidewaiter.store import Store, StoreError, default_path
 from tidewaiter.store_socket import connect
 
@@ -45,18 +48,49 @@ def host_address(text: str) -> tuple[str, str]:
 
 
 MAX_SECONDS = 366 * 86_400  # a year: any longer window or timeout is a typo, or nan/inf
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 def seconds(text: str) -> float:
+    """A positive, finite duration: 900, 900s, 15m, 2h or 1d (also 1.5h)."""
+    number, unit = text.strip(), "s"
+    if number[-1:].lower() in _UNITS:
+        number, unit = number[:-1], number[-1].lower()
     try:
-        value = float(text)
+        value = float(number) * _UNITS[unit]
     except ValueError:
         value = math.nan
     if not 0 < value <= MAX_SECONDS:  # false for nan as well
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds above 0 and at most {MAX_SECONDS} (a year)"
+            f"{text!r} is not a duration above 0 and at most a year (seconds, or with s, m, h "
+            "or d: 15m, 2h)"
         )
     return value
+
+
+def source_format(text: str) -> str:
+    """A --format name, checked when the arguments are parsed."""
+    names = [s.name for s in all_sources()]
+    if text not in names:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a format (one of {', '.join(names)})")
+    return text
+
+
+def add_format_option(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    parser.add_argument(
+        "--format",
+        dest="fmt",
+        type=source_format,
+        metavar="NAME",
+        help=help or "force the input format instead of sniffing it (see `detect --help`)",
+    )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """--quiet and --verbose, for commands that report progress on a terminal."""
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="print only results and errors")
+    loud.add_argument("-v", "--verbose", action="store_true", help="also print every skip")
 
 
 def add_detection_options(parser: argparse.ArgumentParser) -> None:
@@ -65,8 +99,8 @@ def add_detection_options(parser: argparse.ArgumentParser) -> None:
         "--window",
         type=seconds,
         default=900.0,
-        metavar="SECONDS",
-        help="how long an archive stays staged waiting for a transfer (default 900)",
+        metavar="DURATION",
+        help="how long an archive stays staged waiting for a transfer: 900, 15m, 2h (default 15m)",
     )
     group.add_argument(
         "--internal",
@@ -183,29 +217,55 @@ def add_store_option(parser: argparse.ArgumentParser) -> None:
 
 
 def open_store(
-    args: argparse.Namespace, required: bool = False, through_watch: bool = True
+    args: argparse.Namespace,
+    required: bool = False,
+    through_watch: bool = True,
+    read_only: bool = False,
 ) -> Store | None:
     """The store named by --db, or the default one when the command needs a store; through the
     watch that holds it when one does (``through_watch``: not for a detection run, which writes
-    what only the holder may)."""
+    what only the holder may). A command that only reads never creates one: it gets
+    StoreMissing instead."""
     if args.db is None and not required:
         return None
+    if read_only:
+        _check_exists(args.db)
     return connect(args.db) if through_watch else Store(args.db)
+
+
+class StoreMissing(StoreError):
+    """A command that only reads was pointed at a store that does not exist."""
+
+
+def _check_exists(db: str | None) -> None:
+    path = Path(db) if db else default_path()
+    if not path.exists():
+        raise StoreMissing(
+            f"there is no store at {path}: `tidewaiter detect --db {path} FILE...` creates one"
+        )
 
 
 StoreCommand = Callable[[Store, argparse.Namespace], int]
 
 
-def with_store(command: StoreCommand) -> Callable[[argparse.Namespace], int]:
+def with_store(
+    command: StoreCommand, read_only: bool | Callable[[argparse.Namespace], bool] = False
+) -> Callable[[argparse.Namespace], int]:
     """A subcommand that needs the store: opened from --db (or the default), refused with one
-    sentence when it cannot be, and closed afterwards."""
+    sentence when it cannot be, and closed afterwards. A read-only command (or one for which
+    read_only(args) says so) never creates the store."""
 
     def run(args: argparse.Namespace) -> int:
         try:
+            if read_only(args) if callable(read_only) else read_only:
+                _check_exists(args.db)
             store = connect(args.db)
+        except StoreMissing as exc:
+            print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
+            return exits.NOT_FOUND
         except StoreError as exc:
             print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
-            return 2
+            return exits.USAGE
         with store:
             try:
                 return command(store, args)

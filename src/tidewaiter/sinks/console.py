@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tidewaiter.alerts import alert_container, evidence_ref, evidence_time
+from tidewaiter.layout import print_records
 from tidewaiter.printable import printable
 
 _SEVERITY_STYLE = {1: "dim", 2: "cyan", 3: "yellow", 4: "bold red", 5: "bold white on red"}
@@ -50,62 +51,91 @@ def final_states(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render(console: Console, alerts: list[dict[str, Any]]) -> None:
-    if not alerts:
-        console.print(Text("No alerts.", style="green"))
-        return
+    """The alerts, most severe first. Nothing is printed for none: the caller, which knows
+    whether anything was read, says so."""
     ordered = sorted(alerts, key=lambda a: (-a["severity_id"], a["time"]))
-    console.print(_table(ordered))
-    for alert in ordered:
-        console.print(_chain(alert))
-
-
-def _table(alerts: list[dict[str, Any]]) -> Table:
-    table = Table(title="tidewaiter alerts", title_justify="left", expand=False)
-    for column in ("severity", "time (UTC)", "analytic", "where", "ATT&CK", "finding"):
-        table.add_column(column)
-    for alert in alerts:
-        info = alert["finding_info"]
-        table.add_row(
+    rows = [
+        [
             Text(alert["severity"], style=_SEVERITY_STYLE.get(alert["severity_id"], "")),
-            Text(_clock(alert["time"])),
-            safe(info["title"]),
+            _clock(alert["time"]),
+            safe(alert["finding_info"]["title"]),
             safe(_where(alert, short=True)),
-            Text(", ".join(a["technique"]["uid"] for a in info["attacks"])),
-            Text(info["uid"][:12]),
-        )
-    return table
+            ", ".join(a["technique"]["uid"] for a in alert["finding_info"]["attacks"]),
+            alert["finding_info"]["uid"][:12],
+        ]
+        for alert in ordered
+    ]
+    if rows:
+        print_records(console, "tidewaiter alerts", _COLUMNS, rows)
+    for alert in ordered:
+        steps = [_step(evidence) for evidence in alert["evidences"]]
+        if _chain_fits(console, steps):
+            console.print(_chain(alert, steps))
+        else:
+            _print_chain(console, alert, steps)
 
 
-def _chain(alert: dict[str, Any]) -> Panel:
+_COLUMNS = ("severity", "time (UTC)", "analytic", "where", "ATT&CK", "finding")
+_STEP_LEFT = 30  # panel borders, the time and the signal columns: what the details do not get
+
+
+def _step(evidence: dict[str, Any]) -> tuple[str, str, list[Text]]:
+    """(time, signal, detail lines) of one evidence item."""
+    lines = [safe(evidence["data"]["explanation"])]
+    process = evidence.get("process")
+    if process:
+        command = process.get("cmd_line") or process.get("file", {}).get("path", "")
+        lines.append(safe(f"pid {process.get('pid', '?')}: {command}"))
+        lines[-1].stylize("dim")
+    lines.append(Text(_record(evidence_ref(evidence)), style="dim italic"))
+    return _clock(evidence_time(evidence) or 0)[11:], str(evidence["data"]["signal"]), lines
+
+
+def _chain_fits(console: Console, steps: list[tuple[str, str, list[Text]]]) -> bool:
+    """Whether every word of the details fits the panel's column whole (no token folded)."""
+    room = console.width - _STEP_LEFT
+    return all(len(word) <= room for *_, lines in steps for t in lines for word in t.plain.split())
+
+
+def _chain(alert: dict[str, Any], steps: list[tuple[str, str, list[Text]]]) -> Panel:
     info = alert["finding_info"]
-    steps = Table(show_header=False, box=None, pad_edge=False, expand=True)
-    steps.add_column("time", no_wrap=True, style="dim")
-    steps.add_column("signal", no_wrap=True)
-    steps.add_column("what", ratio=1, overflow="fold")
-    for evidence in alert["evidences"]:
-        details = safe(evidence["data"]["explanation"])
-        process = evidence.get("process")
-        if process:
-            command = process.get("cmd_line") or process.get("file", {}).get("path", "")
-            details.append("\n")
-            line = safe(f"pid {process.get('pid', '?')}: {command}")
-            line.stylize("dim")
-            details.append_text(line)
-        details.append("\n")
-        details.append_text(Text(_record(evidence_ref(evidence)), style="dim italic"))
-        steps.add_row(
-            Text(_clock(evidence_time(evidence) or 0)[11:]),
-            Text(evidence["data"]["signal"]),
-            details,
-        )
+    table = Table(show_header=False, box=None, pad_edge=False, expand=True)
+    table.add_column("time", no_wrap=True, style="dim")
+    table.add_column("signal", no_wrap=True)
+    table.add_column("what", ratio=1, overflow="fold")
+    for clock, signal, lines in steps:
+        table.add_row(Text(clock), Text(signal), Text("\n").join(lines))
     title = Text.assemble(
         (f"{alert['severity']} ", _SEVERITY_STYLE.get(alert["severity_id"], "")),
         safe(info["title"]),
     )
     header = Text.assemble(safe(_where(alert)), "\n", safe(info["desc"]))
     return Panel(
-        Group(header, Text(""), steps), title=title, title_align="left", subtitle=Text(info["uid"])
+        Group(header, Text(""), table), title=title, title_align="left", subtitle=Text(info["uid"])
     )
+
+
+def _print_chain(
+    console: Console, alert: dict[str, Any], steps: list[tuple[str, str, list[Text]]]
+) -> None:
+    """The narrow layout of one chain: plain lines the terminal wraps between words."""
+    info = alert["finding_info"]
+    out = [
+        Text.assemble(
+            (f"{alert['severity']} ", _SEVERITY_STYLE.get(alert["severity_id"], "")),
+            safe(info["title"]),
+            "  ",
+            (info["uid"], "dim"),
+        ),
+        safe(_where(alert)),
+        safe(info["desc"]),
+    ]
+    for clock, signal, lines in steps:
+        out.append(Text.assemble((clock, "dim"), f"  {signal}"))
+        out += [Text.assemble("    ", line) for line in lines]
+    console.rule(style="dim")
+    for line in out:
+        console.print(line, soft_wrap=True)
 
 
 def _record(ref: dict[str, Any]) -> str:
