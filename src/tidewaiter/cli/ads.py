@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from tidewaiter.ads import render_all
+from tidewaiter.cli import exits
 from tidewaiter.detection.catalog import load
 from tidewaiter.emulate import results
 
-EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_USAGE, EXIT_NOT_FOUND = exits.OK, exits.USAGE, exits.NOT_FOUND
 
 
 def add_parser(commands: Any) -> None:

@@ -7,41 +7,64 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from tidewaiter.cli import exits
 from tidewaiter.cli.detect import detect, report_outcome
 from tidewaiter.cli.options import (
     add_detection_options,
+    add_format_option,
+    add_output_options,
     add_store_option,
     engine_config,
     with_store,
 )
+from tidewaiter.cli.progress import reading
 from tidewaiter.detection.baseline import Profile
 from tidewaiter.detection.suppress import SuppressionError
+from tidewaiter.layout import print_records
 from tidewaiter.printable import printable
 from tidewaiter.store import Store
 
 
 def add_parser(commands: Any) -> None:
-    parser = commands.add_parser("baseline", help="learn and show per-workload baselines")
+    parser = commands.add_parser(
+        "baseline",
+        help="learn and show per-workload baselines",
+        description="Per-workload baselines (executables, archiver shapes, destinations, egress "
+        "per 10-minute window) kept in the store, which detect --db scores findings against.",
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    learn = actions.add_parser("learn", help="learn baselines from telemetry files")
+    learn = actions.add_parser(
+        "learn",
+        help="learn baselines from telemetry files",
+        description="Learn every workload's baseline from telemetry files (the whole period "
+        "given, alerts included: they are listed for review and stored for investigate).",
+    )
     learn.add_argument("paths", nargs="+", metavar="PATH")
-    learn.add_argument("--format", dest="fmt", metavar="NAME")
+    add_format_option(learn)
     add_detection_options(learn)
-    show = actions.add_parser("show", help="print a workload's baseline (or list them all)")
+    add_output_options(learn)
+    show = actions.add_parser(
+        "show",
+        help="print a workload's baseline (or list them all)",
+        description="List the workloads with a baseline, or print one workload's baseline "
+        "(a key or a part of one) in full.",
+    )
     show.add_argument("workload", nargs="?", help="a workload key, or a part of one")
+    show.add_argument("--json", action="store_true", help="as JSON on stdout")
+    learn.set_defaults(run=with_store(_run))
+    show.set_defaults(run=with_store(_run, read_only=True))
     for sub in (learn, show):
         add_store_option(sub)
-        sub.set_defaults(run=with_store(_run))
 
 
 def _run(store: Store, args: argparse.Namespace) -> int:
     if args.action == "learn":
         return _learn(store, args)
-    return _show(store, args.workload)
+    return _show(store, args.workload, args.json)
 
 
 def _learn(store: Store, args: argparse.Namespace) -> int:
@@ -49,13 +72,17 @@ def _learn(store: Store, args: argparse.Namespace) -> int:
         config = engine_config(args, store)
     except SuppressionError as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
-        return 2
+        return exits.USAGE
     baselines = store.load_baselines(learn=True, exclude_flagged=False)
     # The findings are stored like detect's, so each one it asks you to review opens in
     # `investigate` (and `alerts` lists them).
-    outcome = detect(args.paths, config, [], args.fmt, store=store, baselines=baselines)
+    with reading("learning", args.quiet) as progress:
+        outcome = detect(
+            args.paths, config, [], args.fmt, store=store, baselines=baselines, progress=progress
+        )
     store.save_baselines(baselines)
-    report_outcome(outcome)  # what was read, skipped, not read, and why
+    # What was read, skipped, not read, and why.
+    report_outcome(outcome, quiet=args.quiet, verbose=args.verbose)
     print(f"learned {len(baselines.profiles)} workload baseline(s)", file=sys.stderr)
     raised = [a for a in outcome.alerts if a["severity_id"] > 2]
     if raised:
@@ -72,27 +99,31 @@ def _learn(store: Store, args: argparse.Namespace) -> int:
                 printable(f"  {info['uid'][:12]} {alert['severity']}: {info['title']}"),
                 file=sys.stderr,
             )
-    return 2 if outcome.unreadable else 0
+    return exits.USAGE if outcome.unreadable else exits.OK
 
 
-def _show(store: Store, wanted: str | None) -> int:
+def _show(store: Store, wanted: str | None, as_json: bool = False) -> int:
     profiles = store.load_baselines().profiles
     console = Console()
     if wanted is None:
-        table = Table(title="baselines", title_justify="left")
-        for column in ("workload", "history", "events", "executables", "destinations", "windows"):
-            table.add_column(column)
-        for workload, profile in sorted(profiles.items()):
-            table.add_row(
-                Text(printable(workload)),
-                Text(_history(profile)),
-                Text(f"{profile.events:.0f}"),
-                Text(str(len(profile.executables))),
-                Text(str(len(profile.destinations))),
-                Text(str(len(profile.window_bytes))),
-            )
-        console.print(table)
-        return 0
+        if as_json:
+            listed = [_summary(p) for _, p in sorted(profiles.items())]
+            sys.stdout.buffer.write(orjson.dumps(listed) + b"\n")
+            return exits.OK
+        rows = [
+            [
+                printable(workload),
+                _history(profile),
+                f"{profile.events:.0f}",
+                str(len(profile.executables)),
+                str(len(profile.destinations)),
+                str(len(profile.window_bytes)),
+            ]
+            for workload, profile in sorted(profiles.items())
+        ]
+        columns = ("workload", "history", "events", "executables", "destinations", "windows")
+        print_records(console, "baselines", columns, rows)
+        return exits.OK
     matches = [p for w, p in profiles.items() if wanted in w]
     if len(matches) != 1:
         names = ", ".join(sorted(profiles)) or "none"
@@ -101,9 +132,33 @@ def _show(store: Store, wanted: str | None) -> int:
             f"{printable(names)})",
             file=sys.stderr,
         )
-        return 2
+        return exits.NOT_FOUND if not matches else exits.USAGE
+    if as_json:
+        profile = matches[0]
+        document = {
+            **_summary(profile),
+            "executables": profile.executables,
+            "archive_shapes": profile.archive_shapes,
+            "destinations": profile.destinations,
+            "prefixes": profile.prefixes,
+        }
+        sys.stdout.buffer.write(orjson.dumps(document) + b"\n")
+        return exits.OK
     _print_profile(console, matches[0])
-    return 0
+    return exits.OK
+
+
+def _summary(profile: Profile) -> dict[str, object]:
+    return {
+        "workload": profile.workload,
+        "first_seen": profile.first_seen,
+        "last_seen": profile.last_seen,
+        "days": round(profile.days, 2),
+        "events": round(profile.events, 1),
+        "executables": len(profile.executables),
+        "destinations": len(profile.destinations),
+        "windows": len(profile.window_bytes),
+    }
 
 
 def _print_profile(console: Console, profile: Profile) -> None:
@@ -114,12 +169,10 @@ def _print_profile(console: Console, profile: Profile) -> None:
         ("destinations", profile.destinations),
         ("destination prefixes", profile.prefixes),
     ):
-        rows = Table(title=title, title_justify="left")
-        rows.add_column(title[:-1] if title.endswith("s") else title)
-        rows.add_column("weight (decayed count)")
-        for key, count in sorted(table.items(), key=lambda kv: -kv[1])[:25]:
-            rows.add_row(Text(printable(key)), Text(f"{count:.1f}"))
-        console.print(rows)
+        column = title[:-1] if title.endswith("s") else title
+        top = sorted(table.items(), key=lambda kv: -kv[1])[:25]
+        rows = [[printable(key), f"{count:.1f}"] for key, count in top]
+        print_records(console, title, (column, "weight (decayed count)"), rows)
     if profile.window_bytes:
         median, mad = profile.median_mad()
         console.print(

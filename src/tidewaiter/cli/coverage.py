@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import orjson
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -26,14 +28,21 @@ def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
         "coverage",
         help="the technique, platform and source matrix, with the last emulation results",
+        description="Which ATT&CK techniques each platform's sources cover, by which analytic, "
+        "and whether the last emulation of each passed; optionally as Markdown or as an ATT&CK "
+        "Navigator layer.",
     )
+    parser.add_argument("--json", action="store_true", help="the matrix as JSON on stdout")
     parser.add_argument(
         "--results",
         type=Path,
         metavar="FILE",
         help=f"emulation results to read (default {results.default_path()})",
     )
-    parser.add_argument("--markdown", type=Path, metavar="FILE", help="also write it as Markdown")
+    parser.add_argument(
+        "--out", "--markdown", dest="out", type=Path, metavar="FILE",
+        help="also write it as Markdown to FILE",
+    )  # fmt: skip
     parser.add_argument(
         "--navigator",
         type=Path,
@@ -51,7 +60,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"tidewaiter: {exc}", file=sys.stderr)
         return EXIT_USAGE
     matrix = build(load_all(), stored)
-    render(Console(), matrix)
+    if args.json:
+        sys.stdout.buffer.write(orjson.dumps(msgspec.to_builtins(matrix)) + b"\n")
+    else:
+        render(Console(), matrix)
     if not stored.runs:
         print(
             f"no emulation results in {path}: run `tidewaiter emulate run all --write all` "
@@ -59,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     outputs = []
-    if args.markdown:
-        outputs.append((args.markdown, markdown(matrix)))
+    if args.out:
+        outputs.append((args.out, markdown(matrix)))
     if args.navigator:
         outputs.append((args.navigator, json.dumps(layer(matrix, load_catalog()), indent=1)))
     for path, text in outputs:

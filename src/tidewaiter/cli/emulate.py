@@ -10,9 +10,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import msgspec
+import orjson
 from rich.console import Console
 from rich.text import Text
 
+from tidewaiter.cli import exits
 from tidewaiter.emulate import results
 from tidewaiter.emulate.live import (
     LiveResult,
@@ -40,8 +43,14 @@ def add_parser(commands: Any) -> None:
         "what each expects.",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    listing = actions.add_parser("list", help="list the scenarios")
+    listing = actions.add_parser(
+        "list",
+        help="list the scenarios",
+        description="List the bundled emulation scenarios: id, techniques, platforms, whether "
+        "they run live, and what each expects.",
+    )
     listing.add_argument("--platform", choices=PLATFORMS, help="only scenarios for this platform")
+    listing.add_argument("--json", action="store_true", help="as JSON lines on stdout")
     listing.set_defaults(run=run_list)
 
     run = actions.add_parser(
@@ -82,6 +91,10 @@ def run_list(args: argparse.Namespace) -> int:
     then its name and what it expects."""
     console = Console(highlight=False)
     shown = [s for s in load_all() if not args.platform or args.platform in s.platforms]
+    if args.json:
+        for scenario in shown:
+            sys.stdout.buffer.write(orjson.dumps(msgspec.to_builtins(scenario)) + b"\n")
+        return EXIT_OK
     width = max((len(s.id) for s in shown), default=0)
     for scenario in shown:
         live = f"live: {scenario.rootfs}" if scenario.live_capable else "replay only"
@@ -109,7 +122,7 @@ def run_scenarios(args: argparse.Namespace) -> int:
         chosen = list(load_all()) if args.scenario == "all" else [get(args.scenario)]
     except KeyError as exc:
         print(f"tidewaiter: {exc.args[0]}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.NOT_FOUND
     console = Console()
     outcome = _live(chosen, args, console) if args.live else _replays(chosen, args, console)
     if outcome is None:

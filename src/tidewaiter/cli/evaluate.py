@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import orjson
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
 from tidewaiter import evaluate, fleet
+from tidewaiter.cli import exits
+from tidewaiter.cli.options import add_output_options
+from tidewaiter.cli.progress import counting
+from tidewaiter.layout import print_records
 from tidewaiter.printable import printable
 
 
@@ -23,7 +28,12 @@ def add_parser(commands: Any) -> None:
         "the alerts against its expectations. Exits 1 when any expectation fails.",
     )
     parser.add_argument("root", metavar="DIR", type=Path, nargs="?")
-    parser.add_argument("--markdown", metavar="FILE", type=Path, help="also write the tables")
+    parser.add_argument(
+        "--out", "--markdown", dest="out", metavar="FILE", type=Path,
+        help="also write the tables as Markdown to FILE",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="the scores as one JSON object")
+    add_output_options(parser)
     parser.add_argument(
         "--budget",
         action="store_true",
@@ -39,7 +49,7 @@ def run_budget(args: argparse.Namespace) -> int:
     console = Console()
     if not 0 < args.scale <= 10:
         console.print(Text("tidewaiter: --scale must be above 0 and at most 10"), style="red")
-        return 2
+        return exits.USAGE
     week = fleet.generate(seed=args.seed, scale=args.scale)
     with tempfile.TemporaryDirectory(prefix="tidewaiter-budget-") as scratch:
         folder = args.root or Path(scratch)
@@ -63,14 +73,18 @@ def run_budget(args: argparse.Namespace) -> int:
         "per 100 host-days",
         "planted chains found at high+",
     )
-    console.print(_table("false-positive budget", columns, rows))
+    if args.json:
+        document = [dict(zip(columns, row, strict=True)) for row in rows]
+        sys.stdout.buffer.write(orjson.dumps(document) + b"\n")
+    else:
+        print_records(console, "false-positive budget", columns, rows)
     for f in figures:
         for line in f.noisy:
             console.print(Text(f"  {f.label}: {printable(line)}"))
         if f.missed:
             console.print(Text(f"  {f.label}: missed {', '.join(f.missed)}"), style="red")
-    if args.markdown:
-        args.markdown.write_text(_markdown(columns, rows))
+    if args.out:
+        args.out.write_text(_markdown(columns, rows))
     learned = figures[-1]
     met = (
         learned.per_1000_container_days <= 1
@@ -86,30 +100,43 @@ def run(args: argparse.Namespace) -> int:
     console = Console()
     if args.root is None:
         console.print(Text("tidewaiter: evaluate needs DIR (or --budget)"), style="red")
-        return 2
+        return exits.USAGE
+    if not args.root.is_dir():
+        console.print(Text(f"tidewaiter: {printable(args.root)} is not a folder"), style="red")
+        return exits.NOT_FOUND
     folders = evaluate.discover(args.root)
     if not folders:
         console.print(Text(f"tidewaiter: no scenario.yaml under {args.root}"), style="red")
-        return 2
+        return exits.NOT_FOUND
     results: list[evaluate.Result] = []
-    for folder in folders:
-        try:
-            scenario = evaluate.load(folder)
-        except evaluate.ScenarioError as exc:
-            console.print(Text(f"tidewaiter: {printable(exc)}"), style="red")
-            return 2
-        results.append(evaluate.run(folder, scenario))
+    with counting("scenarios", len(folders), args.quiet) as done:
+        for folder in folders:
+            try:
+                scenario = evaluate.load(folder)
+            except evaluate.ScenarioError as exc:
+                console.print(Text(f"tidewaiter: {printable(exc)}"), style="red")
+                return exits.USAGE
+            results.append(evaluate.run(folder, scenario))
+            done(folder.name)
     scenario_rows = [_scenario_row(r) for r in results]
     analytic_rows = [
         _analytic_row(uid, s) for uid, s in evaluate.score_by_analytic(results).items()
     ]
-    console.print(_table("scenarios", _SCENARIO_COLUMNS, scenario_rows))
-    console.print(_table("analytics", _ANALYTIC_COLUMNS, analytic_rows))
     counted = evaluate.totals(results)
     summary = ", ".join(f"{n} {what}" for what, n in sorted(counted.items()))
-    console.print(Text(summary))
-    if args.markdown:
-        args.markdown.write_text(
+    if args.json:
+        document = {
+            "scenarios": [dict(zip(_SCENARIO_COLUMNS, row, strict=True)) for row in scenario_rows],
+            "analytics": [dict(zip(_ANALYTIC_COLUMNS, row, strict=True)) for row in analytic_rows],
+            "totals": counted,
+        }
+        sys.stdout.buffer.write(orjson.dumps(document) + b"\n")
+    else:
+        print_records(console, "scenarios", _SCENARIO_COLUMNS, _styled(scenario_rows))
+        print_records(console, "analytics", _ANALYTIC_COLUMNS, analytic_rows)
+        console.print(Text(summary))
+    if args.out:
+        args.out.write_text(
             _markdown(_SCENARIO_COLUMNS, scenario_rows)
             + "\n"
             + _markdown(_ANALYTIC_COLUMNS, analytic_rows)
@@ -150,14 +177,12 @@ def _analytic_row(uid: str, score: evaluate.Score) -> tuple[str, ...]:
     )
 
 
-def _table(title: str, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        style = "bold red" if row[-1] == "FAIL" else ""
-        table.add_row(*(Text(cell) for cell in row), style=style)
-    return table
+def _styled(rows: list[tuple[str, ...]]) -> list[list[str | Text]]:
+    """The result cell in colour: a failure must stand out."""
+    return [
+        [*row[:-1], Text(row[-1], style="bold red" if row[-1] == "FAIL" else "green")]
+        for row in rows
+    ]
 
 
 def _markdown(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:

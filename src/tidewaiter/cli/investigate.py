@@ -11,7 +11,15 @@ from typing import Any
 import msgspec
 from rich.console import Console
 
-from tidewaiter.cli.options import add_store_option, cidr, open_store, seconds
+from tidewaiter.cli import exits
+from tidewaiter.cli.options import (
+    StoreMissing,
+    add_format_option,
+    add_store_option,
+    cidr,
+    open_store,
+    seconds,
+)
 from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.suppress import SuppressionError, load_suppressions
 from tidewaiter.findings import FindingNotFound, load
@@ -52,7 +60,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--limit", type=int, default=1000, metavar="N", help="timeline rows (default 1000)"
     )
-    parser.add_argument("--format", dest="fmt", metavar="NAME", help="force the input format")
+    add_format_option(parser)
     parser.add_argument(
         "--suppressions",
         action="append",
@@ -89,7 +97,10 @@ class _Intermixed(argparse.ArgumentParser):
 
 def run(args: argparse.Namespace) -> int:
     try:
-        store = open_store(args, required=args.alerts is None)
+        store = open_store(args, required=args.alerts is None, read_only=True)
+    except StoreMissing as exc:
+        print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
+        return exits.NOT_FOUND
     except StoreError as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
@@ -111,7 +122,10 @@ def run(args: argparse.Namespace) -> int:
             ),
             fmt=args.fmt,
         )
-    except (FindingNotFound, SuppressionError, StoreError) as exc:
+    except FindingNotFound as exc:
+        print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
+        return exits.NOT_FOUND
+    except (SuppressionError, StoreError) as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     finally:

@@ -13,6 +13,7 @@ from tidewaiter.cli import (
     alerts,
     backup,
     baseline,
+    completion,
     coverage,
     demo,
     detect,
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     sigma.add_parser(commands)
     ads.add_parser(commands)
     report.add_parser(commands)
+    completion.add_parser(commands)
     return parser
 
 

@@ -5,13 +5,15 @@ action recorded in the audit log."""
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from tidewaiter.cli.options import add_store_option, open_store
+from tidewaiter.cli import exits
+from tidewaiter.cli.options import StoreMissing, add_store_option, open_store
 from tidewaiter.findings import FindingNotFound, load
 from tidewaiter.printable import printable
 from tidewaiter.respond.audit import AuditLog, os_user
@@ -89,13 +91,22 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     store = None
     try:
-        store = open_store(args, required=args.alerts is None or args.execute)
+        store = open_store(
+            args, required=args.alerts is None or args.execute, read_only=not args.execute
+        )
         alert = load(args.finding, store if args.alerts is None else None, args.alerts)
         protection = load_protection(args.protected)
         options = PlanOptions(platform=args.platform, evidence_dir=args.evidence, stop=args.stop)
         planned = plan(alert, options, protection)
+        missing = _missing_client(planned) if args.execute else None
+        if missing is not None:
+            print(f"tidewaiter: {missing}", file=sys.stderr)
+            return EXIT_USAGE
         return _respond(args, planned, store, protection)
-    except (StoreError, FindingNotFound, ProtectionError) as exc:
+    except (FindingNotFound, StoreMissing) as exc:
+        print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
+        return exits.NOT_FOUND
+    except (StoreError, ProtectionError) as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
         return EXIT_USAGE
     finally:
@@ -149,6 +160,23 @@ def _respond(
     if failed:
         return EXIT_FAILED
     return EXIT_REFUSED if refused else EXIT_OK
+
+
+def _missing_client(planned: Plan) -> str | None:
+    """Checked before anything is done: the client library the plan's platform needs."""
+    if planned.target.platform == "host":
+        return None
+    module = "kubernetes" if planned.target.platform == "kubernetes" else "docker"
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        pass
+    else:
+        return None
+    return (
+        f"respond --execute needs the {module} client library, which is not installed: "
+        "pip install 'tidewaiter[respond]'"
+    )
 
 
 def _executor(

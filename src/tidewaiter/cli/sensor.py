@@ -34,7 +34,9 @@ def add_parser(commands: Any) -> None:
         "--containers-only", action="store_true", help="leave out processes in no container"
     )
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
-    parser.add_argument("--output", type=Path, metavar="FILE", help="append records to FILE")
+    parser.add_argument(
+        "--out", "--output", dest="out", type=Path, metavar="FILE", help="append records to FILE"
+    )
     parser.add_argument(
         "--check", action="store_true", help="only say whether the sensor can run here"
     )
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         print(f"tidewaiter: {missing}", file=sys.stderr)
         return EXIT_MISSING
-    stream: IO[bytes] = args.output.open("ab") if args.output else sys.stdout.buffer
+    stream: IO[bytes] = args.out.open("ab") if args.out else sys.stdout.buffer
     stop = threading.Event()
     broken = threading.Event()
 
@@ -84,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         sensor.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-        if args.output:
+        if args.out:
             stream.close()
     assembler = sensor.assembler
     if assembler is not None:

@@ -9,12 +9,15 @@ import sys
 from datetime import date
 from typing import Any
 
+import msgspec
+import orjson
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
+from tidewaiter.cli import exits
 from tidewaiter.cli.options import add_store_option, with_store
-from tidewaiter.detection.suppress import Match, Suppression
+from tidewaiter.detection.suppress import Match, Suppression, match_problem
+from tidewaiter.layout import print_records
 from tidewaiter.printable import printable
 from tidewaiter.store import Store
 
@@ -22,9 +25,19 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def add_parser(commands: Any) -> None:
-    parser = commands.add_parser("suppress", help="manage suppressions kept in the store")
+    parser = commands.add_parser(
+        "suppress",
+        help="manage suppressions kept in the store",
+        description="Suppressions hold back findings a person judged benign, each with a "
+        "reason, an author and an optional expiry; detect --db and watch apply them.",
+    )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = actions.add_parser("add", help="add (or replace) a suppression")
+    add = actions.add_parser(
+        "add",
+        help="add (or replace) a suppression",
+        description="Add a suppression (or replace the one with that id). Every field given "
+        "must match; an unknown analytic or a malformed CIDR is refused.",
+    )
     add.add_argument("id", type=_rule_id, help="a short name for the suppression")
     add.add_argument("--reason", required=True, help="why these findings are benign")
     add.add_argument("--author", required=True, help="who decided it")
@@ -44,12 +57,22 @@ def add_parser(commands: Any) -> None:
         help="a glob over an evidence command line",
     )
     add.add_argument("--destination", help="a CIDR or host glob every transfer must match")
-    listing = actions.add_parser("list", help="list the suppressions and their state")
-    remove = actions.add_parser("remove", help="remove a suppression")
+    listing = actions.add_parser(
+        "list",
+        help="list the suppressions and their state",
+        description="List the stored suppressions, with what each matches and whether it "
+        "has expired.",
+    )
+    listing.add_argument("--json", action="store_true", help="as JSON lines on stdout")
+    remove = actions.add_parser(
+        "remove", help="remove a suppression", description="Remove the suppression ID."
+    )
     remove.add_argument("id")
+    add.set_defaults(run=with_store(_run))
+    for sub in (listing, remove):
+        sub.set_defaults(run=with_store(_run, read_only=True))
     for sub in (add, listing, remove):
         add_store_option(sub)
-        sub.set_defaults(run=with_store(_run))
 
 
 def _rule_id(text: str) -> str:
@@ -66,9 +89,9 @@ def _run(store: Store, args: argparse.Namespace) -> int:
             print(f"removed suppression {args.id}")
             return 0
         print(f"tidewaiter: no suppression named {printable(args.id)}", file=sys.stderr)
-        return 2
-    _list(store)
-    return 0
+        return exits.NOT_FOUND
+    _list(store, args.json)
+    return exits.OK
 
 
 def _add(store: Store, args: argparse.Namespace) -> int:
@@ -85,18 +108,26 @@ def _add(store: Store, args: argparse.Namespace) -> int:
             "--command or --destination",
             file=sys.stderr,
         )
-        return 2
+        return exits.USAGE
+    problem = match_problem(match)
+    if problem is not None:
+        print(f"tidewaiter: {printable(problem)}", file=sys.stderr)
+        return exits.USAGE
     store.add_suppression(Suppression(args.id, match, args.reason, args.author, args.expires))
     print(f"added suppression {args.id}")
     return 0
 
 
-def _list(store: Store) -> None:
+def _list(store: Store, as_json: bool = False) -> None:
     today = date.today()
-    table = Table(title="suppressions", title_justify="left")
-    for column in ("id", "match", "reason", "author", "expires", "state"):
-        table.add_column(column)
-    for rule in store.suppressions():
+    rules = store.suppressions()
+    if as_json:
+        for rule in rules:
+            document = {**msgspec.to_builtins(rule), "expired": rule.expired(today)}
+            sys.stdout.buffer.write(orjson.dumps(document) + b"\n")
+        return
+    rows: list[list[str | Text]] = []
+    for rule in rules:
         fields = {
             k: v
             for k, v in (
@@ -111,12 +142,15 @@ def _list(store: Store) -> None:
         state = (
             Text("expired", style="red") if rule.expired(today) else Text("active", style="green")
         )
-        table.add_row(
-            Text(rule.id),
-            Text(printable(", ".join(f"{k}={v}" for k, v in fields.items()))),
-            Text(printable(rule.reason)),
-            Text(printable(rule.author)),
-            Text(str(rule.expires or "never")),
-            state,
+        rows.append(
+            [
+                rule.id,
+                printable(", ".join(f"{k}={v}" for k, v in fields.items())),
+                printable(rule.reason),
+                printable(rule.author),
+                str(rule.expires or "never"),
+                state,
+            ]
         )
-    Console().print(table)
+    columns = ("id", "match", "reason", "author", "expires", "state")
+    print_records(Console(), "suppressions", columns, rows)

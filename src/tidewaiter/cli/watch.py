@@ -15,7 +15,13 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
-from tidewaiter.cli.options import add_detection_options, add_store_option, engine_config, seconds
+from tidewaiter.cli.options import (
+    add_detection_options,
+    add_format_option,
+    add_store_option,
+    engine_config,
+    seconds,
+)
 from tidewaiter.detection.catalog import CatalogError, load
 from tidewaiter.detection.suppress import SuppressionError
 from tidewaiter.pipeline import Engine
@@ -85,7 +91,7 @@ def add_watch_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--check-config", action="store_true", help="validate the settings, then exit"
     )
-    parser.add_argument("--format", dest="fmt", metavar="NAME", help=f"input format ({formats})")
+    add_format_option(parser, help=f"input format ({formats}); sniffed when left out")
     add_store_option(parser)
     out = parser.add_argument_group("alerts")
     out.add_argument("--out", metavar="FILE", help="append alerts as JSON lines (OCSF) to FILE")

@@ -20,6 +20,8 @@ import msgspec
 
 from tidewaiter.detection import cmdline
 from tidewaiter.detection.analytics import Finding
+from tidewaiter.detection.catalog import Catalog
+from tidewaiter.detection.catalog import load as load_catalog
 from tidewaiter.detection.correlate import ARCHIVING
 from tidewaiter.detection.signals import Signal, SignalKind
 from tidewaiter.detection.workload import Identity, identity
@@ -496,8 +498,32 @@ def load_profiles() -> tuple[Profile, ...]:
 def load_suppressions(path: str | Path) -> tuple[Suppression, ...]:
     try:
         data = Path(path).read_bytes()
-        return msgspec.yaml.decode(data, type=SuppressionFile).suppressions
+        rules = msgspec.yaml.decode(data, type=SuppressionFile).suppressions
     except OSError as exc:
         raise SuppressionError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise SuppressionError(f"{path}: {exc}") from exc
+    for rule in rules:
+        problem = match_problem(rule.match)
+        if problem is not None:
+            raise SuppressionError(f"{path}: suppression {rule.id}: {problem}")
+    return rules
+
+
+_LOOKS_LIKE_CIDR = re.compile(r"^[0-9a-fA-F:.]+/\S*$")
+
+
+def match_problem(match: Match, catalog: Catalog | None = None) -> str | None:
+    """Why a suppression could never match what its author meant, or None: an analytic that
+    does not exist, or a destination written as a CIDR that is not one. Refused up front, so a
+    typo never passes as a suppression that silently matches nothing."""
+    catalog = catalog or load_catalog()
+    if match.analytic is not None and match.analytic not in catalog.analytics:
+        known = ", ".join(sorted(catalog.analytics))
+        return f"no analytic {match.analytic!r} (one of {known})"
+    if match.destination is not None and _LOOKS_LIKE_CIDR.match(match.destination):
+        try:
+            ipaddress.ip_network(match.destination, strict=False)
+        except ValueError:
+            return f"destination {match.destination!r} is not a valid CIDR range"
+    return None
