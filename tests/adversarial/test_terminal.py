@@ -82,7 +82,7 @@ def test_a_window_that_is_not_a_number_of_seconds_is_refused_in_a_sentence(
 
     err = capsys.readouterr().err
     assert exit_.value.code == 2
-    assert "is not a number of seconds above 0 and at most" in err
+    assert "is not a duration above 0 and at most a year" in err
     assert "Traceback" not in err
 
 

@@ -119,7 +119,7 @@ def test_suppress_needs_a_match_and_a_valid_id(
     assert main(["suppress", "add", "x", "--db", db, "--reason", "r", "--author", "a"]) == 2
     with pytest.raises(SystemExit):
         main(["suppress", "add", "bad id!", "--db", db, "--reason", "r", "--author", "a"])
-    assert main(["suppress", "remove", "nothing", "--db", db]) == 2
+    assert main(["suppress", "remove", "nothing", "--db", db]) == 4  # not found
     assert "Traceback" not in capsys.readouterr().err
 
 

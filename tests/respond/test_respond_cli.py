@@ -71,14 +71,14 @@ def test_the_finding_comes_from_the_store(
     assert orjson.loads(out)["target"]["container_id"] == alerts.CONTAINER[:31]
 
 
-def test_an_unknown_finding_is_a_usage_error(
+def test_an_unknown_finding_is_not_found(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = alerts.write(tmp_path / "alerts.jsonl", alerts.container())
 
     code, _, err = _respond(capsys, "ffffffff", "--alerts", str(path))
 
-    assert code == 2
+    assert code == 4
     assert "no finding ffffffff" in err
 
 

@@ -68,7 +68,7 @@ def test_the_cli_renders_one_analytic_with_its_last_runs(
     assert out.startswith("# ADS: Archive staged and exfiltrated")
     assert "Last runs: live on linux passed." in out
     assert "# ADS: Archive created" not in out  # only the one asked for
-    assert main(["ads", "tw-no-such"]) == 1
+    assert main(["ads", "tw-no-such"]) == 4
     assert "no analytic 'tw-no-such'" in capsys.readouterr().err
     assert main(["ads", "--out", str(tmp_path / "ads")]) == 0
     assert {p.name for p in (tmp_path / "ads").iterdir()} == set(render_all())

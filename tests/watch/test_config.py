@@ -60,7 +60,7 @@ def test_detection_flags_are_settings_too(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("paths: [a]\nwebhok: https://x\n", "unknown setting 'webhok'; the settings are: "),
-        ("paths: [a]\nwindow: -3\n", "window: '-3' is not a number of seconds above 0"),
+        ("paths: [a]\nwindow: -3\n", "window: '-3' is not a duration above 0"),
         ("paths: [a]\nlisten: [1, 2]\n", "listen: expected a single value"),
         ("paths: [a]\nfrom-end: yes please\n", "from-end: expected true or false"),
         ("- a\n- b\n", "expected a mapping of settings"),

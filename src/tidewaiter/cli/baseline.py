@@ -16,8 +16,8 @@ from tidewaiter.cli.detect import detect, report_outcome
 from tidewaiter.cli.options import (
     add_detection_options,
     add_format_option,
-    add_output_options,
     add_store_option,
+    add_verbosity_options,
     engine_config,
     with_store,
 )
@@ -46,7 +46,7 @@ def add_parser(commands: Any) -> None:
     learn.add_argument("paths", nargs="+", metavar="PATH")
     add_format_option(learn)
     add_detection_options(learn)
-    add_output_options(learn)
+    add_verbosity_options(learn)
     show = actions.add_parser(
         "show",
         help="print a workload's baseline (or list them all)",

@@ -15,8 +15,8 @@ from tidewaiter.alerts import to_ocsf
 from tidewaiter.cli.options import (
     add_detection_options,
     add_format_option,
-    add_output_options,
     add_store_option,
+    add_verbosity_options,
     engine_config,
     open_store,
 )
@@ -68,6 +68,7 @@ def add_parser(commands: Any) -> None:
     )
     add_detection_options(parser)
     add_output_options(parser)
+    add_verbosity_options(parser)
     parser.set_defaults(run=run)
 
 

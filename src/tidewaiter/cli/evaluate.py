@@ -14,7 +14,7 @@ from rich.text import Text
 
 from tidewaiter import evaluate, fleet
 from tidewaiter.cli import exits
-from tidewaiter.cli.options import add_output_options
+from tidewaiter.cli.options import add_verbosity_options
 from tidewaiter.cli.progress import counting
 from tidewaiter.layout import print_records
 from tidewaiter.printable import printable
@@ -33,7 +33,7 @@ def add_parser(commands: Any) -> None:
         help="also write the tables as Markdown to FILE",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="the scores as one JSON object")
-    add_output_options(parser)
+    add_verbosity_options(parser)
     parser.add_argument(
         "--budget",
         action="store_true",

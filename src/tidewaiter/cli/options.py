@@ -86,7 +86,7 @@ def add_format_option(parser: argparse.ArgumentParser, help: str | None = None) 
     )
 
 
-def add_output_options(parser: argparse.ArgumentParser) -> None:
+def add_verbosity_options(parser: argparse.ArgumentParser) -> None:
     """--quiet and --verbose, for commands that report progress on a terminal."""
     loud = parser.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true", help="print only results and errors")
