@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from tidewaiter.cli.detect import detect, report_outcome
+from tidewaiter.cli.detect import report_outcome
 from tidewaiter.cli.options import (
     add_detection_options,
     add_store_option,
@@ -21,6 +21,7 @@ from tidewaiter.cli.options import (
 from tidewaiter.detection.baseline import Profile
 from tidewaiter.detection.suppress import SuppressionError
 from tidewaiter.printable import printable
+from tidewaiter.run import detect_files
 from tidewaiter.store import Store
 
 
@@ -53,7 +54,7 @@ def _learn(store: Store, args: argparse.Namespace) -> int:
     baselines = store.load_baselines(learn=True, exclude_flagged=False)
     # The findings are stored like detect's, so each one it asks you to review opens in
     # `investigate` (and `alerts` lists them).
-    outcome = detect(args.paths, config, [], args.fmt, store=store, baselines=baselines)
+    outcome = detect_files(args.paths, config, [], args.fmt, store=store, baselines=baselines)
     store.save_baselines(baselines)
     report_outcome(outcome)  # what was read, skipped, not read, and why
     print(f"learned {len(baselines.profiles)} workload baseline(s)", file=sys.stderr)

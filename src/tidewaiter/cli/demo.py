@@ -19,8 +19,8 @@ from rich.rule import Rule
 from rich.table import Table
 from rich.text import Text
 
-from tidewaiter.cli.detect import detect
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 from tidewaiter.sinks.console import render
 
 
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(Text(scenario.story, style="dim"))
         with ExitStack() as stack:
             paths = [str(stack.enter_context(resources.as_file(data / f))) for f in scenario.files]
-            outcome = detect(paths, EngineConfig(), [])
+            outcome = detect_files(paths, EngineConfig(), [])
         render(console, outcome.alerts)
         console.print(Text(outcome.report.summary(), style="dim"))
         results.append((scenario, *_verdict(scenario, outcome.alerts)))
