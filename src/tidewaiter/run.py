@@ -33,6 +33,7 @@ class Outcome:
     suppressed: list[dict[str, Any]] = field(default_factory=list)  # held back, with the reason
     expired: list[str] = field(default_factory=list)  # expired suppressions, reported
     passed_over: list[str] = field(default_factory=list)  # files in a folder not in any format
+    worker_cpu_s: list[float] = field(default_factory=list)  # --jobs: each worker's CPU time
 
 
 def detect_files(
@@ -42,9 +43,18 @@ def detect_files(
     fmt: str | None = None,
     store: Store | None = None,
     baselines: Baselines | None = None,
+    jobs: int = 1,
 ) -> Outcome:
     """Run detection over files; every alert goes to every sink as it is decided. Suppressed
-    findings are kept in the outcome (and the store), never delivered."""
+    findings are kept in the outcome (and the store), never delivered.
+
+    With ``jobs`` > 1 the work is sharded by entity over that many processes (tidewaiter.parallel)
+    with the same alerts, delivered in time order at the end. A store (baselines learn across
+    entities) and standard input keep the single streaming process."""
+    if jobs > 1 and store is None and baselines is None and "-" not in paths:
+        from tidewaiter.parallel import detect_parallel  # it builds on this module
+
+        return detect_parallel(paths, config, sinks, jobs, fmt)
     outcome = Outcome()
 
     def deliver(finding: Finding) -> None:

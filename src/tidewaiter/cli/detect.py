@@ -16,6 +16,7 @@ from tidewaiter.cli.options import (
     open_store,
 )
 from tidewaiter.detection.suppress import SuppressionError
+from tidewaiter.parallel import PARALLEL_MIN_BYTES, available_cores, default_jobs
 from tidewaiter.printable import printable
 from tidewaiter.run import Outcome, detect_files
 from tidewaiter.sigma import SigmaLoadError
@@ -61,9 +62,27 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="with --db: also learn baselines from this input (windows with alerts left out)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        metavar="N",
+        help="processes to shard the work over by container and host; the findings are the "
+        f"same for any N (default: the {available_cores()} cores available for inputs of "
+        f"{PARALLEL_MIN_BYTES >> 20} MiB or more, else 1)",
+    )
     add_detection_options(parser)
     add_output_options(parser)
     parser.set_defaults(run=run)
+
+
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of processes: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("--jobs must be at least 1")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -97,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     baselines = store.load_baselines(learn=args.learn) if store is not None else None
     try:
-        outcome = detect_files(args.paths, config, sinks, args.fmt, store, baselines)
+        jobs = args.jobs or default_jobs(args.paths)
+        outcome = detect_files(args.paths, config, sinks, args.fmt, store, baselines, jobs=jobs)
         if store is not None and baselines is not None and args.learn:
             store.save_baselines(baselines)
     finally:
