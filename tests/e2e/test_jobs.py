@@ -125,3 +125,23 @@ def test_jobs_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         main(["detect", "--jobs", "0", *paths])
     assert "--jobs must be at least 1" in capsys.readouterr().err
+
+
+def test_a_routed_file_with_pretty_printed_records_reads_the_same(tmp_path: Path) -> None:
+    """Lines of a big Tetragon file are routed to workers before decoding; a pretty-printed
+    object (several lines) cannot be, and must still be read whole, once, at its line."""
+    trace = tmp_path / "compact.jsonl"
+    _bench_trace(trace, 4_000)
+    lines = trace.read_bytes().splitlines()
+    mixed = tmp_path / "mixed.json"
+    with mixed.open("wb") as out:
+        for number, line in enumerate(lines):
+            if number % 7 == 3:
+                out.write(json.dumps(json.loads(line), indent=2).encode() + b"\n")
+            else:
+                out.write(line + b"\n")
+    assert mixed.stat().st_size >= 4 << 20  # big enough to be routed
+    one = detect_files([str(mixed)], EngineConfig(), [])
+    assert one.report.records == len(lines)
+    assert one.report.skipped_total == 0
+    _same(one, detect_files([str(mixed)], EngineConfig(), [], jobs=2))
