@@ -17,9 +17,10 @@ decode, so each event is decoded once, by one worker, and moved at most once:
    push is judged with the last commit on its host). Each group goes to the worker that already
    holds most of its events, unless that one is full; then to the least loaded.
 3. Shuffle and detect: each worker keeps its own entities' events, sends the others to their
-   workers, and runs an ordinary Engine over what it holds, in the original order. Registries of
-   images seen anywhere (which `judge` consults) are replayed into every worker where they were
-   first seen.
+   workers, and runs an ordinary Engine over what it holds, in the original order. Every other
+   event of the input still moves its host's clock there (episodes close by their host's clock
+   and the clocks' quorum), and registries of images seen anywhere (which `judge` consults)
+   are noted where one process would have first seen them.
 
 Alerts come back to the parent, which delivers them in time order.
 """
