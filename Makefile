@@ -52,6 +52,7 @@ test-latest:
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py
+	$(BIN)/python bench/evtx_bench.py
 
 lock:
 	rm -rf .venv-lock

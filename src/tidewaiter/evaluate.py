@@ -17,8 +17,8 @@ from typing import Any, Literal
 import msgspec
 
 from tidewaiter.alerts import alert_container
-from tidewaiter.cli.detect import detect
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 
 LOW = 2
 
@@ -81,7 +81,7 @@ def run(folder: Path, scenario: Scenario) -> Result:
         external_cidrs=scenario.external_cidrs,
         allowed_destinations=scenario.allowed_destinations,
     )
-    outcome = detect([str(folder / t) for t in scenario.telemetry], config, [])
+    outcome = detect_files([str(folder / t) for t in scenario.telemetry], config, [])
     result = Result(
         scenario, skipped_records=outcome.report.skipped_total + len(outcome.unreadable)
     )

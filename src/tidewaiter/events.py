@@ -2,7 +2,9 @@
 
 Field names follow OCSF (process.cmd_line, dst_endpoint.ip, traffic.bytes_out, container.uid) so
 that alerts can quote evidence without renaming. Structs are msgspec Structs: cheap to build on
-the hot path and serialisable for snapshots. Times are epoch seconds, UTC.
+the hot path and serialisable for snapshots. Times are epoch seconds, UTC. They hold only
+immutable values, so they can never be part of a reference cycle: ``gc=False`` keeps them out of
+the cycle collector, which otherwise walks every retained event again and again.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ class Activity(StrEnum):
     OTHER = "other"
 
 
-class RawRef(msgspec.Struct, frozen=True, omit_defaults=True):
+class RawRef(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """Where an event came from, so an alert can point at the exact record."""
 
     source: str
@@ -64,12 +66,12 @@ class RawRef(msgspec.Struct, frozen=True, omit_defaults=True):
         return where
 
 
-class Image(msgspec.Struct, frozen=True, omit_defaults=True):
+class Image(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     name: str | None = None  # repository[:tag] as the runtime reports it
     uid: str | None = None  # image id or repo@sha256 digest
 
 
-class Container(msgspec.Struct, frozen=True, omit_defaults=True):
+class Container(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     uid: str  # normalised: lower-case hex, runtime prefix removed (may be a prefix of the full id)
     name: str | None = None
     image: Image | None = None
@@ -79,7 +81,7 @@ class Container(msgspec.Struct, frozen=True, omit_defaults=True):
     owner: str | None = None  # Kubernetes workload owner, e.g. "Deployment/api"
 
 
-class Process(msgspec.Struct, frozen=True, omit_defaults=True):
+class Process(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     pid: int | None = None
     uid: str | None = None  # the producer's unique process id (exec_id, ProcessGuid)
     path: str | None = None  # process.file.path
@@ -98,30 +100,30 @@ class Process(msgspec.Struct, frozen=True, omit_defaults=True):
         return path[cut + 1 :]
 
 
-class File(msgspec.Struct, frozen=True, omit_defaults=True):
+class File(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     path: str
     size: int | None = None
     magic: bytes | None = None  # first bytes of content where the producer captured them
 
 
-class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True):
+class Endpoint(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     ip: str | None = None
     port: int | None = None
     hostname: str | None = None
 
 
-class Traffic(msgspec.Struct, frozen=True, omit_defaults=True):
+class Traffic(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     bytes_out: int | None = None
     bytes_in: int | None = None
 
 
-class Mount(msgspec.Struct, frozen=True, omit_defaults=True):
+class Mount(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     source: str  # the host path (or volume name)
     destination: str | None = None  # where it appears inside the container
     read_only: bool = False
 
 
-class Api(msgspec.Struct, frozen=True, omit_defaults=True):
+class Api(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     """An orchestrator or runtime API call (Kubernetes audit, Docker engine events).
 
     ``operation`` is the call in the producer's own words, lower case: "exec", "attach",
@@ -141,7 +143,7 @@ class Api(msgspec.Struct, frozen=True, omit_defaults=True):
     response_bytes: int | None = None
 
 
-class Event(msgspec.Struct, frozen=True, omit_defaults=True):
+class Event(msgspec.Struct, frozen=True, omit_defaults=True, gc=False):
     time: float
     kind: Kind
     activity: Activity

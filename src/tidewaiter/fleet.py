@@ -844,8 +844,8 @@ def score(label: str, week: Week, alerts: list[dict[str, Any]], days: range) -> 
 def measure(week: Week, folder: Path, learn_days: int = 4) -> list[Figures]:
     """Detect over the week twice: with no configuration, and after `detect --db --learn` on
     the first days (one run a day, as a nightly job would), scoring the last days."""
-    from tidewaiter.cli.detect import detect
     from tidewaiter.pipeline import EngineConfig
+    from tidewaiter.run import detect_files as detect
     from tidewaiter.store import Store
 
     files = week.write(folder)

@@ -115,6 +115,12 @@ class Identities:
     def registries(self) -> frozenset[str]:
         return frozenset(self._registries)
 
+    def note_registry(self, registry: str) -> None:
+        """A registry another process saw first (`detect --jobs`): judged as if seen here."""
+        self._registries.setdefault(registry, None)
+        if len(self._registries) > MAX_REGISTRIES:
+            del self._registries[next(iter(self._registries))]
+
     def resolve(self, container: Container) -> Container:
         """The container with its full id and the richest metadata seen for it."""
         uid = container.uid

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tidewaiter.cli import exits
-from tidewaiter.cli.detect import detect, report_outcome
+from tidewaiter.cli.detect import report_outcome
 from tidewaiter.cli.options import (
     add_detection_options,
     add_format_option,
@@ -26,6 +26,7 @@ from tidewaiter.detection.baseline import Profile
 from tidewaiter.detection.suppress import SuppressionError
 from tidewaiter.layout import print_records
 from tidewaiter.printable import printable
+from tidewaiter.run import detect_files
 from tidewaiter.store import Store
 
 
@@ -77,7 +78,7 @@ def _learn(store: Store, args: argparse.Namespace) -> int:
     # The findings are stored like detect's, so each one it asks you to review opens in
     # `investigate` (and `alerts` lists them).
     with reading("learning", args.quiet) as progress:
-        outcome = detect(
+        outcome = detect_files(
             args.paths, config, [], args.fmt, store=store, baselines=baselines, progress=progress
         )
     store.save_baselines(baselines)

@@ -18,9 +18,9 @@ from rich.console import Console
 from rich.rule import Rule
 from rich.text import Text
 
-from tidewaiter.cli.detect import detect
 from tidewaiter.layout import print_records
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 from tidewaiter.sinks.console import render
 
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         console.print(Text(scenario.story, style="dim"))
         with ExitStack() as stack:
             paths = [str(stack.enter_context(resources.as_file(data / f))) for f in scenario.files]
-            outcome = detect(paths, EngineConfig(), [])
+            outcome = detect_files(paths, EngineConfig(), [])
         render(console, outcome.alerts)
         if not outcome.alerts:
             console.print(Text("No alerts.", style="green"))

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.text import Text
 
-from tidewaiter.alerts import to_ocsf
 from tidewaiter.cli.options import (
     add_detection_options,
     add_format_option,
@@ -20,23 +18,25 @@ from tidewaiter.cli.options import (
     engine_config,
     open_store,
 )
-from tidewaiter.cli.progress import EVERY, reading
-from tidewaiter.detection.analytics import Finding
-from tidewaiter.detection.baseline import Baselines
+from tidewaiter.cli.progress import reading
 from tidewaiter.detection.suppress import SuppressionError
-from tidewaiter.identity import workload_key
-from tidewaiter.pipeline import Engine, EngineConfig, merge_by_time, unanalysable
+from tidewaiter.parallel import available_cores
 from tidewaiter.printable import printable
+from tidewaiter.run import Outcome, detect_files
 from tidewaiter.sigma import SigmaLoadError
 from tidewaiter.sinks import Sink
 from tidewaiter.sinks.batch import BatchSink, OutputError
 from tidewaiter.sinks.console import ConsoleSink
 from tidewaiter.sinks.jsonl import JsonLinesSink
 from tidewaiter.sinks.outputs import Outputs, add_output_options, batch_sinks
-from tidewaiter.sources import ReadReport, all_sources, open_all
-from tidewaiter.store import Store, StoreError
+from tidewaiter.sources import all_sources
+from tidewaiter.store import StoreError
 
 EXIT_OK, EXIT_ALERT, EXIT_USAGE = 0, 1, 2
+
+# The run itself lives in tidewaiter.run; these names stay for callers that imported them here.
+detect = detect_files
+__all__ = ["Outcome", "add_parser", "detect", "report_delivery", "report_outcome", "run"]
 
 
 def add_parser(commands: Any) -> None:
@@ -66,73 +66,29 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="with --db: also learn baselines from this input (windows with alerts left out)",
     )
+    parser.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=1,
+        metavar="N",
+        help="processes to shard the work over by container and host; the findings are the "
+        f"same for any N (default 1; this machine has {available_cores()} cores). Each worker "
+        "holds its share of the input in memory",
+    )
     add_detection_options(parser)
     add_output_options(parser)
     add_verbosity_options(parser)
     parser.set_defaults(run=run)
 
 
-@dataclass
-class Outcome:
-    report: ReadReport = field(default_factory=ReadReport)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)  # files that could not be opened at all
-    hidden_below_min: int = 0
-    ahead: list[str] = field(default_factory=list)  # records dated past the wall clock (clamped)
-    ahead_total: int = 0
-    suppressed: list[dict[str, Any]] = field(default_factory=list)  # held back, with the reason
-    expired: list[str] = field(default_factory=list)  # expired suppressions, reported
-    passed_over: list[str] = field(default_factory=list)  # files in a folder not in any format
-
-
-def detect(
-    paths: Sequence[str],
-    config: EngineConfig,
-    sinks: Sequence[Sink],
-    fmt: str | None = None,
-    store: Store | None = None,
-    baselines: Baselines | None = None,
-    progress: Callable[[ReadReport], None] | None = None,
-) -> Outcome:
-    """Run detection over files; every alert goes to every sink as it is decided. Suppressed
-    findings are kept in the outcome (and the store), never delivered."""
-    outcome = Outcome()
-
-    def deliver(finding: Finding) -> None:
-        alert = to_ocsf(finding)
-        outcome.alerts.append(alert)
-        if store is not None:
-            store.add_alert(alert, _workload(finding))
-        for sink in sinks:
-            sink.write(alert)
-
-    def hold(finding: Finding) -> None:
-        alert = to_ocsf(finding)
-        outcome.suppressed.append(alert)
-        if store is not None:
-            store.add_alert(alert, _workload(finding), suppressed_by=finding.suppressed_by)
-
-    engine = Engine(
-        deliver,
-        config,
-        on_suppressed=hold,
-        baselines=baselines,
-        on_error=unanalysable(outcome.report),
-    )
-    outcome.expired = [
-        f"suppression {s.id} expired on {s.expires} and no longer applies"
-        for s in engine.suppressor.expired
-    ]
-    streams = open_all(paths, outcome.report, fmt, outcome.unreadable, outcome.passed_over)
-    for count, event in enumerate(merge_by_time(streams), 1):
-        engine.process(event)
-        if progress is not None and not count % EVERY:
-            progress(outcome.report)
-    engine.flush()
-    outcome.report.check_forced(fmt)
-    outcome.hidden_below_min = engine.suppressed_below_min
-    outcome.ahead, outcome.ahead_total = engine.ahead_examples, engine.ahead
-    return outcome
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of processes: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("--jobs must be at least 1")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -167,7 +123,9 @@ def run(args: argparse.Namespace) -> int:
     baselines = store.load_baselines(learn=args.learn) if store is not None else None
     try:
         with reading("detecting", args.quiet) as progress:
-            outcome = detect(args.paths, config, sinks, args.fmt, store, baselines, progress)
+            outcome = detect_files(
+                args.paths, config, sinks, args.fmt, store, baselines, args.jobs, progress
+            )
         if store is not None and baselines is not None and args.learn:
             store.save_baselines(baselines)
     finally:
@@ -242,8 +200,3 @@ def report_delivery(senders: Sequence[BatchSink]) -> int:
         print(sender.summary(), file=sys.stderr)
         lost += sender.refused + sender.undelivered
     return lost
-
-
-def _workload(finding: Finding) -> str | None:
-    container = finding.entity.container
-    return workload_key(container) if container is not None else None

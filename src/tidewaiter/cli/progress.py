@@ -18,8 +18,6 @@ from rich.progress import (
 
 from tidewaiter.sources import ReadReport
 
-EVERY = 4096  # events between two updates: the bar must not cost detection time
-
 
 def _stderr() -> Console:
     return Console(stderr=True)

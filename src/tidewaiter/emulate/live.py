@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tidewaiter.cli.detect import detect
 from tidewaiter.emulate import netns, rootfs
 from tidewaiter.emulate.container import (
     Executed,
@@ -37,6 +36,7 @@ from tidewaiter.emulate.container import (
 from tidewaiter.emulate.scenario import Scenario, Step, fill, load_all
 from tidewaiter.emulate.verdict import Check, Target, Verdict, judge
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 from tidewaiter.sensor.prereqs import missing_root, missing_tool, sensor_missing
 from tidewaiter.sensor.runner import Sensor
 from tidewaiter.sensor.schema import ENCODER, SensorRecord
@@ -394,7 +394,7 @@ def _detect(
             stream.write(ENCODER.encode(record) + b"\n")
     public = scenario.sink is not None and scenario.sink.public
     config = EngineConfig(external_cidrs=(f"{values['sink']}/32",) if public else ())
-    outcome = detect([str(telemetry)], config, [], fmt="sensor")
+    outcome = detect_files([str(telemetry)], config, [], fmt="sensor")
     result.alerts = outcome.alerts
     if outcome.report.skipped_total:
         result.problems.append(f"unreadable sensor records: {outcome.report.summary()}")

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tidewaiter.cli.detect import detect
 from tidewaiter.emulate.plan import plan
 from tidewaiter.emulate.scenario import Platform, Scenario
 from tidewaiter.emulate.verdict import Target, Verdict, judge
 from tidewaiter.emulate.writers import Writer, available
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 
 
 @dataclass
@@ -58,7 +58,7 @@ def replay(
         path = folder / name
         path.write_bytes(writer.render(trace))
         config = EngineConfig(external_cidrs=trace.stage.external_cidrs)
-        outcome = detect([str(path)], config, [], fmt=writer.source)
+        outcome = detect_files([str(path)], config, [], fmt=writer.source)
     problems = list(outcome.unreadable)
     if outcome.report.skipped_total:
         problems.append(f"{writer.source} could not read it all: {outcome.report.summary()}")

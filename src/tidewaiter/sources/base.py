@@ -178,6 +178,13 @@ class Source(ABC):
     def decoder(self, path: str) -> Decoder:
         raise NotImplementedError(f"{self.name} is not line framed")
 
+    def route_hint(self, line: bytes) -> bytes | None:
+        """For `detect --jobs`: what a line holding one whole record most likely belongs to (a
+        container id, a host), read without decoding it, so the process that decodes the
+        record is usually the one that detects on it. None when the line cannot be routed
+        alone (part of a multi-line record, or a decoder whose state changes events)."""
+        return None
+
     def read_file(self, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
         """Events from a whole file, counting every record and every skipped one in report."""
         yield from read_lines(self, path, stream, report)
