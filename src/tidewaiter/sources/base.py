@@ -68,6 +68,7 @@ class ReadReport:
     foreign: Counter[str] = field(default_factory=Counter)  # records of another format, by title
     notes: list[str] = field(default_factory=list)  # sentences about whole files
     abandoned: int = 0  # unfinished multi-line records given up when a new one began
+    problems: int = 0  # every skip and record of another format, as they were counted
     # Per file, to say when a forced format gave nothing at all, and why.
     file_events: Counter[str] = field(default_factory=Counter)
     file_reasons: dict[str, Counter[str]] = field(default_factory=dict)
@@ -79,12 +80,14 @@ class ReadReport:
     @property
     def accounted(self) -> int:
         """Records counted as skipped or of another format, earlier ones given up not included:
-        a line whose count this moves had a problem of its own."""
-        return self.skipped_total + self.foreign.total() - self.abandoned
+        a line whose count this moves had a problem of its own. Read once a line, so it is kept
+        as a count rather than summed over the reasons."""
+        return self.problems - self.abandoned
 
     def skip(self, path: str, where: str, reason: str, detail: str = "") -> None:
         """Count a skipped record under ``reason``; ``detail`` (specific to this record) goes
         only into its listed example, so hostile text cannot multiply the counted reasons."""
+        self.problems += 1
         if reason not in self.skipped and len(self.skipped) >= MAX_REASONS:
             self.skipped["other reasons (see the examples)"] += 1
         else:
@@ -97,6 +100,7 @@ class ReadReport:
         """A whole record of another format met inside this file: not a bad record."""
         if title in self.foreign or len(self.foreign) < MAX_REASONS:
             self.foreign[title] += 1
+            self.problems += 1
         self._count_for(path, f"in another format, {title}")
 
     def _count_for(self, path: str, reason: str) -> None:
