@@ -133,7 +133,7 @@ def test_the_sensor_command_is_a_line_stream_detection_reads(
     outcome = detect([str(output)], EngineConfig(external_cidrs=("10.213.0.2/32",)), [])
     assert outcome.report.files[str(output)] == "sensor"
     assert outcome.report.skipped_total == 0
-    mine = [a for a in outcome.alerts if a.get("container", {}).get("uid") == result.container_id]
+    mine = [a for a in outcome.alerts if alert_container(a).get("uid") == result.container_id]
     assert [a["finding_info"]["analytic"]["uid"] for a in mine] == ["tw-archive-exfil"]
 
 
@@ -214,7 +214,7 @@ def test_watch_with_the_sensor_alerts_live_for_the_container(
             mine = [
                 a
                 for a in map(json.loads, lines)
-                if a.get("container", {}).get("uid") == result.container_id
+                if alert_container(a).get("uid") == result.container_id
             ]
     finally:
         watch.send_signal(signal.SIGTERM)
