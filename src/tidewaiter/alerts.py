@@ -172,8 +172,12 @@ def _evidence(signal: Signal) -> dict[str, Any]:
 
 
 def _file(path: str) -> dict[str, Any]:
-    name = path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or path
-    return {"path": path, "name": name, "type_id": REGULAR_FILE}
+    return {"path": path, "name": _basename(path), "type_id": REGULAR_FILE}
+
+
+def _basename(path: str) -> str:
+    """The last component of a POSIX or Windows path (a trailing separator ignored)."""
+    return path.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or path
 
 
 def _record_uid(ref: dict[str, Any]) -> str:
@@ -203,9 +207,9 @@ def _process(process: Process, record: str) -> dict[str, Any]:
 
 def _process_name(process: Process) -> str | None:
     if process.path:
-        return str(_file(process.path)["name"])
+        return _basename(process.path)
     words = (process.cmd_line or "").split(maxsplit=1)
-    return str(_file(words[0])["name"]) if words else None
+    return _basename(words[0]) if words else None
 
 
 def _raw(event: Event) -> dict[str, Any]:

@@ -75,12 +75,17 @@ def discover(root: Path) -> list[Path]:
     return sorted(p.parent for p in root.rglob("scenario.yaml"))
 
 
-def run(folder: Path, scenario: Scenario) -> Result:
-    config = EngineConfig(
+def engine_config(scenario: Scenario) -> EngineConfig:
+    """What the scenario's deployment declares, as detect's flags would give it."""
+    return EngineConfig(
         internal_cidrs=scenario.internal_cidrs,
         external_cidrs=scenario.external_cidrs,
         allowed_destinations=scenario.allowed_destinations,
     )
+
+
+def run(folder: Path, scenario: Scenario) -> Result:
+    config = engine_config(scenario)
     outcome = detect_files([str(folder / t) for t in scenario.telemetry], config, [])
     result = Result(
         scenario, skipped_records=outcome.report.skipped_total + len(outcome.unreadable)

@@ -20,7 +20,6 @@ import pytest
 from tidewaiter import evaluate
 from tidewaiter.alerts import alert_container
 from tidewaiter.cli.detect import detect
-from tidewaiter.pipeline import EngineConfig
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 BAD = b"\xff"
@@ -39,11 +38,7 @@ def _text_attacks() -> list[Path]:
 
 def _run(folder: Path) -> list[dict[str, Any]]:
     scenario = evaluate.load(folder)
-    config = EngineConfig(
-        internal_cidrs=scenario.internal_cidrs,
-        external_cidrs=scenario.external_cidrs,
-        allowed_destinations=scenario.allowed_destinations,
-    )
+    config = evaluate.engine_config(scenario)
     outcome = detect([str((folder / t).resolve()) for t in scenario.telemetry], config, [])
     assert outcome.report.skipped_total == 0, outcome.report
     return [a for a in outcome.alerts if a["severity_id"] > evaluate.LOW]

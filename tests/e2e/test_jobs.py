@@ -35,11 +35,7 @@ def _same(one: Outcome, many: Outcome) -> None:
 @pytest.mark.parametrize("folder", evaluate.discover(SCENARIOS), ids=lambda f: f.name)
 def test_each_scenario_gives_the_same_findings_on_two_processes(folder: Path) -> None:
     scenario = evaluate.load(folder)
-    config = EngineConfig(
-        internal_cidrs=scenario.internal_cidrs,
-        external_cidrs=scenario.external_cidrs,
-        allowed_destinations=scenario.allowed_destinations,
-    )
+    config = evaluate.engine_config(scenario)
     paths = [str(folder / t) for t in scenario.telemetry]
     _same(detect_files(paths, config, []), detect_files(paths, config, [], jobs=2))
 

@@ -18,7 +18,6 @@ from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 from tidewaiter import evaluate
 from tidewaiter.alerts import OCSF_VERSION, PROFILES
 from tidewaiter.cli.detect import detect
-from tidewaiter.pipeline import EngineConfig
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -64,11 +63,7 @@ def _scenario_alerts() -> list[tuple[str, dict[str, Any]]]:
     out = []
     for folder in evaluate.discover(SCENARIOS):
         scenario = evaluate.load(folder)
-        config = EngineConfig(
-            internal_cidrs=scenario.internal_cidrs,
-            external_cidrs=scenario.external_cidrs,
-            allowed_destinations=scenario.allowed_destinations,
-        )
+        config = evaluate.engine_config(scenario)
         outcome = detect([str(folder / t) for t in scenario.telemetry], config, [])
         out += [(folder.name, a) for a in outcome.alerts + outcome.suppressed]
     return out
