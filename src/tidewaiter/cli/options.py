@@ -249,15 +249,14 @@ StoreCommand = Callable[[Store, argparse.Namespace], int]
 
 
 def with_store(
-    command: StoreCommand, read_only: bool | Callable[[argparse.Namespace], bool] = False
+    command: StoreCommand, read_only: bool = False
 ) -> Callable[[argparse.Namespace], int]:
     """A subcommand that needs the store: opened from --db (or the default), refused with one
-    sentence when it cannot be, and closed afterwards. A read-only command (or one for which
-    read_only(args) says so) never creates the store."""
+    sentence when it cannot be, and closed afterwards. A read-only command never creates it."""
 
     def run(args: argparse.Namespace) -> int:
         try:
-            if read_only(args) if callable(read_only) else read_only:
+            if read_only:
                 _check_exists(args.db)
             store = connect(args.db)
         except StoreMissing as exc:
