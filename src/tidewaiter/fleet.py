@@ -845,7 +845,7 @@ def measure(week: Week, folder: Path, learn_days: int = 4) -> list[Figures]:
     """Detect over the week twice: with no configuration, and after `detect --db --learn` on
     the first days (one run a day, as a nightly job would), scoring the last days."""
     from tidewaiter.pipeline import EngineConfig
-    from tidewaiter.run import detect_files as detect
+    from tidewaiter.run import detect_files
     from tidewaiter.store import Store
 
     files = week.write(folder)
@@ -858,22 +858,22 @@ def measure(week: Week, folder: Path, learn_days: int = 4) -> list[Figures]:
         for host in macs:
             paths = [folder / f"day{n}.{host}.eslogger.jsonl" for n in days]
             found = [str(p) for p in paths if p.exists()]
-            alerts += detect(found, EngineConfig(assume_host=host), []).alerts
+            alerts += detect_files(found, EngineConfig(assume_host=host), []).alerts
         return alerts
 
-    plain = detect([str(p) for day in files for p in day], config, [])
+    plain = detect_files([str(p) for day in files for p in day], config, [])
     every = range(len(files))
     figures = [score("no configuration", week, plain.alerts + mac_alerts(every), every)]
     store = Store(folder / "tw.duckdb")
     try:
         for day in files[:learn_days]:
             baselines = store.load_baselines(learn=True)
-            detect([str(p) for p in day], config, [], store=store, baselines=baselines)
+            detect_files([str(p) for p in day], config, [], store=store, baselines=baselines)
             store.save_baselines(baselines)
         alerts: list[dict[str, Any]] = []
         for day in files[learn_days:]:
             baselines = store.load_baselines(learn=False)
-            alerts += detect(
+            alerts += detect_files(
                 [str(p) for p in day], config, [], store=store, baselines=baselines
             ).alerts
     finally:

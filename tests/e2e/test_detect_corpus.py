@@ -8,13 +8,13 @@ from typing import Any
 
 import pytest
 
-from tidewaiter.cli.detect import detect
 from tidewaiter.cli.main import main
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 
 
 def run(*paths: Path) -> list[dict[str, Any]]:
-    return detect([str(p) for p in paths], EngineConfig(), []).alerts
+    return detect_files([str(p) for p in paths], EngineConfig(), []).alerts
 
 
 def test_tetragon_7z_then_scp_is_one_exfiltration_alert(corpus: Path) -> None:
@@ -39,7 +39,7 @@ def test_tetragon_7z_then_scp_is_one_exfiltration_alert(corpus: Path) -> None:
 
 
 def test_every_tetragon_corpus_file_reads_cleanly(corpus: Path) -> None:
-    outcome = detect(
+    outcome = detect_files(
         [str(p) for p in sorted((corpus / "tetragon").glob("*.json*"))], EngineConfig(), []
     )
     assert outcome.report.skipped_total == 0
@@ -76,14 +76,16 @@ def test_corrupt_evtx_chunks_are_reported_and_the_run_goes_on(
 
 @pytest.mark.parametrize("name", ["package-installs.tetragon.jsonl", "log-rotation.falco.jsonl"])
 def test_benign_fixtures_raise_nothing_above_low(fixtures: Path, name: str) -> None:
-    outcome = detect([str(fixtures / "benign" / name)], EngineConfig(), [])
+    outcome = detect_files([str(fixtures / "benign" / name)], EngineConfig(), [])
     assert outcome.report.skipped_total == 0
     assert outcome.report.events > 0
     assert [a["finding_info"]["title"] for a in outcome.alerts if a["severity_id"] > 2] == []
 
 
 def test_log_rotation_is_held_back_by_its_benign_profile(fixtures: Path) -> None:
-    outcome = detect([str(fixtures / "benign" / "log-rotation.falco.jsonl")], EngineConfig(), [])
+    outcome = detect_files(
+        [str(fixtures / "benign" / "log-rotation.falco.jsonl")], EngineConfig(), []
+    )
     assert outcome.alerts == []
     [held] = outcome.suppressed
     assert held["finding_info"]["analytic"]["uid"] == "tw-archive-created"

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tidewaiter.cli.detect import detect
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 
 WINDOWS = (
     "windows_json/evtx_dump.json",
@@ -32,7 +32,7 @@ REALWORLD = (
 
 @pytest.mark.parametrize("name", WINDOWS)
 def test_encrypted_7z_then_curl_upload_alerts(fixtures: Path, name: str) -> None:
-    outcome = detect([str(fixtures / name)], EngineConfig(), [])
+    outcome = detect_files([str(fixtures / name)], EngineConfig(), [])
     assert outcome.report.skipped_total == 0
     [alert] = outcome.alerts
     assert alert["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"
@@ -49,7 +49,9 @@ def test_encrypted_7z_then_curl_upload_alerts(fixtures: Path, name: str) -> None
 
 
 def test_syslog_table_rows_alert_per_host(fixtures: Path) -> None:
-    outcome = detect([str(fixtures / "azure_syslog" / "syslog_table.json")], EngineConfig(), [])
+    outcome = detect_files(
+        [str(fixtures / "azure_syslog" / "syslog_table.json")], EngineConfig(), []
+    )
     by_host = {a["device"]["hostname"]: a for a in outcome.alerts}
     assert set(by_host) == {"web-02.internal.cloudapp.net", "db-01.internal.cloudapp.net"}
     for host, archive in (
@@ -65,7 +67,7 @@ def test_syslog_table_rows_alert_per_host(fixtures: Path) -> None:
 
 def test_every_realworld_windows_json_file_is_recognised(corpus: Path) -> None:
     paths = [str(corpus / "realworld" / name) for name in REALWORLD]
-    outcome = detect(paths, EngineConfig(), [])
+    outcome = detect_files(paths, EngineConfig(), [])
     assert not outcome.unreadable
     assert outcome.report.skipped_total == 0
     assert set(outcome.report.files) == set(paths)

@@ -19,7 +19,7 @@ import pytest
 
 from tidewaiter import evaluate
 from tidewaiter.alerts import alert_container
-from tidewaiter.cli.detect import detect
+from tidewaiter.run import detect_files
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 BAD = b"\xff"
@@ -39,7 +39,7 @@ def _text_attacks() -> list[Path]:
 def _run(folder: Path) -> list[dict[str, Any]]:
     scenario = evaluate.load(folder)
     config = evaluate.engine_config(scenario)
-    outcome = detect([str((folder / t).resolve()) for t in scenario.telemetry], config, [])
+    outcome = detect_files([str((folder / t).resolve()) for t in scenario.telemetry], config, [])
     assert outcome.report.skipped_total == 0, outcome.report
     return [a for a in outcome.alerts if a["severity_id"] > evaluate.LOW]
 

@@ -17,7 +17,7 @@ from ocsf_json_schema import OcsfJsonSchemaEmbedded, get_ocsf_schema
 
 from tidewaiter import evaluate
 from tidewaiter.alerts import OCSF_VERSION, PROFILES
-from tidewaiter.cli.detect import detect
+from tidewaiter.run import detect_files
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "scenarios"
 
@@ -64,7 +64,7 @@ def _scenario_alerts() -> list[tuple[str, dict[str, Any]]]:
     for folder in evaluate.discover(SCENARIOS):
         scenario = evaluate.load(folder)
         config = evaluate.engine_config(scenario)
-        outcome = detect([str(folder / t) for t in scenario.telemetry], config, [])
+        outcome = detect_files([str(folder / t) for t in scenario.telemetry], config, [])
         out += [(folder.name, a) for a in outcome.alerts + outcome.suppressed]
     return out
 

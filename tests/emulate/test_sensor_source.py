@@ -93,8 +93,8 @@ def test_bad_lines_are_counted_with_their_line(tmp_path: Path) -> None:
 
 
 def test_the_sensor_source_detects_an_exfiltration(tmp_path: Path) -> None:
-    from tidewaiter.cli.detect import detect
     from tidewaiter.pipeline import EngineConfig
+    from tidewaiter.run import detect_files
 
     path = write(
         tmp_path / "x.jsonl",
@@ -103,7 +103,7 @@ def test_the_sensor_source_detects_an_exfiltration(tmp_path: Path) -> None:
         record(event="send", pid=44, exe="/bin/nc", argv=("nc", "10.213.0.2", "9000"),
                daddr="10.213.0.2", dport=9000, bytes=200_000, time=1_767_225_601.0),
     )  # fmt: skip
-    outcome = detect([str(path)], EngineConfig(external_cidrs=("10.213.0.2/32",)), [])
+    outcome = detect_files([str(path)], EngineConfig(external_cidrs=("10.213.0.2/32",)), [])
     [alert] = outcome.alerts
     assert alert["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"
     assert alert["device"]["container"]["uid"] == CID

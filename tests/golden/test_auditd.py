@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import TETRAGON, read
-from tidewaiter.cli.detect import detect
 from tidewaiter.events import Activity, Container, Endpoint, Event, File, Kind, Process, RawRef
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 from tidewaiter.sources import all_sources, auditd, get
 
 # Some setups add the process's cgroup to SYSCALL records; the kernel itself writes none.
@@ -316,7 +316,7 @@ def test_malformed_lines_are_counted_and_located(fixtures: Path) -> None:
 
 
 def test_detection_reads_auditd(log: Path) -> None:
-    alerts = detect([str(log)], EngineConfig(), []).alerts
+    alerts = detect_files([str(log)], EngineConfig(), []).alerts
     exfil = [a for a in alerts if a["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"]
     assert any(a.get("device", {}).get("container", {}).get("uid") == DOCKER.uid for a in exfil)
 

@@ -13,7 +13,6 @@ import pytest
 
 from tests.helpers import FALCO, OCSF, TETRAGON, ZEEK, read
 from tidewaiter.alerts import alert_container
-from tidewaiter.cli.detect import detect
 from tidewaiter.events import (
     Activity,
     Container,
@@ -27,6 +26,7 @@ from tidewaiter.events import (
     Traffic,
 )
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 from tidewaiter.sources import all_sources, get
 
 all_sources()
@@ -94,7 +94,7 @@ def test_auditbeat_auditd_in_a_container(fixtures: Path) -> None:
 
 
 def test_the_auditbeat_chain_alerts(fixtures: Path) -> None:
-    outcome = detect(
+    outcome = detect_files(
         [str(fixtures / "ecs" / "auditbeat_auditd_container.ndjson")], EngineConfig(), []
     )
     assert [a["finding_info"]["analytic"]["uid"] for a in outcome.alerts] == ["tw-archive-exfil"]

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import read
-from tidewaiter.cli.detect import detect
 from tidewaiter.events import Api, Event
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 from tidewaiter.sources import all_sources, get
 
 all_sources()
@@ -108,7 +108,7 @@ def test_the_exec_alerts_from_every_cloud(fixtures: Path) -> None:
         "eks_cloudwatch_exec.jsonl",
         "gke_cloud_audit_exec.jsonl",
     ):
-        outcome = detect([str(fixtures / "k8s_audit" / name)], EngineConfig(), [])
+        outcome = detect_files([str(fixtures / "k8s_audit" / name)], EngineConfig(), [])
         analytics = {a["finding_info"]["analytic"]["uid"] for a in outcome.alerts}
         assert analytics == {"tw-k8s-exec-copy"}, name
 

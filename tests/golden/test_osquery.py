@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import OCSF, TETRAGON, read
-from tidewaiter.cli.detect import detect
 from tidewaiter.events import (
     Activity,
     Container,
@@ -26,6 +25,7 @@ from tidewaiter.events import (
     RawRef,
 )
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 from tidewaiter.sources import RecordError, all_sources, get, osquery
 
 STAGER = "9f1c2e4a7b3d5e6f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d0e1f"
@@ -329,7 +329,7 @@ def test_unix_sockets_and_fork_rows_are_nothing(tmp_path: Path) -> None:
 
 
 def test_detection_reads_osquery(results: Path) -> None:
-    outcome = detect([str(results)], EngineConfig(), [])
+    outcome = detect_files([str(results)], EngineConfig(), [])
     assert outcome.report.skipped_total == 0
     assert outcome.alerts  # tar, zip and rclone rows all show archiving
 

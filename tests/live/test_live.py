@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from tidewaiter.alerts import alert_container
-from tidewaiter.cli.detect import detect
 from tidewaiter.emulate import container as container_module
 from tidewaiter.emulate import live as live_module
 from tidewaiter.emulate.live import LiveResult, Recorder, run_live
 from tidewaiter.emulate.netns import namespaces
 from tidewaiter.emulate.scenario import Scenario, get, load_all
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 from tidewaiter.sensor.runner import Sensor
 
 LIVE = [pytest.param(s, id=s.id) for s in load_all() if s.live_capable]
@@ -130,7 +130,7 @@ def test_the_sensor_command_is_a_line_stream_detection_reads(
             _, errors = sensor.communicate(timeout=30)
     assert sensor.returncode == 0, errors.decode()
     assert b"sensor stopped:" in errors
-    outcome = detect([str(output)], EngineConfig(external_cidrs=("10.213.0.2/32",)), [])
+    outcome = detect_files([str(output)], EngineConfig(external_cidrs=("10.213.0.2/32",)), [])
     assert outcome.report.files[str(output)] == "sensor"
     assert outcome.report.skipped_total == 0
     mine = [a for a in outcome.alerts if alert_container(a).get("uid") == result.container_id]

@@ -16,9 +16,9 @@ from tests.sinks.receivers import receiver
 from tests.watch.harness import Appender, Watch, jsonl_alerts, poll
 from tests.watch.scenario import stream
 from tidewaiter import evaluate
-from tidewaiter.cli.detect import detect
 from tidewaiter.cli.main import main
 from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
 from tidewaiter.sinks.batch import BatchSink
 from tidewaiter.sinks.csv_timeline import FORMULA_START, cell
 from tidewaiter.sinks.elastic import ElasticTransport
@@ -35,7 +35,7 @@ def _scenario_alerts() -> tuple[dict[str, Any], ...]:
     alerts: list[dict[str, Any]] = []
     for folder in evaluate.discover(SCENARIOS):
         scenario = evaluate.load(folder)
-        outcome = detect([str(folder / t) for t in scenario.telemetry], EngineConfig(), [])
+        outcome = detect_files([str(folder / t) for t in scenario.telemetry], EngineConfig(), [])
         alerts.extend(outcome.alerts)
         if len(alerts) >= 12:
             break

@@ -21,9 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tidewaiter.cli.detect import detect
 from tidewaiter.cli.main import build_parser
 from tidewaiter.cli.options import engine_config
+from tidewaiter.run import detect_files
 
 T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
@@ -189,7 +189,7 @@ class Receiver:
 def detect_alerts(path: Path) -> list[dict[str, Any]]:
     """What ``tidewaiter detect PATH`` reports for a finished file, with default settings."""
     args = build_parser().parse_args(["detect", str(path)])
-    return detect([str(path)], engine_config(args), []).alerts
+    return detect_files([str(path)], engine_config(args), []).alerts
 
 
 def jsonl_alerts(path: Path) -> list[dict[str, Any]]:

@@ -34,10 +34,6 @@ from tidewaiter.store import StoreError
 
 EXIT_OK, EXIT_ALERT, EXIT_USAGE = 0, 1, 2
 
-# The run itself lives in tidewaiter.run; these names stay for callers that imported them here.
-detect = detect_files
-__all__ = ["Outcome", "add_parser", "detect", "report_delivery", "report_outcome", "run"]
-
 
 def add_parser(commands: Any) -> None:
     formats = ", ".join(s.name for s in all_sources())
