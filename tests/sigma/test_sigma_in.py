@@ -22,7 +22,7 @@ from tidewaiter.sigma.load import Rules, load
 from tidewaiter.sources import ReadReport, open_events
 
 ROOT = Path(__file__).resolve().parents[2]
-SIGMAHQ = ROOT.parent / "shared" / "corpus" / "sigma" / "lnx_auditd_data_compressed.yml"
+SIGMAHQ_RULE = Path("sigma") / "lnx_auditd_data_compressed.yml"  # in the shared corpus
 AUDITD = ROOT / "tests" / "fixtures" / "auditd" / "container.log"
 CTR = b.container()
 
@@ -84,8 +84,8 @@ def matched(loaded: Rules, events: list[Event]) -> list[str]:
 
 
 @pytest.mark.corpus
-def test_the_sigmahq_auditd_rule_matches_the_archivers_it_names() -> None:
-    loaded = load([str(SIGMAHQ)])
+def test_the_sigmahq_auditd_rule_matches_the_archivers_it_names(corpus: Path) -> None:
+    loaded = load([str(corpus / SIGMAHQ_RULE)])
     assert loaded.problems == []
     [rule] = loaded.rules
     assert (rule.ref.title, rule.ref.level) == ("Data Compressed", "low")
@@ -101,9 +101,9 @@ def test_the_sigmahq_auditd_rule_matches_the_archivers_it_names() -> None:
 
 @pytest.mark.corpus
 def test_the_sigmahq_rule_joins_correlation_through_detect(
-    capsys: pytest.CaptureFixture[str],
+    corpus: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["detect", "--json", "--sigma", str(SIGMAHQ), str(AUDITD)]) == 0
+    assert main(["detect", "--json", "--sigma", str(corpus / SIGMAHQ_RULE), str(AUDITD)]) == 0
     out, err = capsys.readouterr()
     assert "1 rule(s) loaded, 0 not" in err
     assert "Sigma rule 'Data Compressed' matched tar -czf data.tar.gz" in out
