@@ -12,8 +12,6 @@ from tidewaiter.cli import exits
 from tidewaiter.detection.catalog import load
 from tidewaiter.emulate import results
 
-EXIT_OK, EXIT_USAGE, EXIT_NOT_FOUND = exits.OK, exits.USAGE, exits.NOT_FOUND
-
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
@@ -43,24 +41,24 @@ def run(args: argparse.Namespace) -> int:
             f"tidewaiter: no analytic {args.analytic!r} (one of {', '.join(known)})",
             file=sys.stderr,
         )
-        return EXIT_NOT_FOUND
+        return exits.NOT_FOUND
     try:
         stored = results.load(args.results) if args.results else None
     except ValueError as exc:
         print(f"tidewaiter: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     docs = render_all(stored)
     if args.analytic is not None:
         docs = {f"{args.analytic}.md": docs[f"{args.analytic}.md"]}
     if args.out is None:
         sys.stdout.write("\n".join(docs.values()))
-        return EXIT_OK
+        return exits.OK
     try:
         args.out.mkdir(parents=True, exist_ok=True)
         for name, text in docs.items():
             (args.out / name).write_text(text, encoding="utf-8")
     except OSError as exc:
         print(f"tidewaiter: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     print(f"wrote {len(docs)} file(s) to {args.out}", file=sys.stderr)
-    return EXIT_OK
+    return exits.OK

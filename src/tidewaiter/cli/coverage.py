@@ -15,13 +15,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from tidewaiter.cli import exits
 from tidewaiter.detection.catalog import load as load_catalog
 from tidewaiter.emulate import results
 from tidewaiter.emulate.coverage import Matrix, build, markdown, technique_name
 from tidewaiter.emulate.navigator import layer
 from tidewaiter.emulate.scenario import load_all
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_parser(commands: Any) -> None:
@@ -58,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         stored = results.load(path)
     except ValueError as exc:
         print(f"tidewaiter: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     matrix = build(load_all(), stored)
     if args.json:
         sys.stdout.buffer.write(orjson.dumps(msgspec.to_builtins(matrix)) + b"\n")
@@ -80,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
             path.write_text(text, encoding="utf-8")
         except OSError as exc:
             print(f"tidewaiter: cannot write {path}: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    return EXIT_OK
+            return exits.USAGE
+    return exits.OK
 
 
 def render(console: Console, matrix: Matrix) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from tidewaiter.cli import exits
 from tidewaiter.cli.options import (
     add_detection_options,
     add_format_option,
@@ -31,8 +32,6 @@ from tidewaiter.sinks.jsonl import JsonLinesSink
 from tidewaiter.sinks.outputs import Outputs, add_output_options, batch_sinks
 from tidewaiter.sources import all_sources
 from tidewaiter.store import StoreError
-
-EXIT_OK, EXIT_ALERT, EXIT_USAGE = 0, 1, 2
 
 
 def add_parser(commands: Any) -> None:
@@ -100,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             sinks.append(JsonLinesSink.to_path(args.out))
         except OSError as exc:
             print(f"tidewaiter: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
-            return EXIT_USAGE
+            return exits.USAGE
     outputs = Outputs.from_args(args)
     senders: list[BatchSink] = []
     try:
@@ -108,14 +107,14 @@ def run(args: argparse.Namespace) -> int:
         sinks.extend(sink for _, sink in outputs.csv_sinks())
     except OutputError as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     sinks.extend(senders)
     try:
         store = open_store(args, through_watch=False)
         config = engine_config(args, store)
     except (SuppressionError, StoreError, SigmaLoadError) as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     baselines = store.load_baselines(learn=args.learn) if store is not None else None
     try:
         with reading("detecting", args.quiet) as progress:
@@ -139,12 +138,12 @@ def run(args: argparse.Namespace) -> int:
         console_sink.console.print(Text("No alerts.", style="green"))
     report_outcome(outcome, quiet=args.quiet, verbose=args.verbose)
     if report_delivery(senders) or outcome.unreadable:
-        return EXIT_USAGE
+        return exits.USAGE
     if args.strict and outcome.report.skipped_total:
-        return EXIT_USAGE
+        return exits.USAGE
     if args.fail_on_alert and outcome.alerts:
-        return EXIT_ALERT
-    return EXIT_OK
+        return exits.FINDINGS
+    return exits.OK
 
 
 def report_outcome(outcome: Outcome, quiet: bool = False, verbose: bool = False) -> None:

@@ -31,7 +31,6 @@ from tidewaiter.emulate.writers import available
 from tidewaiter.printable import printable
 from tidewaiter.sensor.runner import SensorError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _STYLE = {"pass": "green", "FAIL": "bold red", "known gap": "yellow", "gap closed": "cyan"}
 
 
@@ -94,7 +93,7 @@ def run_list(args: argparse.Namespace) -> int:
     if args.json:
         for scenario in shown:
             sys.stdout.buffer.write(orjson.dumps(msgspec.to_builtins(scenario)) + b"\n")
-        return EXIT_OK
+        return exits.OK
     width = max((len(s.id) for s in shown), default=0)
     for scenario in shown:
         live = f"live: {scenario.rootfs}" if scenario.live_capable else "replay only"
@@ -103,7 +102,7 @@ def run_list(args: argparse.Namespace) -> int:
         line.append(live, style="dim")
         console.print(line, overflow="ignore", crop=False)
         console.print(Text(f"    {scenario.name}; expects {_expects(scenario)}", style="dim"))
-    return EXIT_OK
+    return exits.OK
 
 
 def _expects(scenario: Scenario) -> str:
@@ -126,7 +125,7 @@ def run_scenarios(args: argparse.Namespace) -> int:
     console = Console()
     outcome = _live(chosen, args, console) if args.live else _replays(chosen, args, console)
     if outcome is None:
-        return EXIT_USAGE
+        return exits.USAGE
     records, failed = outcome
     if records and not args.no_record:
         path = args.results or results.default_path()
@@ -137,7 +136,7 @@ def run_scenarios(args: argparse.Namespace) -> int:
     total = len(records)
     summary = f"{total - failed} of {total} passed"
     console.print(Text(summary, style="bold green" if not failed else "bold red"))
-    return EXIT_FAILED if failed else EXIT_OK
+    return exits.FINDINGS if failed else exits.OK
 
 
 def _live(

@@ -28,8 +28,6 @@ from tidewaiter.investigate.render import render
 from tidewaiter.printable import printable
 from tidewaiter.store import StoreError
 
-EXIT_OK, EXIT_USAGE = 0, 2
-
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
@@ -103,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
         return exits.NOT_FOUND
     except StoreError as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     try:
         alert = load(args.finding, store, args.alerts)
         rules = [rule for path in args.suppressions for rule in load_suppressions(path)]
@@ -127,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         return exits.NOT_FOUND
     except (SuppressionError, StoreError) as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     finally:
         if store is not None:
             store.close()
@@ -140,4 +138,4 @@ def run(args: argparse.Namespace) -> int:
             "tidewaiter: no telemetry to read: the alert names no source file; give PATHs",
             file=sys.stderr,
         )
-    return EXIT_OK
+    return exits.OK

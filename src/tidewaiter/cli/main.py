@@ -19,6 +19,7 @@ from tidewaiter.cli import (
     detect,
     emulate,
     evaluate,
+    exits,
     investigate,
     report,
     respond,
@@ -28,11 +29,6 @@ from tidewaiter.cli import (
     watch,
 )
 from tidewaiter.printable import printable
-
-EXIT_OK = 0
-EXIT_ALERT = 1
-EXIT_USAGE = 2
-EXIT_INTERNAL = 70  # EX_SOFTWARE: a bug, said in one line (TIDEWAITER_DEBUG=1 shows the traceback)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `tidewaiter detect --json ... | head`
-        return EXIT_OK
+        return exits.OK
     except Exception as exc:
         # The last line of defence: records and flags are handled where they are read, but a
         # bug must not print a traceback quoting attacker text to the terminal.
@@ -83,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "(TIDEWAITER_DEBUG=1 shows where)",
             file=sys.stderr,
         )
-        return EXIT_INTERNAL
+        return exits.INTERNAL
     return code
 
 

@@ -9,12 +9,11 @@ from typing import Any
 
 import orjson
 
+from tidewaiter.cli import exits
 from tidewaiter.detection.suppress import Suppressor
 from tidewaiter.printable import printable
 from tidewaiter.report import render
 from tidewaiter.store import Store, StoreError
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_parser(commands: Any) -> None:
@@ -55,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     except (StoreError, OSError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         print(f"tidewaiter: cannot read the alerts: {printable(reason)}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     for problem in problems[:10]:
         print(f"  skipped {printable(problem)}", file=sys.stderr)
     page = render(alerts, suppressor, Path(source).name)
@@ -63,10 +62,10 @@ def run(args: argparse.Namespace) -> int:
         Path(args.out).write_text(page, encoding="utf-8")
     except OSError as exc:
         print(f"tidewaiter: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     skipped = f", {len(problems)} line(s) skipped" if problems else ""
     print(f"{len(alerts)} finding(s) written to {args.out}{skipped}", file=sys.stderr)
-    return EXIT_OK
+    return exits.OK
 
 
 def read_alerts(path: str, problems: list[str]) -> list[dict[str, Any]]:

@@ -25,8 +25,6 @@ from tidewaiter.respond.protect import Protection, ProtectionError, load_protect
 from tidewaiter.respond.render import plan_json, render_outcomes, render_plan
 from tidewaiter.store import Store, StoreError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED = 0, 1, 2, 3
-
 
 def add_parser(commands: Any) -> None:
     parser = commands.add_parser(
@@ -101,14 +99,14 @@ def run(args: argparse.Namespace) -> int:
         missing = _missing_client(planned) if args.execute else None
         if missing is not None:
             print(f"tidewaiter: {missing}", file=sys.stderr)
-            return EXIT_USAGE
+            return exits.USAGE
         return _respond(args, planned, store, protection)
     except (FindingNotFound, StoreMissing) as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
         return exits.NOT_FOUND
     except (StoreError, ProtectionError) as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     finally:
         if store is not None:
             store.close()
@@ -125,7 +123,7 @@ def _respond(
             sys.stdout.buffer.write(plan_json(planned) + b"\n")
         else:
             print("nothing executed: --execute carries out this plan", file=sys.stderr)
-        return EXIT_OK
+        return exits.OK
     if planned.target.platform == "host":
         return _done(
             args,
@@ -158,8 +156,8 @@ def _respond(
     refused = any(o.result == "refused" for o in outcomes)
     _done(args, planned, outcomes, None, dry_run)
     if failed:
-        return EXIT_FAILED
-    return EXIT_REFUSED if refused else EXIT_OK
+        return exits.FINDINGS
+    return exits.REFUSED if refused else exits.OK
 
 
 def _missing_client(planned: Plan) -> str | None:
@@ -228,7 +226,7 @@ def _refuse(args: argparse.Namespace, planned: Plan, why: str) -> int:
     if args.json:
         sys.stdout.buffer.write(plan_json(planned, []) + b"\n")
     print(f"tidewaiter: {printable(why)}", file=sys.stderr)
-    return EXIT_REFUSED
+    return exits.REFUSED
 
 
 def _done(
@@ -244,7 +242,7 @@ def _done(
         render_outcomes(Console(), outcomes)
     if note:
         print(f"tidewaiter: {note}", file=sys.stderr)
-    return EXIT_OK
+    return exits.OK
 
 
 def _audit_path(args: argparse.Namespace, store: Store) -> Path:

@@ -15,11 +15,10 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from tidewaiter.cli import exits
 from tidewaiter.sensor.prereqs import sensor_missing
 from tidewaiter.sensor.runner import Sensor, SensorError
 from tidewaiter.sensor.schema import ENCODER, SensorRecord
-
-EXIT_OK, EXIT_MISSING = 0, 2
 
 
 def add_parser(commands: Any) -> None:
@@ -47,10 +46,10 @@ def run(args: argparse.Namespace) -> int:
     missing = sensor_missing()
     if args.check:
         print(missing or "The sensor can run here.", file=sys.stderr)
-        return EXIT_MISSING if missing else EXIT_OK
+        return exits.USAGE if missing else exits.OK
     if missing:
         print(f"tidewaiter: {missing}", file=sys.stderr)
-        return EXIT_MISSING
+        return exits.USAGE
     stream: IO[bytes] = args.out.open("ab") if args.out else sys.stdout.buffer
     stop = threading.Event()
     broken = threading.Event()
@@ -74,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         sensor.start()
     except SensorError as exc:
         print(f"tidewaiter: {exc}", file=sys.stderr)
-        return EXIT_MISSING
+        return exits.USAGE
     try:
         left_out = f"; left out (not in this kernel): {', '.join(sensor.dropped)}"
         print(
@@ -99,4 +98,4 @@ def run(args: argparse.Namespace) -> int:
         )
     for error in sensor.errors[-5:]:
         print(f"bpftrace: {error}", file=sys.stderr)
-    return EXIT_OK
+    return exits.OK

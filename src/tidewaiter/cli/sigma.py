@@ -8,9 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tidewaiter.cli import exits
 from tidewaiter.sigma.export import export
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_parser(commands: Any) -> None:
@@ -37,7 +36,7 @@ def run_export(args: argparse.Namespace) -> int:
     rules = export()
     if args.out is None:
         sys.stdout.write("---\n".join(rule.yaml() for rule in rules))
-        return EXIT_OK
+        return exits.OK
     try:
         for rule in rules:
             path = args.out / rule.filename
@@ -45,6 +44,6 @@ def run_export(args: argparse.Namespace) -> int:
             path.write_text(rule.yaml(), encoding="utf-8")
     except OSError as exc:
         print(f"tidewaiter: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return exits.USAGE
     print(f"wrote {len(rules)} Sigma rules to {args.out}", file=sys.stderr)
-    return EXIT_OK
+    return exits.OK

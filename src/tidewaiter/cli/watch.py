@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from rich.console import Console
 
+from tidewaiter.cli import exits
 from tidewaiter.cli.options import (
     add_detection_options,
     add_format_option,
@@ -66,8 +67,6 @@ from tidewaiter.watch.once import OnceInput, is_compressed
 from tidewaiter.watch.runner import Control, EngineFactory, OnFinding, Runner, Timing
 from tidewaiter.watch.status import Status
 from tidewaiter.watch.stream import StreamInput, open_fifo
-
-EXIT_OK, EXIT_USAGE = 0, 2
 
 
 def add_parser(commands: Any) -> None:
@@ -264,7 +263,7 @@ def run(given: argparse.Namespace) -> int:
         store = Store(settings.db)
     except (ConfigError, StoreError, WebhookError, SyslogError, OutputError) as exc:
         console.print(f"tidewaiter: {printable(exc)}", markup=False, soft_wrap=True)
-        return EXIT_USAGE
+        return exits.USAGE
     try:
         return _watch(given, args, settings, store, console)
     finally:
@@ -299,12 +298,12 @@ def _watch(
         status.say(str(exc))
         _close(inputs, sinks)
         status.close_quietly()
-        return EXIT_USAGE
+        return exits.USAGE
     except OSError as exc:
         status.say(f"cannot start: {exc.strerror or exc}")
         _close(inputs, sinks)
         status.close_quietly()
-        return EXIT_USAGE
+        return exits.USAGE
     delivery = Delivery(sinks, StoreSink(store), status.say)
     collector = WatchCollector() if settings.metrics else None
     runner = Runner(
@@ -344,7 +343,7 @@ def _watch(
             runner.run(control, reloader)
     except OSError as exc:
         status.say(f"cannot start: {exc.strerror or exc}")
-        return EXIT_USAGE
+        return exits.USAGE
     finally:
         for service in services:
             service.close()
@@ -352,7 +351,7 @@ def _watch(
             source.close()
         delivery.close()
         status.close(runner.figures())
-    return EXIT_OK
+    return exits.OK
 
 
 def _store_server(store: Store, control: Control, status: Status) -> StoreServer:
@@ -585,7 +584,7 @@ def check(
     for problem in problems:
         console.print(f"tidewaiter: {printable(problem)}", markup=False, soft_wrap=True)
     if problems:
-        return EXIT_USAGE
+        return exits.USAGE
     summary = ", ".join(settings.paths) or "no files"
     if settings.listen:
         summary += f"; listening on {settings.listen[0]}:{settings.listen[1]}"
@@ -612,7 +611,7 @@ def check(
     )
     for line in effective(args, sources or {}, os.environ):
         console.print(printable(line), markup=False, highlight=False, soft_wrap=True)
-    return EXIT_OK
+    return exits.OK
 
 
 def effective(
