@@ -4,6 +4,7 @@ baselines day by day with `detect --db --learn`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -42,3 +43,15 @@ def test_evaluate_budget_prints_both_runs(
     assert "| no configuration |" in text
     assert "| after learning 4 days with detect --db --learn |" in text
     assert main(["evaluate", "--budget", "--scale", "0"]) == 2
+
+
+def test_evaluate_budget_as_json_is_one_document(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["evaluate", "--budget", "--scale", "0.05", "--json", str(tmp_path)]) == 0
+    runs = json.loads(capsys.readouterr().out)  # nothing else on stdout
+    assert [r["run"] for r in runs] == [
+        "no configuration",
+        "after learning 4 days with detect --db --learn",
+    ]
+    assert all(isinstance(r["alerts"], list) and r["missed"] == [] for r in runs)

@@ -73,16 +73,19 @@ def run_budget(args: argparse.Namespace) -> int:
         "per 100 host-days",
         "planted chains found at high+",
     )
-    if args.json:
-        document = [dict(zip(columns, row, strict=True)) for row in rows]
+    if args.json:  # one JSON document on stdout, the alerts and misses in it
+        document = [
+            {**dict(zip(columns, row, strict=True)), "alerts": f.noisy, "missed": f.missed}
+            for f, row in zip(figures, rows, strict=True)
+        ]
         sys.stdout.buffer.write(orjson.dumps(document) + b"\n")
     else:
         print_records(console, "false-positive budget", columns, rows)
-    for f in figures:
-        for line in f.noisy:
-            console.print(Text(f"  {f.label}: {printable(line)}"))
-        if f.missed:
-            console.print(Text(f"  {f.label}: missed {', '.join(f.missed)}"), style="red")
+        for f in figures:
+            for line in f.noisy:
+                console.print(Text(f"  {f.label}: {printable(line)}"))
+            if f.missed:
+                console.print(Text(f"  {f.label}: missed {', '.join(f.missed)}"), style="red")
     if args.out:
         args.out.write_text(_markdown(columns, rows))
     learned = figures[-1]
