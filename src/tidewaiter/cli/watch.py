@@ -331,26 +331,29 @@ def _watch(
 
     control = Control()
     services: list[StoreServer | HealthServer] = []
-    try:
-        services.append(_store_server(store, control, status))
-        if collector is not None and settings.metrics is not None:
-            host, port = settings.metrics
-            ready = Readiness(settings.checkpoint_interval, settings.ready_sink_failing)
-            health = HealthServer(host, port, collector, ready)
-            services.append(health)
-            status.say(f"serving /metrics, /healthz and /readyz on {health.address}")
-        with _signals(control):
+    # The handlers stay until shutdown is over: a second SIGTERM or Ctrl-C while the last
+    # checkpoint and the sinks are closing asks to stop again; it does not kill the process
+    # half-way (SIGKILL still does, and the checkpoint and spools are made for that).
+    with _signals(control):
+        try:
+            services.append(_store_server(store, control, status))
+            if collector is not None and settings.metrics is not None:
+                host, port = settings.metrics
+                ready = Readiness(settings.checkpoint_interval, settings.ready_sink_failing)
+                health = HealthServer(host, port, collector, ready)
+                services.append(health)
+                status.say(f"serving /metrics, /healthz and /readyz on {health.address}")
             runner.run(control, reloader)
-    except OSError as exc:
-        status.say(f"cannot start: {exc.strerror or exc}")
-        return exits.USAGE
-    finally:
-        for service in services:
-            service.close()
-        for source in inputs:
-            source.close()
-        delivery.close()
-        status.close(runner.figures())
+        except OSError as exc:
+            status.say(f"cannot start: {exc.strerror or exc}")
+            return exits.USAGE
+        finally:
+            for service in services:
+                service.close()
+            for source in inputs:
+                source.close()
+            delivery.close()
+            status.close(runner.figures())
     return exits.OK
 
 
