@@ -193,9 +193,13 @@ def detect_alerts(path: Path) -> list[dict[str, Any]]:
 
 
 def jsonl_alerts(path: Path) -> list[dict[str, Any]]:
+    """The alerts on the file's finished lines. A line still being written (no newline yet)
+    is left for the next read, as a tailing SIEM agent does: a reader in another process can
+    see a write of several pages half done."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+    finished = path.read_bytes().rpartition(b"\n")[0]
+    return [json.loads(line) for line in finished.splitlines() if line.strip()]
 
 
 def by_uid(alerts: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
