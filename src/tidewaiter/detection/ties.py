@@ -113,7 +113,7 @@ class Ties:
             process = signal.event.process
             if signal.kind is SignalKind.ARCHIVE_FILE or process is None:
                 return []
-            wrapped = exe_name(process.path) in shells and not _runs_applet(process)
+            wrapped = exe_name(process.path) in shells and not _runs_applet(process, shells)
             if not wrapped or signal.event.raw.source not in RECORDS_STARTS:
                 return []  # the archiver's own start, or a source that does not record starts
             since = signal.event.time - skew
@@ -286,7 +286,7 @@ def _basename(path: str | None) -> str:
     return PureWindowsPath(path).name if "\\" in path else PurePosixPath(path).name
 
 
-def _runs_applet(process: Process) -> bool:
+def _runs_applet(process: Process, shells: frozenset[str]) -> bool:
     """`toybox tar -czf ...` is tar's own start, not a shell line naming it: a multicall binary
     runs the applet its first argument names. It is a shell when that applet is one, or when
     its arguments are a shell's (`/bin/sh` linked to busybox: Tetragon reports busybox `-c ...`)."""
@@ -297,7 +297,4 @@ def _runs_applet(process: Process) -> bool:
         argv = argv[1:]  # argv[0] is there (Tetragon leaves it out)
     applet = argv[0] if argv else ""
     shell_flags = applet.startswith("-") and applet.endswith("c") and len(applet) <= 3
-    return bool(applet) and not shell_flags and exe_name(applet) not in _SHELL_APPLETS
-
-
-_SHELL_APPLETS = frozenset({"sh", "ash", "bash", "hush", "msh"})
+    return bool(applet) and not shell_flags and exe_name(applet) not in shells
