@@ -72,3 +72,26 @@ def test_every_realworld_windows_json_file_is_recognised(corpus: Path) -> None:
     assert outcome.report.skipped_total == 0
     assert set(outcome.report.files) == set(paths)
     assert outcome.report.events == 6 + 7 + 1 + 1 + 0 + 20 + 7 + 22
+
+
+@pytest.mark.parametrize(
+    ("archive", "member"),
+    [
+        ("sysmon_nxlog_mordor/cmd_bitsadmin_download_psh_script.zip", REALWORLD[5]),
+        (
+            "sysmon_sentinel_export/WORKSTATION6_Windows_MicrosoftWindowsSysmonOperational.zip",
+            REALWORLD[6],
+        ),
+    ],
+)
+def test_a_dataset_read_from_its_zip_is_the_dataset_unpacked(
+    corpus: Path, archive: str, member: str
+) -> None:
+    # The OTRF Security-Datasets ship as these zips; the json beside each is its one member.
+    unpacked = detect_files([str(corpus / "realworld" / member)], EngineConfig(), [])
+    packed = detect_files([str(corpus / "realworld" / archive)], EngineConfig(), [])
+    inside = f"{corpus / 'realworld' / archive}!/{Path(member).name}"
+    assert set(packed.report.files) == {inside}
+    assert packed.report.events == unpacked.report.events > 0
+    assert packed.report.records == unpacked.report.records
+    assert packed.report.skipped_total == 0

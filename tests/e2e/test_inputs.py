@@ -10,6 +10,7 @@ import lzma
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -148,13 +149,79 @@ def test_forced_format_that_gives_nothing_says_why(
     )
 
 
-def test_a_zip_archive_is_named_as_such(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    archive = tmp_path / "dataset.zip"
-    shutil.make_archive(str(tmp_path / "dataset"), "zip", root_dir=ECS.parent)
-    assert main(["detect", str(archive)]) == 2
-    assert f"{archive}: a zip archive: extract its members (unzip) and read those" in (
+def zipped(target: Path, members: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> Path:
+    with zipfile.ZipFile(target, "w", compression=method) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return target
+
+
+def test_a_zip_archive_gives_the_alerts_of_its_members(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Public datasets (OTRF Security-Datasets) ship as zip archives: read, not refused.
+    expected = plain_alerts(capsys, ZEEK_PAIR / "falco.jsonl", ZEEK_PAIR / "conn.log")
+    archive = zipped(
+        tmp_path / "dataset.zip",
+        {
+            "dataset/falco.jsonl": (ZEEK_PAIR / "falco.jsonl").read_bytes(),
+            "dataset/zeek/conn.log.gz": gzip.compress((ZEEK_PAIR / "conn.log").read_bytes()),
+            "dataset/LICENSE": b"MIT\n",
+            "__MACOSX/dataset/._falco.jsonl": b"\x00\x05\x16\x07",
+        },
+    )
+    db = str(tmp_path / "tw.duckdb")
+    assert main(["detect", "--json", "--db", db, str(archive)]) == 0
+    captured = capsys.readouterr()
+    assert uids(captured.out) == expected
+    assert f"not read: {archive}!/dataset/LICENSE: not in a format" in captured.err
+    assert "__MACOSX" not in captured.err
+    paths = {
+        evidence_ref(evidence)["path"]
+        for line in captured.out.splitlines()
+        for evidence in json.loads(line)["evidences"]
+    }
+    assert f"{archive}!/dataset/falco.jsonl" in paths
+    # The evidence's path leads investigate back into the archive, from any folder.
+    monkeypatch.chdir(tmp_path.parent)
+    assert main(["investigate", expected[0][:12], "--db", db, "--json"]) == 0
+    context = json.loads(capsys.readouterr().out)["context"]
+    assert f"{archive}!/dataset/falco.jsonl" in context["paths"]
+    assert context["timeline"]
+
+
+def test_a_damaged_or_locked_zip_is_named_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torn = tmp_path / "torn.zip"
+    whole = zipped(
+        tmp_path / "whole.zip", {"falco.jsonl": (ZEEK_PAIR / "falco.jsonl").read_bytes()}
+    )
+    torn.write_bytes(whole.read_bytes()[:200])  # the header is there, the directory is not
+    assert main(["detect", str(torn)]) == 2
+    err = capsys.readouterr().err
+    assert f"{torn}: a zip archive, but its directory cannot be read" in err
+    # A member that is not there (an alert's path to an archive replaced since).
+    assert main(["detect", f"{whole}!/gone.jsonl"]) == 2
+    assert f"{whole}!/gone.jsonl: cannot read (no member gone.jsonl in the zip archive)" in (
         capsys.readouterr().err
     )
+
+
+def test_watch_reads_the_members_of_a_zip_once(tmp_path: Path) -> None:
+    folder = tmp_path / "drop"
+    folder.mkdir()
+    zipped(folder / "day1.zip", {"auditbeat.ndjson": ECS.read_bytes()})
+    out = tmp_path / "alerts.jsonl"
+    args = [str(folder), "--db", str(tmp_path / "tw.duckdb"), "--out", str(out)]
+    args += ["--idle-flush", "0.5", "--checkpoint-interval", "0.2"]
+    for _ in range(2):  # the second run resumes, and reads nothing again
+        with Watch(args, tmp_path).start() as watch:
+            assert watch.proc is not None
+            assert watch.proc.wait(timeout=60) == 0
+        [alert] = jsonl_alerts(out)
+    ref = evidence_ref(alert["evidences"][0])["path"]
+    assert ref == f"{folder / 'day1.zip'}!/auditbeat.ndjson"
 
 
 def test_baseline_learn_reads_a_folder_of_compressed_files(

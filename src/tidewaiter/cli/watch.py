@@ -38,7 +38,7 @@ from tidewaiter.sinks.syslog import SyslogError, SyslogTransport, facility, pars
 from tidewaiter.sinks.webhook import WebhookError, WebhookTransport, check_url, header_values
 from tidewaiter.sources import UnknownFormat, all_sources, get
 from tidewaiter.sources.base import ReadReport
-from tidewaiter.sources.opening import expand
+from tidewaiter.sources.opening import expand, split_member
 from tidewaiter.store import Store, StoreError
 from tidewaiter.store_socket import TIMEOUT as SOCKET_TIMEOUT
 from tidewaiter.store_socket import StoreServer
@@ -433,7 +433,8 @@ def _inputs(settings: WatchSettings, report: ReadReport, say: Callable[[str], No
             inputs.append(
                 StreamInput(fifo, path, report, say, settings.max_record, settings.fmt, owned=True)
             )
-        elif is_compressed(path):  # a rotated .gz: finished, so read once and not followed
+        elif is_compressed(path) or split_member(path) is not None:
+            # a rotated .gz or a zip's member: finished, so read once and not followed
             inputs.append(OnceInput(path, report, say, settings.max_record, settings.fmt))
         else:
             inputs.append(

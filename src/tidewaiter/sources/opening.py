@@ -1,9 +1,14 @@
-"""Opening telemetry as it is handed over: compressed or not, a file, a pipe, a folder or a glob.
+"""Opening telemetry as it is handed over: compressed or not, a file, a pipe, a folder, a glob
+or a zip archive's members.
 
 Compression is recognised by magic bytes, never by the file's name (rotated logs are often
 ``.1.gz``, exports are often ``.json`` while gzipped). Nothing here seeks: a pipe, process
 substitution (``<(zcat ...)``) and standard input are read the same way as a file, the bytes
 taken to sniff the format being handed back in front of the rest.
+
+Public datasets (OTRF Security-Datasets, many EVTX collections) ship as zip archives. A zip is
+expanded into its members, each named ``ARCHIVE!/MEMBER`` as a Java jar URL names one, so an
+alert's raw reference can be opened again by ``investigate`` without unpacking anything.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import io
 import lzma
 import os
 import sys
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import IO, BinaryIO, cast
 
 SNIFF_BYTES = 64 * 1024
 FIRST_LINE_MAX = 16 << 20  # a longer first line is not read whole to recognise the format
@@ -123,6 +130,8 @@ def open_input(path: str) -> Opened:
     raw: BinaryIO
     if path == "-":
         raw = cast(BinaryIO, _Unclosable(cast(io.BufferedReader, sys.stdin.buffer)))
+    elif (member := split_member(path)) is not None:
+        raw = _open_member(*member)
     else:
         if Path(path).is_dir():
             raise IsADirectoryError(21, "Is a directory", path)
@@ -184,6 +193,105 @@ class _Unclosable(io.RawIOBase):
         return len(data)
 
 
+# --- zip archives ------------------------------------------------------------------------------
+
+MEMBER_SEP = "!/"
+ZIP_MAGIC = b"PK\x03\x04"
+
+
+def is_zip(path: str) -> bool:
+    """Whether a regular file starts as a zip archive does (its first local file header). A
+    pipe is never read here: what was read from it would be lost to its reader."""
+    try:
+        if not os.path.isfile(path):
+            return False
+        with open(path, "rb") as stream:
+            return stream.read(len(ZIP_MAGIC)) == ZIP_MAGIC
+    except OSError:
+        return False
+
+
+def split_member(path: str) -> tuple[str, str] | None:
+    """(archive, member) for ``ARCHIVE!/MEMBER`` when ARCHIVE is a zip file on disk; None for
+    any other path (a file whose own name holds ``!/`` is still itself)."""
+    if MEMBER_SEP not in path or os.path.lexists(path):
+        return None
+    archive, _, member = path.partition(MEMBER_SEP)
+    return (archive, member) if member and os.path.isfile(archive) else None
+
+
+def on_disk(path: str) -> str:
+    """The file on disk that holds a path: the archive for a zip member, else the path."""
+    member = split_member(path)
+    return member[0] if member is not None else path
+
+
+def zip_members(path: str) -> list[str]:
+    """The member files of a zip archive as ``ARCHIVE!/MEMBER``, in the archive's order, hidden
+    ones and macOS resource forks left out as a folder's are. Raises OSError for an archive
+    that cannot be listed."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [info.filename for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+        raise CannotDecompress(f"a zip archive, but its directory cannot be read ({exc})") from None
+    return [f"{path}{MEMBER_SEP}{name}" for name in names if not _hidden_member(name)]
+
+
+def _hidden_member(name: str) -> bool:
+    parts = name.split("/")
+    return parts[0] == "__MACOSX" or any(part.startswith(".") for part in parts)
+
+
+class _Member(io.RawIOBase):
+    """One member's decompressed bytes; closing it closes the archive too."""
+
+    def __init__(self, archive: zipfile.ZipFile, member: IO[bytes], name: str) -> None:
+        self._archive = archive
+        self._member = member
+        self._name = name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        try:
+            data = self._member.read(len(buffer))
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise OSError(f"zip member {self._name} is corrupt ({exc})") from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._member.close()
+            self._archive.close()
+        finally:
+            super().close()
+
+
+def _open_member(path: str, name: str) -> BinaryIO:
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError) as exc:
+        raise CannotDecompress(f"a zip archive, but its directory cannot be read ({exc})") from None
+    try:
+        member = archive.open(name)
+    except KeyError:
+        archive.close()
+        raise FileNotFoundError(2, f"no member {name} in the zip archive", path) from None
+    except RuntimeError as exc:  # encrypted: zipfile asks for a password
+        archive.close()
+        raise CannotDecompress(f"zip member {name} cannot be read ({exc})") from None
+    except NotImplementedError as exc:  # a compression method this Python lacks (deflate64)
+        archive.close()
+        raise CannotDecompress(f"zip member {name}: {exc}") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        archive.close()
+        raise CannotDecompress(f"zip member {name} is corrupt ({exc})") from None
+    return cast(BinaryIO, io.BufferedReader(_Member(archive, member, name)))
+
+
 # --- folders and globs -------------------------------------------------------------------------
 
 _GLOB_CHARS = frozenset("*?[")
@@ -200,8 +308,9 @@ class Expanded:
 
 def expand(paths: Sequence[str]) -> Expanded:
     """Files from paths: a folder gives every file below it (sorted, hidden ones left out), a
-    pattern that names no file gives its matches (sorted; ``**`` descends). Every path is made
-    absolute, so an alert points at its telemetry from whatever folder it is read later."""
+    pattern that names no file gives its matches (sorted; ``**`` descends), a zip archive its
+    members. Every path is made absolute, so an alert points at its telemetry from whatever
+    folder it is read later."""
     out = Expanded()
     seen: set[str] = set()
 
@@ -211,12 +320,25 @@ def expand(paths: Sequence[str]) -> Expanded:
         if path in seen and path != "-":
             return
         seen.add(path)
+        if path != "-" and is_zip(path):
+            try:
+                members = zip_members(path)
+            except OSError as exc:
+                out.problems.append(f"{path}: {exc}")
+                return
+            if not members:
+                out.problems.append(f"{path}: a zip archive with no file in it")
+            for member in members:  # a member in no format is passed over, as in a folder
+                out.files.append(member)
+                out.listed.add(member)
+            return
         out.files.append(path)
         if listed:
             out.listed.add(path)
 
     for given in paths:
-        if given == "-" or (os.path.lexists(given) and not os.path.isdir(given)):
+        named = os.path.lexists(given) and not os.path.isdir(given)
+        if given == "-" or named or split_member(given) is not None:  # a file, or a zip member
             add(given, listed=False)
         elif os.path.isdir(given):
             for found in _walk(given):

@@ -1,6 +1,6 @@
-"""A compressed file among the watched ones (a rotated ``events.json.1.gz``): read once, through
-the same decompression as ``tidewaiter detect``, and never followed, since a compressed file is
-finished when it is written.
+"""A compressed file among the watched ones (a rotated ``events.json.1.gz``, or a member of a zip
+archive): read once, through the same decompression as ``tidewaiter detect``, and never followed,
+since a compressed file is finished when it is written.
 
 Its position is the count of decompressed bytes and lines read, with the file's identity, size
 and modification time: after a restart the same file is decompressed again, the part already read
@@ -17,7 +17,13 @@ from typing import Any, BinaryIO
 from tidewaiter.events import Event
 from tidewaiter.sources import UnknownFormat
 from tidewaiter.sources.base import ReadReport
-from tidewaiter.sources.opening import MAGIC_BYTES, compression, open_input, read_errors
+from tidewaiter.sources.opening import (
+    MAGIC_BYTES,
+    compression,
+    on_disk,
+    open_input,
+    read_errors,
+)
 from tidewaiter.watch.lines import LineFeeder, NotFollowable, identify
 
 CHUNK = 256 * 1024
@@ -77,7 +83,7 @@ class OnceInput:
 
     def _open(self) -> bool:
         try:
-            info = os.stat(self.path)
+            info = os.stat(on_disk(self.path))  # a zip member: its archive's stamp
             opened = open_input(self.path)
         except OSError as exc:
             self._say(f"{self.path}: cannot read ({exc.strerror or exc})")
