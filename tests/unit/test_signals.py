@@ -41,6 +41,16 @@ def kinds(cmd: str, **kw: object) -> list[tuple[str, str, str | None]]:
         ("jar cf app.jar -C build .", "jar", "app.jar"),
         ("busybox tar czf /tmp/a.tgz /etc", "tar", "/tmp/a.tgz"),
         ("cpio -o -F /tmp/a.cpio", "cpio", "/tmp/a.cpio"),
+        ("diantz C:\\data\\db.sql C:\\Users\\Public\\d.cab", "diantz", "C:\\Users\\Public\\d.cab"),
+        ("pax -w -f /tmp/d.pax /srv/data", "pax", "/tmp/d.pax"),
+        ("pax -wzf /tmp/d.pax.gz /srv/data", "pax", "/tmp/d.pax.gz"),
+        ("aa archive -d /Users/x/Documents -o /tmp/d.aar", "aa", "/tmp/d.aar"),
+        ("xar -cf /tmp/d.xar /srv/data", "xar", "/tmp/d.xar"),
+        (
+            "hdiutil create -volname D -srcfolder /Users/x/Documents -format UDZO /tmp/d.dmg",
+            "hdiutil",
+            "/tmp/d.dmg",
+        ),
     ],
 )
 def test_archivers_creating(cmd: str, tool: str, path: str) -> None:
@@ -65,11 +75,78 @@ def test_archivers_creating(cmd: str, tool: str, path: str) -> None:
         "rar x a.rar",
         "ditto src dst",
         "cpio -idv",
+        "pax -rw /srv/data /mnt/copy",  # copies a tree
+        "pax -r -f a.pax",
+        "aa extract -d /tmp/out -i a.aar",
+        "xar -xf a.xar",
+        "hdiutil create -size 100m -fs APFS /tmp/empty.dmg",  # an empty image
+        "hdiutil attach a.dmg",
         "ls -la /tmp",
         "apt-get install -y curl",
     ],
 )
 def test_extraction_and_others_are_not_signals(cmd: str) -> None:
+    assert kinds(cmd) == []
+
+
+@pytest.mark.parametrize(
+    ("cmd", "tool", "path"),
+    [
+        (
+            'ruby -rzlib -e \'Zlib::GzipWriter.open("/tmp/d.gz"){|g| g.write File.read("/db")}\'',
+            "ruby compression",
+            "/tmp/d.gz",
+        ),
+        (
+            'ruby -e \'require "zip"; Zip::File.open("/tmp/d.zip", Zip::File::CREATE){|z| 1}\'',
+            "ruby compression",
+            "/tmp/d.zip",
+        ),
+        (
+            "php -r '$z=new ZipArchive;$z->open(\"/tmp/a.zip\",ZipArchive::CREATE);'",
+            "php compression",
+            "/tmp/a.zip",
+        ),
+        (
+            'php -r \'(new PharData("/tmp/d.tar"))->buildFromDirectory("/srv/data");\'',
+            "php compression",
+            "/tmp/d.tar",
+        ),
+        (
+            'node -e \'fs.createReadStream("/srv/db").pipe(zlib.createGzip())'
+            '.pipe(fs.createWriteStream("/tmp/db.gz"))\'',
+            "node compression",
+            "/tmp/db.gz",
+        ),
+        (
+            'node -e \'require("tar").c({gzip:true, file:"/tmp/d.tgz"}, ["/srv/data"])\'',
+            "node compression",
+            "/tmp/d.tgz",
+        ),
+        (
+            'perl -MArchive::Tar -e \'$t=Archive::Tar->new;$t->add_files("/srv/db");'
+            '$t->write("/tmp/d.tar")\'',
+            "perl compression",
+            "/tmp/d.tar",
+        ),
+    ],
+)
+def test_interpreter_libraries_creating(cmd: str, tool: str, path: str) -> None:
+    assert kinds(cmd) == [("archive", tool, path)]
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        "ruby -rzlib -e 'Zlib::GzipReader.open(\"/tmp/d.gz\"){|g| puts g.read}'",
+        'php -r \'$z=new ZipArchive;$z->open("/tmp/a.zip");$z->extractTo("/tmp/x");\'',
+        'node -e \'require("tar").x({file:"/tmp/d.tgz"})\'',
+        "node -e 'zlib.gunzipSync(fs.readFileSync(\"/tmp/a.gz\"))'",
+        "node server.js",
+        "perl -MArchive::Tar -e 'Archive::Tar->new(\"/tmp/d.tar\")->extract'",
+    ],
+)
+def test_interpreter_libraries_reading_are_not_signals(cmd: str) -> None:
     assert kinds(cmd) == []
 
 

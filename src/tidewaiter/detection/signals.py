@@ -850,12 +850,12 @@ def _creates(spec: Archiver, opts: Parsed) -> bool:
         return True
     if spec.mode == "subcommand":
         return bool(opts.positionals) and opts.positionals[0].lower() in spec.subcommands
-    if spec.mode == "flags":
-        return bool(opts.shorts & set(spec.create_short)) or bool(
-            opts.longs & set(spec.create_long)
-        )
+    reads = bool(opts.shorts & set(spec.decompress_short) or opts.longs & set(spec.decompress_long))
+    if spec.mode == "flags":  # a read option beside the create one means another mode (pax -rw)
+        creates = opts.shorts & set(spec.create_short) or opts.longs & set(spec.create_long)
+        return bool(creates) and not reads
     # unless_flags: compressors compress unless told to decompress, test or list
-    return not (opts.shorts & set(spec.decompress_short) or opts.longs & set(spec.decompress_long))
+    return not reads
 
 
 def _archive_output(

@@ -71,6 +71,10 @@ class ScriptPattern(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pattern: str
     technique: str
     output_pattern: str | None = None
+    # Lower-case fragments of which every match holds one, where the pre-filter's own words
+    # (catalog tool names, "compress", "archive", ...) do not already: without them a script is
+    # never searched.
+    hints: tuple[str, ...] = ()
 
 
 class Transfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -248,6 +252,7 @@ class Catalog:
         self.prefilter_fragments = (
             "compress", "zipfile", "upload", "invoke-", "archive",
             "socket", "sockopen", "/dev/tcp/", "/dev/udp/",
+            *dict.fromkeys(hint for script in archivers.scripts for hint in script.hints),
         )  # fmt: skip
 
     def mentions_catalog(self, text: str) -> bool:
