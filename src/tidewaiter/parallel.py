@@ -52,7 +52,7 @@ from tidewaiter.identity import POD_PREFIX, registry_of
 from tidewaiter.pipeline import Engine, EngineConfig, unanalysable
 from tidewaiter.run import Outcome, expired_suppressions
 from tidewaiter.sinks import Sink
-from tidewaiter.sources import SNIFF_BYTES, ReadReport, UnknownFormat, get, open_events, sniff
+from tidewaiter.sources import SNIFF_BYTES, ReadReport, UnknownFormat, forced, open_events, sniff
 from tidewaiter.sources.base import MAX_EXAMPLES, Source, read_lines
 from tidewaiter.sources.opening import expand
 
@@ -370,11 +370,10 @@ def _routable_size(path: str, fmt: str | None) -> int | None:
         size = Path(path).stat().st_size
         with open(path, "rb") as stream:
             head = stream.read(SNIFF_BYTES)
-        source = get(fmt) if fmt else sniff(head, path)
+        source = forced(fmt, head) if fmt else sniff(head, path)
     except (OSError, UnknownFormat):
         return None
-    routable = type(source).route_hint is not Source.route_hint
-    return size if routable and size >= _MIN_PART and head[:2] != b"\x1f\x8b" else None
+    return size if source.routable and size >= _MIN_PART and head[:2] != b"\x1f\x8b" else None
 
 
 def _merge_report(into: ReadReport, part: ReadReport) -> None:
@@ -414,7 +413,8 @@ def _decode_part(
             unreadable.append(f"{part.path}: cannot read ({exc.strerror or exc})")
         return []
     with open(part.path, "rb") as stream:
-        source = get(part.fmt) if part.fmt else sniff(stream.read(SNIFF_BYTES), part.path)
+        head = stream.read(SNIFF_BYTES)
+        source = forced(part.fmt, head) if part.fmt else sniff(head, part.path)
         stream.seek(0)
         report.files[part.path] = source.name
         lines = _routed(stream, source, part.route, part.routes)

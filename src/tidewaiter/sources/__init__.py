@@ -11,6 +11,7 @@ from collections.abc import Iterator, Sequence
 from typing import BinaryIO, TypeVar
 
 from tidewaiter.events import Event
+from tidewaiter.sources import container_log
 from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
 from tidewaiter.sources.opening import (
     FIRST_LINE_MAX,
@@ -29,6 +30,7 @@ __all__ = [
     "Source",
     "UnknownFormat",
     "all_sources",
+    "forced",
     "get",
     "open_all",
     "open_events",
@@ -110,6 +112,28 @@ SNIFF_LINES = 8  # a file whose first lines are damaged is still recognised by t
 
 
 def sniff(head: bytes, path: str, compression: str | None = None) -> Source:
+    """The source a head is in; a head of container log lines gives the source of what is
+    inside them, read through the envelope (sources.container_log)."""
+    kind = container_log.envelope_of(head)
+    if kind is None:
+        return _sniff(head, path, compression)
+    try:
+        inner = _sniff(container_log.unwrap_head(head, kind), path, compression)
+    except UnknownFormat as exc:
+        reason = str(exc).removeprefix(f"{path}: ")
+        within = f"{container_log.TITLES[kind]}; inside them, {reason}"
+        raise UnknownFormat(f"{path}: {within}") from None
+    return container_log.wrap(inner, kind)
+
+
+def forced(fmt: str, head: bytes) -> Source:
+    """The source a --format names, read from inside container log lines when the head is."""
+    source = get(fmt)
+    kind = container_log.envelope_of(head)
+    return source if kind is None else container_log.wrap(source, kind)
+
+
+def _sniff(head: bytes, path: str, compression: str | None) -> Source:
     for start in _line_starts(head):
         for source in all_sources():
             if _sniffs(source, head[start:]):
@@ -170,7 +194,7 @@ def open_events(path: str, report: ReadReport, fmt: str | None = None) -> Iterat
     middle of a merged read."""
     opened = open_input(path)
     try:
-        source = get(fmt) if fmt else sniff(opened.head, path, opened.compression)
+        source = forced(fmt, opened.head) if fmt else sniff(opened.head, path, opened.compression)
     except UnknownFormat:
         opened.stream.close()
         raise

@@ -182,6 +182,11 @@ class Source(ABC):
     def decoder(self, path: str) -> Decoder:
         raise NotImplementedError(f"{self.name} is not line framed")
 
+    @property
+    def routable(self) -> bool:
+        """Whether route_hint can route any line of this format."""
+        return type(self).route_hint is not Source.route_hint
+
     def route_hint(self, line: bytes) -> bytes | None:
         """For `detect --jobs`: what a line holding one whole record most likely belongs to (a
         container id, a host), read without decoding it, so the process that decodes the

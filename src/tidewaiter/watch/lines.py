@@ -13,7 +13,7 @@ import contextlib
 from collections import deque
 
 from tidewaiter.events import Event, RawRef
-from tidewaiter.sources import SNIFF_BYTES, UnknownFormat, get, sniff
+from tidewaiter.sources import SNIFF_BYTES, UnknownFormat, forced, get, sniff
 from tidewaiter.sources.base import Decoder, ReadReport, Source, guarded, guarded_flush
 
 EVTX_MAGIC = b"ElfFile\x00"  # binary from the first byte: no line to wait for
@@ -177,7 +177,7 @@ def identify(
     Kubernetes audit record can be); a first line longer than ``limit`` is refused.
     Raises UnknownFormat, or NotFollowable for a format that is not written in lines."""
     if fmt:
-        source = get(fmt)
+        source = forced(fmt, head)
     elif head.startswith(EVTX_MAGIC):
         source = get("sysmon-evtx")
     else:
