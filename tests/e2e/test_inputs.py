@@ -106,17 +106,18 @@ def test_watch_reads_a_folder_with_a_rotated_gz_once(tmp_path: Path) -> None:
     args += ["--idle-flush", "0.5", "--checkpoint-interval", "0.2"]
     with Watch(args, tmp_path).start() as watch:
         watch.wait_for("watching 1 input(s)")
-        assert watch.proc is not None
-        # A compressed file is finished: read once, and with nothing else watched, the run ends.
-        assert watch.proc.wait(timeout=60) == 0
+        # A compressed file is finished: read once. The folder is still watched for new files.
+        poll(lambda: jsonl_alerts(out), 60, "the alert")
+        assert watch.stop() == 0
     first = jsonl_alerts(out)
     assert len(first) == 1
     assert first[0]["finding_info"]["analytic"]["uid"] == "tw-archive-exfil"
     assert evidence_ref(first[0]["evidences"][0])["path"] == str(folder / "auditbeat.ndjson.1.gz")
     # A restart does not read it again.
     with Watch(args, tmp_path).start() as watch:
-        assert watch.proc is not None
-        assert watch.proc.wait(timeout=60) == 0
+        watch.wait_for("resuming from the checkpoint")
+        watch.wait_for("watching 1 input(s)")
+        assert watch.stop() == 0
     assert len(jsonl_alerts(out)) == 1
 
 
@@ -217,8 +218,9 @@ def test_watch_reads_the_members_of_a_zip_once(tmp_path: Path) -> None:
     args += ["--idle-flush", "0.5", "--checkpoint-interval", "0.2"]
     for _ in range(2):  # the second run resumes, and reads nothing again
         with Watch(args, tmp_path).start() as watch:
-            assert watch.proc is not None
-            assert watch.proc.wait(timeout=60) == 0
+            watch.wait_for("watching 1 input(s)")
+            poll(lambda: jsonl_alerts(out), 60, "the alert")
+            assert watch.stop() == 0
         [alert] = jsonl_alerts(out)
     ref = evidence_ref(alert["evidences"][0])["path"]
     assert ref == f"{folder / 'day1.zip'}!/auditbeat.ndjson"

@@ -57,6 +57,7 @@ from tidewaiter.watch.config import (
     unknown_environment,
 )
 from tidewaiter.watch.delivery import Delivery
+from tidewaiter.watch.discovery import Discovery
 from tidewaiter.watch.expiry import Expiry
 from tidewaiter.watch.follow import FileFollower
 from tidewaiter.watch.health import HealthServer
@@ -317,6 +318,7 @@ def _watch(
         Timing(settings.checkpoint_interval, settings.idle_flush),
         notes=lambda: _notes(sinks, inputs),
         collector=collector,
+        discovery=_discovery(settings, inputs, report, status.say),
     )
 
     def reloader() -> EngineFactory:
@@ -426,27 +428,7 @@ def _inputs(settings: WatchSettings, report: ReadReport, say: Callable[[str], No
     for problem in expanded.problems:
         say(problem)
     for path in expanded.files:
-        if path == "-":
-            stdin = StreamInput(sys.stdin.fileno(), "-", report, say, settings.max_record)
-            inputs.append(stdin)
-        elif (fifo := open_fifo(path)) is not None:
-            inputs.append(
-                StreamInput(fifo, path, report, say, settings.max_record, settings.fmt, owned=True)
-            )
-        elif is_compressed(path) or split_member(path) is not None:
-            # a rotated .gz or a zip's member: finished, so read once and not followed
-            inputs.append(OnceInput(path, report, say, settings.max_record, settings.fmt))
-        else:
-            inputs.append(
-                FileFollower(
-                    path,
-                    report,
-                    say,
-                    settings.max_record,
-                    settings.fmt,
-                    from_end=settings.from_end,
-                )
-            )
+        inputs.append(_file_input(path, settings, report, say, settings.from_end))
     if settings.listen is not None:
         host, port = settings.listen
         receiver = HttpInput(
@@ -463,6 +445,35 @@ def _inputs(settings: WatchSettings, report: ReadReport, say: Callable[[str], No
     if settings.sensor:
         inputs.append(_sensor(settings, say))
     return inputs
+
+
+def _file_input(
+    path: str, settings: WatchSettings, report: ReadReport, say: Callable[[str], None], end: bool
+) -> Input:
+    """The input for one path: standard input, a FIFO, a finished (compressed) file or a
+    followed one, from its end with ``end`` (--from-end, for files there at start)."""
+    if path == "-":
+        return StreamInput(sys.stdin.fileno(), "-", report, say, settings.max_record)
+    if (fifo := open_fifo(path)) is not None:
+        return StreamInput(fifo, path, report, say, settings.max_record, settings.fmt, owned=True)
+    if is_compressed(path) or split_member(path) is not None:
+        # a rotated .gz or a zip's member: finished, so read once and not followed
+        return OnceInput(path, report, say, settings.max_record, settings.fmt)
+    return FileFollower(path, report, say, settings.max_record, settings.fmt, from_end=end)
+
+
+def _discovery(
+    settings: WatchSettings, inputs: list[Input], report: ReadReport, say: Callable[[str], None]
+) -> Discovery | None:
+    """New files in the watched folders and globs; one appearing after start is new, so it is
+    read from its first line whatever --from-end says."""
+    discovery = Discovery(
+        settings.paths,
+        lambda path: _file_input(path, settings, report, say, end=False),
+        say,
+        watched=[i.name for i in inputs],
+    )
+    return discovery if discovery.active else None
 
 
 def _sensor(settings: WatchSettings, say: Callable[[str], None]) -> Input:

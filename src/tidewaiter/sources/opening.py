@@ -297,6 +297,11 @@ def _open_member(path: str, name: str) -> BinaryIO:
 _GLOB_CHARS = frozenset("*?[")
 
 
+def is_pattern(path: str) -> bool:
+    """Whether a command-line path is a glob (of files that may change as it is read again)."""
+    return bool(_GLOB_CHARS & set(path))
+
+
 @dataclass(slots=True)
 class Expanded:
     """The files a command line names, in a stable order."""

@@ -30,6 +30,7 @@ from tidewaiter.sources.base import MAX_EXAMPLES, ReadReport
 from tidewaiter.watch import state
 from tidewaiter.watch.checkpoint import Checkpoints
 from tidewaiter.watch.delivery import Delivery
+from tidewaiter.watch.discovery import Discovery
 from tidewaiter.watch.expiry import Expiry
 from tidewaiter.watch.inputs import Input
 from tidewaiter.watch.metrics import InputSample, Sample, Tally, WatchCollector
@@ -105,9 +106,11 @@ class Runner:
         timing: Timing = Timing(),
         notes: Callable[[], list[str]] = list,
         collector: WatchCollector | None = None,
+        discovery: Discovery | None = None,
     ) -> None:
         self.engine = make_engine(self._on_finding, self._on_suppressed)
         self.inputs = inputs
+        self.discovery = discovery  # files that appear in watched folders and globs
         self.delivery = delivery
         self.checkpoints = checkpoints
         self.status = status
@@ -146,6 +149,8 @@ class Runner:
                     control.reload_done(began)
                 count = self.step()
                 now = time.monotonic()
+                if self.discovery is not None:
+                    self.inputs.extend(self.discovery.poll(now))
                 force = self._maybe_decide_idle(count, now)
                 self.delivery.commit()
                 due = now - last_checkpoint >= self.timing.checkpoint_interval
@@ -154,7 +159,8 @@ class Runner:
                     last_checkpoint = now
                 self.status.update(self.figures())
                 self._publish()
-                if self.inputs and all(i.finished for i in self.inputs):
+                growing = self.discovery is not None and self.discovery.active
+                if self.inputs and all(i.finished for i in self.inputs) and not growing:
                     self.engine.flush()  # the end of every input: decide everything, as detect
                     self._mark_dirty()
                     break
