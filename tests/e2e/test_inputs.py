@@ -18,6 +18,7 @@ import pytest
 from tests.watch.harness import Watch, jsonl_alerts, poll
 from tidewaiter.alerts import evidence_ref
 from tidewaiter.cli.main import main
+from tidewaiter.sources.opening import MAX_MEMBERS
 
 SCENARIO = Path(__file__).resolve().parents[2] / "scenarios" / "attack"
 ZEEK_PAIR = SCENARIO / "atomic-t1560-001-linux-openssl-base64-zeek"  # falco.jsonl + conn.log
@@ -207,6 +208,16 @@ def test_a_damaged_or_locked_zip_is_named_with_the_reason(
     assert f"{whole}!/gone.jsonl: cannot read (no member gone.jsonl in the zip archive)" in (
         capsys.readouterr().err
     )
+
+
+def test_a_zip_of_very_many_files_is_read_in_part_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    many = {f"part-{n:05d}.ndjson": b"" for n in range(MAX_MEMBERS + 5)}
+    archive = zipped(tmp_path / "many.zip", {**many, "part-99999.ndjson": ECS.read_bytes()})
+    assert main(["detect", "--json", str(archive)]) == 2  # the one with records is past the cap
+    err = capsys.readouterr().err
+    assert f"{archive}: a zip archive of {MAX_MEMBERS + 6} files; the first {MAX_MEMBERS}" in err
 
 
 def test_watch_reads_the_members_of_a_zip_once(tmp_path: Path) -> None:

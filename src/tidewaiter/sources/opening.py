@@ -197,6 +197,9 @@ class _Unclosable(io.RawIOBase):
 
 MEMBER_SEP = "!/"
 ZIP_MAGIC = b"PK\x03\x04"
+# Each member is opened on its own (the archive's directory read again), so a zip of very many
+# files is read in part: datasets ship one or a few; a folder of logs is better unpacked.
+MAX_MEMBERS = 1000
 
 
 def is_zip(path: str) -> bool:
@@ -333,7 +336,12 @@ def expand(paths: Sequence[str]) -> Expanded:
                 return
             if not members:
                 out.problems.append(f"{path}: a zip archive with no file in it")
-            for member in members:  # a member in no format is passed over, as in a folder
+            if len(members) > MAX_MEMBERS:
+                out.problems.append(
+                    f"{path}: a zip archive of {len(members)} files; the first {MAX_MEMBERS} are "
+                    "read (unzip it to read them all)"
+                )
+            for member in members[:MAX_MEMBERS]:  # one in no format is passed over, as in a folder
                 out.files.append(member)
                 out.listed.add(member)
             return
