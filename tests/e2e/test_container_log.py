@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.watch.harness import Watch, jsonl_alerts, poll
 from tidewaiter.alerts import evidence_ref
@@ -142,3 +144,31 @@ def test_watch_follows_a_container_log_as_its_parts_arrive(tmp_path: Path) -> No
         [alert] = poll(lambda: jsonl_alerts(out), 60, "the alert")
         assert watch.stop() == 0
     assert alert["finding_info"]["uid"] == findings(TETRAGON)[0][0]
+
+
+_LINE = st.one_of(
+    st.binary(max_size=120),
+    st.builds(
+        lambda tag, body: STAMP + b" stdout " + tag + b" " + body,
+        st.sampled_from([b"F", b"P", b"F:x", b"Q"]),
+        st.binary(max_size=80),
+    ),
+    st.builds(
+        lambda body: json.dumps({"log": body, "stream": "stdout"}).encode(), st.text(max_size=60)
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_LINE, max_size=12))
+def test_any_lines_after_a_container_log_head_are_counted_never_raised(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[bytes]
+) -> None:
+    # The first record is real, so the file is recognised; everything after it is hostile.
+    head = cri(TETRAGON.read_bytes().splitlines(keepends=True)[:1])
+    path = tmp_path_factory.mktemp("cri") / "node.log"
+    path.write_bytes(b"".join([*head, *(line.replace(b"\n", b" ") + b"\n" for line in lines)]))
+    outcome = detect_files([str(path)], EngineConfig(), [])
+    report = outcome.report
+    assert report.files == {str(path): "tetragon"}
+    assert report.events >= 1  # the real first record is never lost to what follows
