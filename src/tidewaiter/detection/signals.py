@@ -629,7 +629,10 @@ class Detector:
         if spec.destination in ("remote_last", "cloud", "remote_name"):
             sent = (*sent, *_local_sources(opts.positionals, spec))
         elif spec.destination == "service":  # `gh release upload TAG FILE...`: the file paths
-            sent = (*sent, *(p for p in opts.positionals[2:] if "/" in p or "." in p))
+            skip = bool(spec.subcommands) + bool(spec.verbs)
+            sent = (*sent, *(p for p in opts.positionals[skip:] if "/" in p or "." in p))
+        elif spec.destination == "registry":  # `oras push REF FILE...`
+            sent = (*sent, *_local_sources(opts.positionals, spec, registry=True))
         targets = self._routes(spec, opts) or self._more_urls(spec, opts, destination)
         return [self._upload(event, spec.tool, spec.technique, d, sent, fed) for d in targets]
 
@@ -727,6 +730,18 @@ class Detector:
             remote = positionals[-1] if positionals else ""
             name = remote.split(":", 1)[0] if ":" in remote and not remote.startswith("/") else None
             return Destination(host=f"{name}:", internal=False) if name else None
+        if kind == "registry":  # `oras push REGISTRY/REPO:TAG FILE...`
+            ref = positionals[1] if len(positionals) > 1 else ""
+            host, _, port = _registry_host(ref).partition(":")
+            return self._host_destination(host, netloc.port(port)) if ref else None
+        if kind == "git_remote":  # only a remote written out: `origin` says nothing
+            written = (p for p in positionals[1:] if "://" in p or _SCP_LIKE.match(p))
+            given = next(written, None)
+            if given is None:
+                return None
+            if "://" in given:
+                return self._url_destination(given)
+            return self._host_destination(_remote_host(given), None)
         return None
 
     def _host_destination(self, host: str | None, port: int | None) -> Destination | None:
@@ -912,11 +927,26 @@ def _remote_host(arg: str) -> str | None:
     return head.rsplit("@", 1)[-1].strip("[]") or None
 
 
-def _local_sources(positionals: list[str], spec: Transfer) -> tuple[str, ...]:
+def _local_sources(
+    positionals: list[str], spec: Transfer, registry: bool = False
+) -> tuple[str, ...]:
+    """The local files a copy names: every positional but the target (the last, or for a
+    registry push the reference after the subcommand)."""
     body = [p for p in positionals if p not in spec.subcommands and p not in spec.verbs]
-    return tuple(
-        p for p in body[:-1] if _remote_host(p) is None and not p.startswith(_REMOTE_SCHEMES)
-    )
+    files = body[1:] if registry else body[:-1]
+    return tuple(p for p in files if _remote_host(p) is None and not p.startswith(_REMOTE_SCHEMES))
+
+
+_SCP_LIKE = re.compile(r"^[\w.-]+@[\w.-]+:")  # git@github.com:owner/repo.git
+
+
+def _registry_host(ref: str) -> str:
+    """The registry an image or artifact reference names (Docker's rule: a first component
+    with a dot, a port or `localhost` is a host; otherwise Docker Hub)."""
+    first, slash, _ = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "registry-1.docker.io"
 
 
 def _remote_write(opts: Parsed) -> bool:

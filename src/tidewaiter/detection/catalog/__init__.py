@@ -23,7 +23,16 @@ OutputKind = Literal[
 ]
 T = TypeVar("T")
 DestinationKind = Literal[
-    "url", "remote_last", "host", "host_port", "socat", "cloud", "remote_name", "service"
+    "url",
+    "remote_last",
+    "host",
+    "host_port",
+    "socat",
+    "cloud",
+    "remote_name",
+    "service",
+    "registry",
+    "git_remote",
 ]
 
 
@@ -105,6 +114,7 @@ class ScriptTransfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     pattern: str
     destination_pattern: str
     technique: str
+    hints: tuple[str, ...] = ()  # as ScriptPattern.hints
 
 
 class Runtimes(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -252,7 +262,12 @@ class Catalog:
         self.prefilter_fragments = (
             "compress", "zipfile", "upload", "invoke-", "archive",
             "socket", "sockopen", "/dev/tcp/", "/dev/udp/",
-            *dict.fromkeys(hint for script in archivers.scripts for hint in script.hints),
+            *dict.fromkeys(
+                [
+                    *(hint for script in archivers.scripts for hint in script.hints),
+                    *(hint for script in transfers.script_transfers for hint in script.hints),
+                ]
+            ),
         )  # fmt: skip
 
     def mentions_catalog(self, text: str) -> bool:
