@@ -32,6 +32,7 @@ from tidewaiter.sources.base import ReadReport, location
 OnError = Callable[[Event, Exception], None]
 
 MAX_DECIDED = 65_536  # findings whose last delivered state is remembered, for updates
+MAX_ENTITIES = 4096  # entities of recent containers kept to reuse (Engine._entity)
 
 
 class RuleSignals(Protocol):
@@ -143,6 +144,7 @@ class Engine:
         self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
         self.baselines = baselines
         self.ties = Ties()
+        self._entities: dict[int, Entity] = {}  # id of a resolved container -> its entity
         self._decided: OrderedDict[str, object] = OrderedDict()  # finding uid -> signature
         self._shells = self.catalog.posix_shells | self.catalog.cmd_shells
         self._on_finding = on_finding
@@ -258,9 +260,19 @@ class Engine:
             container = self.identities.resolve(event.container)
             if self.identities.named_pods:
                 self._adopt_pods()
+            # The entity of the last record from this (resolved) container and host, when this
+            # one is the same: every record of a container would otherwise build it anew.
+            made = self._entities.get(id(container))
+            if made is not None and made.container is container and made.host == event.host:
+                return made
             if container.uid.startswith(POD_PREFIX):  # a pod no runtime record has named yet
-                return Entity(f"container:{container.uid}", event.host, container)
-            return Entity(f"container:{container.uid[:MIN_PREFIX]}", event.host, container)
+                made = Entity(f"container:{container.uid}", event.host, container)
+            else:
+                made = Entity(f"container:{container.uid[:MIN_PREFIX]}", event.host, container)
+            if len(self._entities) >= MAX_ENTITIES:
+                self._entities.clear()
+            self._entities[id(container)] = made  # made holds container: its id stays its own
+            return made
         owner = self.addresses.owner(event) if event.kind is Kind.NETWORK else None
         if owner is not None:
             return owner
