@@ -559,3 +559,13 @@ def test_a_process_is_reused_only_while_its_record_repeats_it_exactly() -> None:
     assert moved.container.pod_name == "web-1"
     assert spoofed.container is not None
     assert spoofed.container.pod_name == "api-1"
+
+
+def test_a_large_record_is_not_kept_for_reuse() -> None:
+    """What is kept to reuse holds the record's strings: only small records are kept."""
+    decoder = TetragonDecoder()
+    ref = RawRef("tetragon", "t.json", line=1)
+    [first] = decoder.feed(_send("/usr/bin/curl" + " " * 5000, "api-1", 10), ref)
+    [again] = decoder.feed(_send("/usr/bin/curl" + " " * 5000, "api-1", 20), ref)
+    assert again.process == first.process
+    assert again.process is not first.process

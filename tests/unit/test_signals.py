@@ -406,3 +406,12 @@ def test_the_quiet_key_holds_every_process_field_the_analysis_reads(
     assert not _READ - keyed, _READ - keyed
     assert not _PARENT_READ - {"path", "cmd_line"}, _PARENT_READ
     assert len(launch_key(base.process)) == 6
+
+
+def test_only_short_quiet_starts_are_remembered() -> None:
+    """The remembered text is the attacker's: a long command line is analysed every time
+    rather than held."""
+    fresh = Detector()
+    fresh.signals(launch("ls " + "a" * 2000))
+    fresh.signals(launch("ls -la /app"))
+    assert len(fresh._quiet) == 1

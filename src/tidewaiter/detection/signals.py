@@ -28,7 +28,10 @@ _COMPRESSED_SUFFIX = {
 _DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/([^/\s'\"]+)/(\d+)")
 _WORD = re.compile(r"[^\s'\"<>|;&()=,]+")
 DNS_DATA_LABEL = 24  # a DNS label this long is data, not a name someone chose
-MAX_QUIET = 8192  # process starts remembered as raising nothing (Detector._quiet)
+MAX_QUIET = 4096  # process starts remembered as raising nothing (Detector._quiet)
+# Only a start whose text is this short is remembered: the text is the attacker's, and 4,096
+# megabyte command lines must not be held. Health checks and cron lines are far shorter.
+MAX_QUIET_CHARS = 1024
 _TAR_LETTERS = frozenset("AcdrtuxCfFgGhiIjJkKlLmMnNoOpPRsSTUvVwWXzZ")  # GNU tar's short options
 _TAR_COMPRESSION = frozenset("zjJZa")  # -z gzip, -j bzip2, -J xz, -Z compress, -a by suffix
 _TAR_COMPRESSION_LONG = frozenset(
@@ -137,6 +140,13 @@ def launch_key(process: Process) -> _LaunchKey:
         parent.path if parent is not None else None,
         parent.cmd_line if parent is not None else None,
     )
+
+
+def _chars(key: _LaunchKey) -> int:
+    path, cmd, args, original, parent_path, parent_cmd = key
+    texts = (path, cmd, original, parent_path, parent_cmd)
+    size = sum(len(text) for text in texts if text)
+    return size + sum(map(len, args)) if args else size
 
 
 class Detector:
@@ -337,7 +347,7 @@ class Detector:
         if key in self._quiet:
             return []
         found = self._process(event)
-        if not found:
+        if not found and _chars(key) <= MAX_QUIET_CHARS:
             if len(self._quiet) >= MAX_QUIET:
                 self._quiet.clear()
             self._quiet[key] = None

@@ -40,6 +40,9 @@ MAX_RECORD = 8 * 1024 * 1024  # a multi-line object larger than this is reported
 _MAX_REPAIRS = 16  # fields of the wrong type dropped from one record before giving up on it
 _CACHE_LIMIT = 4096
 _SUBJECTS = 2048  # processes whose last record is kept to reuse (about 2 KB each)
+# Only a record this small is kept for that: the strings are the sender's, and 2,048 records
+# of 8 MiB would hold gigabytes. Real records are about 2 KB.
+_SUBJECT_BYTES = 4096
 
 
 # --- the fields tidewaiter reads (Tetragon's api/v1 tetragon.proto, JSON names) -----------------
@@ -210,6 +213,7 @@ class TetragonDecoder(Decoder):
         self._containers: dict[tuple[str | None, ...], Container | None] = {}
         # exec id -> (its decoded process, parent, and what was built from them)
         self._subjects: dict[str, tuple[_Process, _Process | None, _Subject]] = {}
+        self._small = True  # whether the record being read may be kept (_SUBJECT_BYTES)
 
     @property
     def assembling(self) -> bool:
@@ -287,6 +291,7 @@ class TetragonDecoder(Decoder):
     # --- records to events ----------------------------------------------------------------------
 
     def _events(self, record: _Record, data: bytes, ref: RawRef) -> list[Event]:
+        self._small = len(data) <= _SUBJECT_BYTES
         if record.process_exec is not None:
             return [self._lifecycle(record, record.process_exec, Activity.LAUNCH, ref)]
         if record.process_kprobe is not None:
@@ -393,7 +398,7 @@ class TetragonDecoder(Decoder):
         equal field for field (a compare, cheaper than building them again); a record that
         differs in anything decoded builds its own."""
         exec_id = proc.exec_id
-        if exec_id is None:
+        if exec_id is None or not self._small:
             return _process(proc, parent), self._attribute(proc, parent)
         seen = self._subjects.get(exec_id)
         if seen is not None and seen[0] == proc and seen[1] == parent:
