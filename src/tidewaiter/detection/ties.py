@@ -21,7 +21,6 @@ entity, nothing can be proven either way and every transfer stays joined, as bef
 
 from __future__ import annotations
 
-import sys
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import PurePosixPath, PureWindowsPath
@@ -40,6 +39,7 @@ V = TypeVar("V")
 MAX_ENTITIES = 65_536
 MAX_PROCESSES = 4_096  # per entity, most recent kept
 MAX_TALKS = 4_096  # (process, destination) pairs per entity
+MAX_COPIES = 65_536  # strings shared between the tables (Ties._one)
 SIZE_SLACK = 0.25  # bytes within a quarter of the archive's size (protocol overhead) match
 
 
@@ -87,20 +87,39 @@ class Ties:
     def __init__(self) -> None:
         self._procs: OrderedDict[str, dict[ProcKey, _Proc]] = OrderedDict()
         self._talks: OrderedDict[str, dict[tuple[ProcKey, str], float]] = OrderedDict()
+        # One copy of each id, address and name the tables hold: every record decodes its own
+        # copy of its parent's id, and without this each start held a second one (sys.intern
+        # would do it, but interned strings live forever from Python 3.12, and these are the
+        # sender's). Bounded: when full it starts again, which costs sharing, not correctness.
+        self._copies: dict[str, str] = {}
+
+    def _one(self, text: str) -> str:
+        copies = self._copies
+        held = copies.get(text)
+        if held is not None:
+            return held
+        if len(copies) >= MAX_COPIES:
+            copies.clear()
+        copies[text] = text
+        return text
+
+    def _key(self, process: Process | None) -> ProcKey | None:
+        own = process_key(process)
+        return self._one(own) if isinstance(own, str) else own
 
     def observe(self, event: Event, key: str) -> None:
         process = event.process
         if event.kind is Kind.PROCESS and event.activity is Activity.LAUNCH:
-            own = process_key(process)
+            own = self._key(process)
             if own is None or process is None:
                 return
             table = _table(self._procs, key)
             table.pop(own, None)  # a start seen again is the most recent
             table[own] = _Proc(
                 event.time,
-                process_key(process.parent),
+                self._key(process.parent),
                 process.session,
-                sys.intern(exe_name(process.path)),  # a few names, each held thousands of times
+                self._one(exe_name(process.path)),  # a few names, each held thousands of times
             )
             if len(table) > MAX_PROCESSES:
                 _evict_oldest(table)
@@ -110,7 +129,11 @@ class Ties:
             if own is None or not ip:
                 return
             talks = _table(self._talks, key)
-            talks.setdefault((own, ip), event.time)
+            if (own, ip) in talks:
+                return  # first contacts only
+            if isinstance(own, str):
+                own = self._one(own)
+            talks[own, self._one(ip)] = event.time
             if len(talks) > MAX_TALKS:
                 _evict_oldest(talks)
 
