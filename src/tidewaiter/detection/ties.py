@@ -88,9 +88,10 @@ class Ties:
         self._procs: OrderedDict[str, dict[ProcKey, _Proc]] = OrderedDict()
         self._talks: OrderedDict[str, dict[tuple[ProcKey, str], float]] = OrderedDict()
         # One copy of each id, address and name the tables hold: every record decodes its own
-        # copy of its parent's id, and without this each start held a second one (sys.intern
-        # would do it, but interned strings live forever from Python 3.12, and these are the
-        # sender's). Bounded: when full it starts again, which costs sharing, not correctness.
+        # copy of its parent's id, and without this each start held a second one. Not
+        # sys.intern: some Pythons make interned strings immortal (3.12 until a fix, free-
+        # threaded builds), and these are the sender's. Bounded: when full it starts again,
+        # which costs sharing, not correctness.
         self._copies: dict[str, str] = {}
 
     def _one(self, text: str) -> str:
