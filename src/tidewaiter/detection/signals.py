@@ -28,6 +28,10 @@ _COMPRESSED_SUFFIX = {
 _DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/([^/\s'\"]+)/(\d+)")
 _WORD = re.compile(r"[^\s'\"<>|;&()=,]+")
 DNS_DATA_LABEL = 24  # a DNS label this long is data, not a name someone chose
+MAX_QUIET = 4096  # process starts remembered as raising nothing (Detector._quiet)
+# Only a start whose text is this short is remembered: the text is the attacker's, and 4,096
+# megabyte command lines must not be held. Health checks and cron lines are far shorter.
+MAX_QUIET_CHARS = 1024
 _TAR_LETTERS = frozenset("AcdrtuxCfFgGhiIjJkKlLmMnNoOpPRsSTUvVwWXzZ")  # GNU tar's short options
 _TAR_COMPRESSION = frozenset("zjJZa")  # -z gzip, -j bzip2, -J xz, -Z compress, -a by suffix
 _TAR_COMPRESSION_LONG = frozenset(
@@ -117,6 +121,34 @@ class Signal(msgspec.Struct, frozen=True, omit_defaults=True):
         )
 
 
+_LaunchKey = tuple[
+    str | None, str | None, tuple[str, ...] | None, str | None, str | None, str | None
+]
+
+
+def launch_key(process: Process) -> _LaunchKey:
+    """Everything the analysis of a process start reads (``Detector._process`` and what it
+    calls): the binary's path and names, the command line, argv, and the parent's path and
+    command line (``_fed_by_parent``). Its result is a function of these alone, so two starts
+    equal here raise the same signals. A field added to that analysis must be added here."""
+    parent = process.parent
+    return (
+        process.path,
+        process.cmd_line,
+        process.args,
+        process.original_name,
+        parent.path if parent is not None else None,
+        parent.cmd_line if parent is not None else None,
+    )
+
+
+def _chars(key: _LaunchKey) -> int:
+    path, cmd, args, original, parent_path, parent_cmd = key
+    texts = (path, cmd, original, parent_path, parent_cmd)
+    size = sum(len(text) for text in texts if text)
+    return size + sum(map(len, args)) if args else size
+
+
 class Detector:
     """Turns events into signals using the catalog and the address policy."""
 
@@ -124,12 +156,16 @@ class Detector:
         self.catalog = catalog or load()
         self.policy = policy or AddressPolicy()
         self.cut_commands = 0  # signals from command lines longer than cmdline.MAX_COMMAND
+        # Process starts that raised nothing, by every field of the process the analysis
+        # reads: the same health check or cron line runs thousands of times a day, and one
+        # that differs in anything read (its parent's shell line included) is analysed anew.
+        self._quiet: dict[_LaunchKey, None] = {}
 
     def signals(self, event: Event) -> list[Signal]:
         kind = event.kind
         if kind is Kind.PROCESS:
             if event.activity is Activity.LAUNCH:
-                return self._process(event)
+                return self._launch(event)
             if event.activity is Activity.SCRIPT and event.process and event.process.cmd_line:
                 return self._script(event, event.process.cmd_line)
             return []
@@ -302,6 +338,20 @@ class Detector:
         ]
 
     # --- processes -----------------------------------------------------------------------
+
+    def _launch(self, event: Event) -> list[Signal]:
+        process = event.process
+        if process is None:
+            return []
+        key = launch_key(process)
+        if key in self._quiet:
+            return []
+        found = self._process(event)
+        if not found and _chars(key) <= MAX_QUIET_CHARS:
+            if len(self._quiet) >= MAX_QUIET:
+                self._quiet.clear()
+            self._quiet[key] = None
+        return found
 
     def _process(self, event: Event) -> list[Signal]:
         process = event.process

@@ -39,6 +39,7 @@ V = TypeVar("V")
 MAX_ENTITIES = 65_536
 MAX_PROCESSES = 4_096  # per entity, most recent kept
 MAX_TALKS = 4_096  # (process, destination) pairs per entity
+MAX_COPIES = 65_536  # strings shared between the tables (Ties._one)
 SIZE_SLACK = 0.25  # bytes within a quarter of the archive's size (protocol overhead) match
 
 
@@ -53,50 +54,89 @@ RECORDS_STARTS = frozenset(
 SHARED_SESSIONS = frozenset({None, "0", "0x0", "0x3e7", "0x3e4", "0x3e5"})
 
 
-class _Proc(msgspec.Struct):
+# A process: the producer's unique id (a str) where it gives one, else its pid (an int). The
+# two types never compare equal, so no prefix is needed, and the id is the record's own string
+# rather than a new one per event: these keys are most of what the tables below hold.
+ProcKey = str | int
+
+
+class _Proc(msgspec.Struct, gc=False):  # strings and a float: no cycles to collect
     start: float
-    parent: str | None
+    parent: ProcKey | None
     session: str | None
     name: str = ""
 
 
-def process_key(process: Process | None) -> str | None:
+def process_key(process: Process | None) -> ProcKey | None:
     if process is None:
         return None
     if process.uid:
-        return f"u:{process.uid}"
-    return f"p:{process.pid}" if process.pid is not None else None
+        return process.uid
+    return process.pid
+
+
+def _evict_oldest(table: dict[K, V]) -> None:
+    """A plain dict keeps insertion order, so its first key is the oldest; it costs a third of
+    an OrderedDict's memory per entry, and the tables hold thousands of entries per entity."""
+    del table[next(iter(table))]
 
 
 class Ties:
     """Per entity: the processes whose starts were recorded, and who talked where first."""
 
     def __init__(self) -> None:
-        self._procs: OrderedDict[str, OrderedDict[str, _Proc]] = OrderedDict()
-        self._talks: OrderedDict[str, OrderedDict[tuple[str, str], float]] = OrderedDict()
+        self._procs: OrderedDict[str, dict[ProcKey, _Proc]] = OrderedDict()
+        self._talks: OrderedDict[str, dict[tuple[ProcKey, str], float]] = OrderedDict()
+        # One copy of each id, address and name the tables hold: every record decodes its own
+        # copy of its parent's id, and without this each start held a second one. Not
+        # sys.intern: some Pythons make interned strings immortal (3.12 until a fix, free-
+        # threaded builds), and these are the sender's. Bounded: when full it starts again,
+        # which costs sharing, not correctness.
+        self._copies: dict[str, str] = {}
+
+    def _one(self, text: str) -> str:
+        copies = self._copies
+        held = copies.get(text)
+        if held is not None:
+            return held
+        if len(copies) >= MAX_COPIES:
+            copies.clear()
+        copies[text] = text
+        return text
+
+    def _key(self, process: Process | None) -> ProcKey | None:
+        own = process_key(process)
+        return self._one(own) if isinstance(own, str) else own
 
     def observe(self, event: Event, key: str) -> None:
         process = event.process
         if event.kind is Kind.PROCESS and event.activity is Activity.LAUNCH:
-            own = process_key(process)
+            own = self._key(process)
             if own is None or process is None:
                 return
             table = _table(self._procs, key)
+            table.pop(own, None)  # a start seen again is the most recent
             table[own] = _Proc(
-                event.time, process_key(process.parent), process.session, exe_name(process.path)
+                event.time,
+                self._key(process.parent),
+                process.session,
+                self._one(exe_name(process.path)),  # a few names, each held thousands of times
             )
-            table.move_to_end(own)
             if len(table) > MAX_PROCESSES:
-                table.popitem(last=False)
+                _evict_oldest(table)
         elif event.kind is Kind.NETWORK and event.dst_endpoint is not None:
             own = process_key(process)
             ip = event.dst_endpoint.ip
             if own is None or not ip:
                 return
             talks = _table(self._talks, key)
-            talks.setdefault((own, ip), event.time)
+            if (own, ip) in talks:
+                return  # first contacts only
+            if isinstance(own, str):
+                own = self._one(own)
+            talks[own, self._one(ip)] = event.time
             if len(talks) > MAX_TALKS:
-                talks.popitem(last=False)
+                _evict_oldest(talks)
 
     def forget(self, key: str) -> None:
         self._procs.pop(key, None)
@@ -129,8 +169,8 @@ class Ties:
         """The episode with only the transfers tied to its archives; the rest as context."""
         if not episode.transfers or not episode.archives:
             return episode
-        procs = self._procs.get(episode.entity.key, OrderedDict())
-        talks = self._talks.get(episode.entity.key, OrderedDict())
+        procs = self._procs.get(episode.entity.key, {})
+        talks = self._talks.get(episode.entity.key, {})
         episode = _resolve_names(episode, talks, internal)
         start = episode.first_archive - skew
         # A container started by the archiver's tree with a volume: its traffic leaves through
@@ -164,7 +204,7 @@ class Ties:
 
 def _resolve_names(
     episode: Episode,
-    talks: OrderedDict[tuple[str, str], float],
+    talks: dict[tuple[ProcKey, str], float],
     internal: Callable[[str], bool],
 ) -> Episode:
     """An upload to a URL host is internal when every connection its process made went to an
@@ -179,7 +219,7 @@ def _resolve_names(
             and dst
             and not dst.ip
             and not dst.internal
-            and sender
+            and sender is not None  # pid 0 is a process too
         ):
             ips = [ip for (who, ip) in talks if who == sender]
             if ips and all(internal(ip) for ip in ips):
@@ -194,10 +234,10 @@ def _resolve_names(
     return msgspec.structs.replace(episode, transfers=transfers, external=external)
 
 
-def _table(tables: OrderedDict[str, OrderedDict[K, V]], key: str) -> OrderedDict[K, V]:
+def _table(tables: OrderedDict[str, dict[K, V]], key: str) -> dict[K, V]:
     table = tables.get(key)
     if table is None:
-        table = tables[key] = OrderedDict()
+        table = tables[key] = {}
         if len(tables) > MAX_ENTITIES:
             tables.popitem(last=False)
     tables.move_to_end(key)
@@ -207,8 +247,8 @@ def _table(tables: OrderedDict[str, OrderedDict[K, V]], key: str) -> OrderedDict
 def _tied(
     transfer: Signal,
     episode: Episode,
-    procs: OrderedDict[str, _Proc],
-    talks: OrderedDict[tuple[str, str], float],
+    procs: dict[ProcKey, _Proc],
+    talks: dict[tuple[ProcKey, str], float],
     start: float,
     host: bool,
 ) -> bool:
@@ -230,18 +270,20 @@ def _tied(
 
 
 def _related_to_archive(
-    signal: Signal, episode: Episode, procs: OrderedDict[str, _Proc], start: float
+    signal: Signal, episode: Episode, procs: dict[ProcKey, _Proc], start: float
 ) -> bool:
     sender = process_key(signal.event.process)
     if sender is None:
         return False
     archivers = {
-        k for s in episode.archives if s.kind in ARCHIVING and (k := process_key(s.event.process))
+        k
+        for s in episode.archives
+        if s.kind in ARCHIVING and (k := process_key(s.event.process)) is not None
     }
     return any(_related(sender, a, procs, start) for a in archivers)
 
 
-def _related(sender: str, archiver: str, procs: OrderedDict[str, _Proc], start: float) -> bool:
+def _related(sender: ProcKey, archiver: ProcKey, procs: dict[ProcKey, _Proc], start: float) -> bool:
     if sender == archiver:
         return True
     mine = procs.get(sender)
@@ -258,8 +300,8 @@ def _related(sender: str, archiver: str, procs: OrderedDict[str, _Proc], start: 
     return shared and theirs is not None and mine.session == theirs.session
 
 
-def _ancestors(key: str, procs: OrderedDict[str, _Proc]) -> list[str]:
-    out: list[str] = []
+def _ancestors(key: ProcKey, procs: dict[ProcKey, _Proc]) -> list[ProcKey]:
+    out: list[ProcKey] = []
     current = procs.get(key)
     while current is not None and current.parent is not None and len(out) < 32:
         out.append(current.parent)

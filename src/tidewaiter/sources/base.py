@@ -201,21 +201,24 @@ class Source(ABC):
 
 def read_lines(source: Source, path: str, stream: BinaryIO, report: ReadReport) -> Iterator[Event]:
     decoder = source.decoder(path)
+    feed, name, comment = decoder.feed, source.name, source.comment_prefix
     lineno = 0
     for lineno, line in enumerate(stream, start=1):
-        if not line.strip():
+        # isspace, not strip: strip copies every line (records run to kilobytes) to test it
+        if not line or line.isspace():
             continue
-        ref = RawRef(source.name, path, line=lineno)
-        if source.comment_prefix is not None and line.startswith(source.comment_prefix):
-            yield from guarded(decoder.feed, line, ref, report, count=False)
+        ref = RawRef(name, path, line=lineno)
+        if comment is not None and line.startswith(comment):
+            yield from decode_line(feed, line, ref, report, count=False)
             continue
         if decoder.starts_record(line):
             report.records += 1
-        accounted = report.accounted
-        events = list(guarded(decoder.feed, line, ref, report, count=False))
-        if not events and not decoder.assembling and report.accounted == accounted:
+        accounted = report.problems - report.abandoned  # report.accounted, inlined: every line
+        events = decode_line(feed, line, ref, report, count=False)
+        if events:
+            yield from events
+        elif not decoder.assembling and report.problems - report.abandoned == accounted:
             report.ignored += 1  # a whole record read, with nothing tidewaiter uses
-        yield from events
     yield from guarded_flush(decoder, path, lineno, report)
 
 
@@ -226,6 +229,13 @@ def guarded(
     feed: Feed, line: bytes, ref: RawRef, report: ReadReport, count: bool = True
 ) -> Iterator[Event]:
     """Run one decoder step, turning any failure into a counted, located problem."""
+    return iter(decode_line(feed, line, ref, report, count))
+
+
+def decode_line(
+    feed: Feed, line: bytes, ref: RawRef, report: ReadReport, count: bool = True
+) -> list[Event]:
+    """``guarded`` as a list: a plain call, where a generator costs a frame per record."""
     try:
         events = list(feed(line, ref))
     except AbandonedRecord as exc:
@@ -233,26 +243,28 @@ def guarded(
         report.abandoned += 1  # an earlier record's problem, not this line's
         if exc.then is not None:
             report.skip(ref.path, location(ref), exc.then)
-            return
+            return []
         events = exc.events
     except ForeignRecord as exc:
         report.other_format(ref.path, str(exc))
-        return
+        return []
     except RecordError as exc:
         other = _other_format(line, ref.source)
         if other is not None:
             report.other_format(ref.path, other)
-            return
+            return []
         report.skip(ref.path, location(ref), str(exc))
-        return
+        return []
     except Exception as exc:  # a parser bug must not lose the rest of the run
         report.skip(ref.path, location(ref), f"unreadable record ({type(exc).__name__}: {exc})")
-        return
-    if not events and count:
-        report.ignored += 1
+        return []
+    if not events:
+        if count:
+            report.ignored += 1
+        return events
     report.events += len(events)
     report.file_events[ref.path] += len(events)
-    yield from events
+    return events
 
 
 def _other_format(line: bytes, source: str) -> str | None:

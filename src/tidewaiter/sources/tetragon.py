@@ -215,7 +215,14 @@ class TetragonDecoder(Decoder):
         if self._start is not None:
             return self._continue(line, ref)
         try:
-            record = _decode(line)
+            # The common record straight away; anything else (a BOM, bad UTF-8, a field of the
+            # wrong type, broken JSON) is decoded again by _decode, which handles each.
+            record: _Record | None = _TYPED.decode(line)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            record = None
+        try:
+            if record is None:
+                record = _decode(line)
         except RecordError:
             if line.strip().removeprefix(BOM) != b"{":  # how pretty-printers open an object
                 raise
