@@ -1,0 +1,309 @@
+"""`hunt --spark`: detection over a fleet's history on Spark, with exactly `detect`'s findings.
+
+The same sources and the same Engine as `detect`, in the stages of `detect --jobs`
+(tidewaiter.parallel), each one a Spark job:
+
+1. Decode, in ``mapPartitions``: the input is cut into parts (``parallel.parts_of``: whole
+   files, and a big file of a routable format read by one task per part, each decoding only the
+   lines routed to it, so every record keeps its line number). Each event is keyed alone where
+   it can be (``parallel.digest``) and kept msgpack-encoded in the cached RDD.
+2. Order: the driver merges the parts' (line, time) lists into the order one process sees the
+   events (``parallel.merge_positions``) and broadcasts it with the clock line (every event's
+   time and host by position: every Engine moves its clocks as one process would). Pods, commits
+   and pushes (which entities must meet) and image registries are per entity: collected small.
+3. Join: the network events are keyed by their source address and sorted by position within it;
+   each address's ownership intervals (who sent from it, from when) are replayed
+   (``parallel.owner_step``) and joined to the network-only flows (Zeek, flow logs) that need an
+   owner, on the executors, every address apart.
+4. Detect: every event goes to partition crc32(its group) % P, sorted by position
+   (``repartitionAndSortWithinPartitions``), and each partition runs one Engine over its groups
+   (``parallel.detect_shard``): entity groups never span partitions.
+5. The findings come back to the driver (they are few), in the order `detect --jobs` delivers
+   them, to the sinks (OCSF JSON lines) and, optionally, Parquet.
+"""
+
+from __future__ import annotations
+
+import sys
+import zlib
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import msgspec
+
+from tidewaiter.events import Event
+from tidewaiter.parallel import (
+    Digest,
+    Groups,
+    Part,
+    ShardResult,
+    alert_order,
+    clocks_in_order,
+    decode_part,
+    detect_shard,
+    digest,
+    first_registries,
+    group_entities,
+    merge_positions,
+    merge_report,
+    owner_step,
+    parts_of,
+)
+from tidewaiter.pipeline import Engine, EngineConfig
+from tidewaiter.run import Outcome, expired_suppressions
+from tidewaiter.sinks import Sink
+from tidewaiter.sources import ReadReport
+from tidewaiter.sources.opening import expand
+
+_EVENT = msgspec.msgpack.Decoder(Event)
+_encode = msgspec.msgpack.Encoder().encode
+
+
+@dataclass
+class _Decoded:
+    """One part, decoded: its events (encoded, in the part's order) and what the plan needs."""
+
+    number: int
+    events: list[bytes]
+    digest: Digest
+    report: ReadReport
+    unreadable: list[str]
+    passed_over: list[str]
+
+
+def hunt_spark(
+    spark: Any,
+    paths: Sequence[str],
+    config: EngineConfig,
+    sinks: Sequence[Sink],
+    fmt: str | None = None,
+    parquet: str | None = None,
+) -> Outcome:
+    """Detection over ``paths`` (files, folders, globs) on the given SparkSession: the alerts
+    and counts of ``detect_files`` over the same paths, alerts delivered in time order."""
+    sc = spark.sparkContext
+    slots = max(1, int(sc.defaultParallelism))
+    outcome = Outcome()
+    outcome.expired = expired_suppressions(Engine(lambda _: None, config))
+    expanded = expand(paths)
+    outcome.unreadable.extend(expanded.problems)
+    parts = parts_of(expanded.files, expanded.listed, fmt, slots)
+    tasks = [[part for part in parts if part.worker == n] for n in range(slots)]
+    tasks = [task for task in tasks if task]
+    if not tasks:
+        return _finish(outcome, [], sinks, fmt, spark, parquet)
+    config_b = sc.broadcast(config)
+    decoded = (
+        sc.parallelize(tasks, len(tasks))
+        .mapPartitions(lambda task: _decode(task, config_b.value))
+        .persist()
+    )
+    try:
+        summaries = decoded.map(_summary).collect()
+        summaries.sort(key=lambda d: d.number)
+        for one in summaries:
+            merge_report(outcome.report, one.report)
+            outcome.unreadable.extend(one.unreadable)
+            outcome.passed_over.extend(one.passed_over)
+        ordered = [replace(part, worker=0) for part in parts]
+        digests = [one.digest for one in summaries]
+        results = _detect(sc, decoded, ordered, digests, config, config_b, slots)
+    finally:
+        decoded.unpersist()
+        config_b.unpersist()
+    for result in results:
+        merge_report(outcome.report, result.report)
+        outcome.ahead_total += result.ahead
+        outcome.ahead.extend(result.ahead_examples[: max(0, 5 - len(outcome.ahead))])
+        outcome.hidden_below_min += result.below_min
+        outcome.suppressed.extend(result.suppressed)
+    outcome.suppressed.sort(key=alert_order)
+    outcome.worker_cpu_s = [result.cpu_s for result in results]
+    alerts = sorted((a for r in results for a in r.alerts), key=alert_order)
+    return _finish(outcome, alerts, sinks, fmt, spark, parquet)
+
+
+def _finish(
+    outcome: Outcome,
+    alerts: list[dict[str, Any]],
+    sinks: Sequence[Sink],
+    fmt: str | None,
+    spark: Any,
+    parquet: str | None,
+) -> Outcome:
+    for alert in alerts:
+        outcome.alerts.append(alert)
+        for sink in sinks:
+            sink.write(alert)
+    outcome.report.check_forced(fmt)
+    if parquet is not None:
+        write_parquet(spark, alerts, parquet)
+    return outcome
+
+
+def _detect(
+    sc: Any,
+    decoded: Any,
+    parts: Sequence[Part],
+    digests: list[Digest],
+    config: EngineConfig,
+    config_b: Any,
+    slots: int,
+) -> list[ShardResult]:
+    if not any(d.times for d in digests):
+        return []
+    positions = merge_positions(parts, digests)
+    times, hosts = clocks_in_order(positions, digests)
+    intern = sys.intern  # one string a host: the broadcast pickles each once
+    order_b = sc.broadcast(
+        _Order(
+            [array("q", p) for p in positions],
+            array("d", times),
+            [intern(h) for h in hosts],
+            first_registries(positions, digests),
+            group_entities(digests),
+        )
+    )
+    try:
+        seeds = {address: f"host:{name.lower()}" for name, address in config.host_addresses}
+        direct = decoded.flatMap(lambda one: _keyed(one, order_b.value, slots))
+        flows = (
+            decoded.flatMap(lambda one: _by_address(one, order_b.value))
+            .repartitionAndSortWithinPartitions(slots, partitionFunc=_address_partition)
+            .mapPartitions(lambda items: _owners(items, seeds, order_b.value, slots))
+        )
+        shards = (
+            direct.union(flows)
+            .repartitionAndSortWithinPartitions(slots, partitionFunc=_shard_partition)
+            .mapPartitions(lambda events: _run(events, config_b.value, order_b.value))
+        )
+        results: list[ShardResult] = shards.collect()
+    finally:
+        order_b.unpersist()
+    return results
+
+
+@dataclass
+class _Order:
+    """What every task needs of the whole input (broadcast): positions, clocks, groups."""
+
+    positions: list[array[int]]  # per part: each event's place in the single-process order
+    times: array[float]  # by position
+    hosts: list[str]  # by position
+    registries: list[tuple[int, str]]
+    groups: Groups
+
+
+# --- the executor side ----------------------------------------------------------------------
+
+
+def _decode(task: Iterable[list[Part]], config: EngineConfig) -> Iterator[_Decoded]:
+    for parts in task:
+        for part in parts:
+            report, unreadable, passed_over = ReadReport(), list[str](), list[str]()
+            events = decode_part(part, report, unreadable, passed_over)
+            yield _Decoded(
+                part.number,
+                [_encode(event) for event in events],
+                digest(events, config),
+                report,
+                unreadable,
+                passed_over,
+            )
+
+
+def _summary(one: _Decoded) -> _Decoded:
+    """What the driver needs of a part: per event only its line, time and host."""
+    d = one.digest
+    light = Digest(d.times, d.hosts, d.lines, [], [], d.pods, d.registries, d.platform)
+    return _Decoded(one.number, [], light, one.report, one.unreadable, one.passed_over)
+
+
+def _slot(key: str, groups: Groups, slots: int) -> int:
+    return zlib.crc32(groups.find(key).encode()) % slots
+
+
+def _keyed(one: _Decoded, order: _Order, slots: int) -> Iterator[tuple[tuple[int, int], bytes]]:
+    """((partition, position), event) for every event whose key it decides alone."""
+    positions = order.positions[one.number]
+    groups = order.groups
+    for index, key in enumerate(one.digest.keys):
+        if key is not None:
+            yield (_slot(key, groups, slots), positions[index]), one.events[index]
+    for index, ip, own_key, fallback, _ in one.digest.network:
+        if own_key is None and ip is None:  # no address to own: its host, as AddressBook
+            yield (_slot(fallback, groups, slots), positions[index]), one.events[index]
+
+
+_Flow = tuple[str | None, str, bool, bytes | None]  # own key, host key, host named, event
+
+
+def _by_address(one: _Decoded, order: _Order) -> Iterator[tuple[tuple[str, int], _Flow]]:
+    """((address, position), flow) for every network event with a source address: those that
+    teach who holds it, and the network-only flows (carrying the event) that need its owner."""
+    positions = order.positions[one.number]
+    for index, ip, own_key, fallback, host_named in one.digest.network:
+        if ip is not None:
+            event = one.events[index] if own_key is None else None
+            yield (ip, positions[index]), (own_key, fallback, host_named, event)
+
+
+def _address_partition(key: tuple[str, int]) -> int:
+    return zlib.crc32(key[0].encode())
+
+
+def _owners(
+    items: Iterable[tuple[tuple[str, int], _Flow]],
+    seeds: dict[str, str],
+    order: _Order,
+    slots: int,
+) -> Iterator[tuple[tuple[int, int], bytes]]:
+    """Each address's network events in position order (its whole history is in this
+    partition): who owned it when each flow was sent, as one process learns it."""
+    owners = dict(seeds)
+    for (ip, position), (own_key, fallback, host_named, event) in items:
+        key = owner_step(owners, ip, own_key, fallback, host_named)
+        if event is not None:
+            yield (_slot(key, order.groups, slots), position), event
+
+
+def _shard_partition(key: tuple[int, int]) -> int:
+    return key[0]
+
+
+def _run(
+    events: Iterable[tuple[tuple[int, int], bytes]], config: EngineConfig, order: _Order
+) -> Iterator[ShardResult]:
+    mine = ((position, _EVENT.decode(blob)) for (_, position), blob in events)
+    yield detect_shard(mine, config, order.times, order.hosts, order.registries)
+
+
+# --- findings as Parquet --------------------------------------------------------------------
+
+
+def write_parquet(spark: Any, alerts: Sequence[dict[str, Any]], path: str) -> None:
+    """The findings as Parquet: the columns to filter on, and the whole OCSF alert as JSON."""
+    from pyspark.sql.types import LongType, StringType, StructField, StructType
+
+    schema = StructType(
+        [
+            StructField("uid", StringType(), False),
+            StructField("time", LongType(), True),
+            StructField("severity_id", LongType(), True),
+            StructField("title", StringType(), True),
+            StructField("ocsf", StringType(), False),
+        ]
+    )
+    rows = [
+        (
+            str(a["finding_info"]["uid"]),
+            a.get("time"),
+            a.get("severity_id"),
+            a["finding_info"].get("title"),
+            msgspec.json.encode(a).decode(),
+        )
+        for a in alerts
+    ]
+    spark.createDataFrame(rows, schema).coalesce(1).write.mode("overwrite").parquet(path)
