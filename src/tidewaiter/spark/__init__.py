@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 DEFAULT_MASTER = "local[*]"
@@ -33,7 +35,7 @@ def missing() -> str | None:
     return None
 
 
-def session(master: str | None = None, partitions: int | None = None) -> Any:
+def session(master: str | None = None, partitions: int | None = None, quiet: bool = False) -> Any:
     """A SparkSession: the given master, else the one spark-submit set, else every local core.
 
     The Python workers run this interpreter, so they import this same tidewaiter. Local runs
@@ -54,7 +56,12 @@ def session(master: str | None = None, partitions: int | None = None) -> Any:
         )
     if partitions is not None:
         builder = builder.config("spark.sql.shuffle.partitions", str(partitions))
-    return builder.getOrCreate()
+    if quiet:
+        builder = builder.config("spark.ui.showConsoleProgress", "false")
+    spark = builder.getOrCreate()
+    if quiet:
+        spark.sparkContext.setLogLevel("ERROR")
+    return spark
 
 
 def _submitted_conf() -> dict[str, str]:
@@ -62,3 +69,18 @@ def _submitted_conf() -> dict[str, str]:
     from pyspark import SparkConf
 
     return dict(SparkConf().getAll())
+
+
+@contextmanager
+def running(master: str | None = None, quiet: bool = False) -> Iterator[Any]:
+    """A session for one command: stopped at the end unless it was already running (a
+    notebook's, a test session's), which is joined and left as it was."""
+    from pyspark.sql import SparkSession
+
+    joined = SparkSession.getActiveSession() is not None
+    spark = session(master, quiet=quiet)
+    try:
+        yield spark
+    finally:
+        if not joined:
+            spark.stop()

@@ -1,0 +1,113 @@
+"""`hunt --spark` on local[2]: the findings of `detect`, to the evidence's file and line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import assert_same_findings, bench_trace
+from tidewaiter import evaluate
+from tidewaiter.cli.main import main
+from tidewaiter.pipeline import EngineConfig
+from tidewaiter.run import detect_files
+from tidewaiter.spark.hunt import hunt_spark
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios"
+
+
+def _scenario_paths(folder: Path) -> list[str]:
+    return [str(folder / t) for t in evaluate.load(folder).telemetry]
+
+
+def test_each_scenario_gives_detects_findings(spark: Any) -> None:
+    """Each scenario with its own configuration (host addresses, suppressions, windows): one
+    Spark session, one hunt a scenario."""
+    checked = 0
+    for folder in evaluate.discover(SCENARIOS):
+        config = evaluate.engine_config(evaluate.load(folder))
+        paths = _scenario_paths(folder)
+        assert_same_findings(detect_files(paths, config, []), hunt_spark(spark, paths, config, []))
+        checked += 1
+    assert checked >= 60
+
+
+def test_the_whole_scenario_set_at_once(spark: Any) -> None:
+    """Every scenario's files in one hunt: many containers, hosts and flow logs whose owners
+    are joined by address across files."""
+    paths = [p for folder in evaluate.discover(SCENARIOS) for p in _scenario_paths(folder)]
+    one = detect_files(paths, EngineConfig(), [])
+    assert len(one.alerts) > 30
+    assert_same_findings(one, hunt_spark(spark, paths, EngineConfig(), []))
+
+
+def test_the_100k_bench_trace_one_file_and_split(spark: Any, tmp_path: Path) -> None:
+    """The generated Tetragon trace (big enough that Spark routes its lines to two tasks), and
+    the same trace as two nodes' exports merged by time."""
+    trace = tmp_path / "tetragon-100k.jsonl"
+    bench_trace(trace, 100_000)
+    one = detect_files([str(trace)], EngineConfig(), [])
+    assert len(one.alerts) >= 10
+    assert_same_findings(one, hunt_spark(spark, [str(trace)], EngineConfig(), []))
+    lines = trace.read_bytes().splitlines(keepends=True)
+    halves = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]
+    halves[0].write_bytes(b"".join(lines[::2]))
+    halves[1].write_bytes(b"".join(lines[1::2]))
+    split = [str(p) for p in halves]
+    assert_same_findings(
+        detect_files(split, EngineConfig(), []), hunt_spark(spark, split, EngineConfig(), [])
+    )
+
+
+def test_a_routed_file_with_pretty_printed_records_keeps_its_lines(
+    spark: Any, tmp_path: Path
+) -> None:
+    """Records spread over several lines cannot be routed alone: they are read whole, once, at
+    their own line, while the one-line records around them are split over the tasks."""
+    trace = tmp_path / "compact.jsonl"
+    bench_trace(trace, 4_000)
+    mixed = tmp_path / "mixed.json"
+    with mixed.open("wb") as out:
+        for number, line in enumerate(trace.read_bytes().splitlines()):
+            pretty = number % 7 == 3
+            out.write((json.dumps(json.loads(line), indent=2).encode() if pretty else line) + b"\n")
+    assert mixed.stat().st_size >= 4 << 20  # big enough to be routed
+    one = detect_files([str(mixed)], EngineConfig(), [])
+    assert one.report.skipped_total == 0
+    assert_same_findings(one, hunt_spark(spark, [str(mixed)], EngineConfig(), []))
+
+
+def test_unreadable_inputs_are_named_as_detect_names_them(spark: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "README").write_text("not telemetry\n")
+    paths = [str(folder), str(tmp_path / "missing.jsonl"), str(tmp_path / "none-*.jsonl")]
+    one = detect_files(paths, EngineConfig(), [])
+    hunted = hunt_spark(spark, paths, EngineConfig(), [])
+    assert hunted.unreadable == one.unreadable
+    assert len(hunted.unreadable) == 2
+    assert hunted.passed_over == one.passed_over
+    assert hunted.alerts == []
+
+
+def test_hunt_on_the_command_line_writes_detects_alerts_and_parquet(
+    spark: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = [str(p) for p in sorted(SCENARIOS.rglob("*.jsonl"))]
+    assert main(["detect", "--json", *paths]) == 0
+    expected = sorted(capsys.readouterr().out.splitlines())
+    assert expected
+    out, parquet = tmp_path / "alerts.jsonl", tmp_path / "alerts.parquet"
+    flags = ["--spark", "--master", "local[2]", "--out", str(out), "--parquet", str(parquet)]
+    assert main(["hunt", *flags, "--quiet", *paths]) == 0
+    assert sorted(out.read_text().splitlines()) == expected
+    table = spark.read.parquet(str(parquet)).orderBy("uid").collect()
+    by_uid = {json.loads(line)["finding_info"]["uid"]: json.loads(line) for line in expected}
+    assert [row.uid for row in table] == sorted(by_uid)
+    assert [json.loads(row.ocsf) for row in table] == [by_uid[row.uid] for row in table]
+    assert main(["hunt", "--parquet", str(parquet), *paths]) == 2
+    assert "--parquet needs --spark" in capsys.readouterr().err
+    assert spark.sparkContext._jsc is not None  # the command left the session it joined running
