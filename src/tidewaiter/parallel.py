@@ -47,11 +47,13 @@ import msgspec
 from tidewaiter.alerts import to_ocsf
 from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.analytics import Finding
+from tidewaiter.detection.baseline import Baselines
+from tidewaiter.detection.baseline import encode as encode_profile
 from tidewaiter.detection.signals import Detector, SignalKind
 from tidewaiter.events import Event, Kind
-from tidewaiter.identity import POD_PREFIX, registry_of
+from tidewaiter.identity import POD_PREFIX, registry_of, workload_key
 from tidewaiter.pipeline import Engine, EngineConfig, unanalysable
-from tidewaiter.run import Outcome, expired_suppressions
+from tidewaiter.run import Outcome, expired_suppressions, workload_of
 from tidewaiter.sinks import Sink
 from tidewaiter.sources import SNIFF_BYTES, ReadReport, UnknownFormat, get, open_events, sniff
 from tidewaiter.sources.base import MAX_EXAMPLES, Source, read_lines
@@ -99,10 +101,14 @@ class Digest:
     pods: set[tuple[str, str, str]] = field(default_factory=set)  # (key, namespace, pod)
     registries: dict[str, int] = field(default_factory=dict)  # registry -> first index
     platform: set[str] = field(default_factory=set)
+    # Learning baselines: (key, a part of a workload key it may learn under). The containers of
+    # one workload learn into one profile, so they must meet in one Engine.
+    workloads: set[tuple[str, str]] = field(default_factory=set)
 
 
-def digest(events: Iterable[Event], config: EngineConfig) -> Digest:
-    """Key each event as the Engine would where the event alone decides it."""
+def digest(events: Iterable[Event], config: EngineConfig, workloads: bool = False) -> Digest:
+    """Key each event as the Engine would where the event alone decides it; with
+    ``workloads``, also note the workloads its container may learn under."""
     detector = Detector(AddressPolicy(config.internal_cidrs, config.external_cidrs))
     out = Digest()
     clocks: dict[str, str] = {}
@@ -126,6 +132,10 @@ def digest(events: Iterable[Event], config: EngineConfig) -> Digest:
                 out.pods.add((key, namespace, rest.partition("/")[0]))
             if container.image is not None and container.image.name:
                 out.registries.setdefault(registry_of(container.image.name), index)
+            if workloads:
+                # Every part (owner, image): an identity merged from several records joins them.
+                for token in workload_key(container).split(" "):
+                    out.workloads.add((key, f"workload:{token}"))
         else:
             key = f"host:{(event.host or 'unknown host').lower()}"
         if event.kind is Kind.NETWORK:
@@ -219,13 +229,16 @@ def owner_step(
 
 def group_entities(digests: Iterable[Digest]) -> Groups:
     """Entities that must meet in one Engine: a pod's audit-log name and its runtime containers;
-    everything that commits or pushes (a push is judged with the last commit on its host)."""
+    everything that commits or pushes (a push is judged with the last commit on its host); when
+    learning, the containers of one workload."""
     groups = Groups()
     for d in digests:
         for key, namespace, pod in d.pods:
             groups.union(key, f"pod:{namespace}/{pod}")
         for key in d.platform:
             groups.union(key, PLATFORM)
+        for key, workload in d.workloads:
+            groups.union(key, workload)
     return groups
 
 
@@ -440,6 +453,11 @@ class ShardResult:
     ahead: int
     ahead_examples: list[str]
     cpu_s: float = 0.0  # this worker's CPU time, for the measurements (bench/jobs.py)
+    # Learning baselines: each finding's (workload, suppressed by) by uid, to store it as
+    # detect --db does; the profiles learned (encoded, by workload); windows that alerted.
+    stored: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    profiles: dict[str, bytes] = field(default_factory=dict)
+    flagged_windows: int = 0
 
 
 def decode_part(
@@ -520,23 +538,34 @@ def detect_shard(
     times: Sequence[float],
     hosts: Sequence[str],
     registries: Sequence[tuple[int, str]],
+    baselines: Baselines | None = None,
 ) -> ShardResult:
     """An Engine over one shard's events (position, event), in position order; every other
     event of the input moves its host's clock, and every registry is noted, where one process
-    would. ``times`` and ``hosts`` are every event's, by position."""
+    would. ``times`` and ``hosts`` are every event's, by position. With ``baselines``, the
+    Engine learns into them (every workload of the shard wholly in it)."""
     alerts: list[dict[str, Any]] = []
     suppressed: list[dict[str, Any]] = []
+    stored: dict[str, tuple[str | None, str | None]] = {}
 
     def deliver(finding: Finding) -> None:
-        alerts.append(to_ocsf(finding))
+        alert = to_ocsf(finding)
+        alerts.append(alert)
+        if baselines is not None:
+            stored[alert["finding_info"]["uid"]] = (workload_of(finding), None)
 
     def hold(finding: Finding) -> None:
-        suppressed.append(to_ocsf(finding))
+        alert = to_ocsf(finding)
+        suppressed.append(alert)
+        if baselines is not None:
+            stored[alert["finding_info"]["uid"]] = (workload_of(finding), finding.suppressed_by)
 
     report = ReadReport()
-    engine = Engine(deliver, config, on_suppressed=hold, on_error=unanalysable(report))
+    engine = Engine(
+        deliver, config, on_suppressed=hold, on_error=unanalysable(report), baselines=baselines
+    )
     ceiling = engine.time_ceiling()  # records dated past it are clamped, as process does
-    advance = engine.correlator.advance
+    advance = engine.correlator.advance if baselines is None else engine.pass_by
     mine = iter(events)
     own = next(mine, None)
     notes = iter(registries)
@@ -555,6 +584,11 @@ def detect_shard(
         engine.identities.note_registry(note[1])
         note = next(notes, None)
     engine.flush()
-    return ShardResult(
+    result = ShardResult(
         alerts, suppressed, engine.suppressed_below_min, report, engine.ahead, engine.ahead_examples
     )
+    if baselines is not None:
+        result.stored = stored
+        result.profiles = {w: encode_profile(baselines.profiles[w]) for w in baselines.changed}
+        result.flagged_windows = baselines.flagged_windows
+    return result

@@ -35,11 +35,18 @@ def missing() -> str | None:
     return None
 
 
-def session(master: str | None = None, partitions: int | None = None, quiet: bool = False) -> Any:
+def session(
+    master: str | None = None,
+    partitions: int | None = None,
+    quiet: bool = False,
+    conf: dict[str, str] | None = None,
+) -> Any:
     """A SparkSession: the given master, else the one spark-submit set, else every local core.
 
     The Python workers run this interpreter, so they import this same tidewaiter. Local runs
-    bind to the loopback address and start no web UI."""
+    bind to the loopback address and start no web UI; ``quiet`` keeps Spark's progress bars and
+    warnings off the terminal (a command prints its own summary). ``conf`` is set before the
+    JVM starts (spark.driver.memory can only be set then)."""
     why = missing()
     if why is not None:
         raise SparkUnavailable(why)
@@ -49,6 +56,7 @@ def session(master: str | None = None, partitions: int | None = None, quiet: boo
     effective = master or _submitted_conf().get("spark.master") or DEFAULT_MASTER
     builder = SparkSession.builder.appName("tidewaiter").master(effective)
     if effective.startswith("local"):
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")  # read as the JVM starts
         builder = (
             builder.config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
@@ -58,6 +66,8 @@ def session(master: str | None = None, partitions: int | None = None, quiet: boo
         builder = builder.config("spark.sql.shuffle.partitions", str(partitions))
     if quiet:
         builder = builder.config("spark.ui.showConsoleProgress", "false")
+    for name, value in (conf or {}).items():
+        builder = builder.config(name, value)
     spark = builder.getOrCreate()
     if quiet:
         spark.sparkContext.setLogLevel("ERROR")

@@ -28,11 +28,14 @@ import sys
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import msgspec
 
+from tidewaiter.detection.baseline import Baselines, Profile
+from tidewaiter.detection.baseline import decode as decode_profile
+from tidewaiter.detection.baseline import encode as encode_profile
 from tidewaiter.events import Event
 from tidewaiter.parallel import (
     Digest,
@@ -83,6 +86,46 @@ def hunt_spark(
 ) -> Outcome:
     """Detection over ``paths`` (files, folders, globs) on the given SparkSession: the alerts
     and counts of ``detect_files`` over the same paths, alerts delivered in time order."""
+    outcome, results = _stages(spark, paths, config, fmt, None)
+    alerts = sorted((a for r in results for a in r.alerts), key=alert_order)
+    return _finish(outcome, alerts, sinks, fmt, spark, parquet)
+
+
+@dataclass
+class Learned:
+    outcome: Outcome
+    profiles: dict[str, Profile]  # the workloads whose baseline this run changed
+    flagged_windows: int
+    # Each finding's (workload, suppressed by), by uid: to store it as detect --db does.
+    stored: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+
+
+def learn_spark(
+    spark: Any,
+    paths: Sequence[str],
+    config: EngineConfig,
+    known: dict[str, Profile],
+    fmt: str | None = None,
+) -> Learned:
+    """`baseline learn` on Spark: every workload's baseline learned over ``paths``, from the
+    ``known`` profiles on, as one process learns them (the containers of a workload meet in one
+    Engine, whose baseline windows close by every event's time). The findings of the period
+    come back with the workload each is stored under (``Outcome.alerts`` in time order)."""
+    outcome, results = _stages(spark, paths, config, fmt, known)
+    outcome.alerts = sorted((a for r in results for a in r.alerts), key=alert_order)
+    outcome.report.check_forced(fmt)
+    profiles = {w: decode_profile(blob) for r in results for w, blob in r.profiles.items()}
+    stored = {uid: kept for r in results for uid, kept in r.stored.items()}
+    return Learned(outcome, profiles, sum(r.flagged_windows for r in results), stored)
+
+
+def _stages(
+    spark: Any,
+    paths: Sequence[str],
+    config: EngineConfig,
+    fmt: str | None,
+    known: dict[str, Profile] | None,
+) -> tuple[Outcome, list[ShardResult]]:
     sc = spark.sparkContext
     slots = max(1, int(sc.defaultParallelism))
     outcome = Outcome()
@@ -93,11 +136,12 @@ def hunt_spark(
     tasks = [[part for part in parts if part.worker == n] for n in range(slots)]
     tasks = [task for task in tasks if task]
     if not tasks:
-        return _finish(outcome, [], sinks, fmt, spark, parquet)
+        return outcome, []
+    learning = known is not None
     config_b = sc.broadcast(config)
     decoded = (
         sc.parallelize(tasks, len(tasks))
-        .mapPartitions(lambda task: _decode(task, config_b.value))
+        .mapPartitions(lambda task: _decode(task, config_b.value, learning))
         .persist()
     )
     try:
@@ -109,7 +153,7 @@ def hunt_spark(
             outcome.passed_over.extend(one.passed_over)
         ordered = [replace(part, worker=0) for part in parts]
         digests = [one.digest for one in summaries]
-        results = _detect(sc, decoded, ordered, digests, config, config_b, slots)
+        results = _detect(sc, decoded, ordered, digests, config, config_b, slots, known)
     finally:
         decoded.unpersist()
         config_b.unpersist()
@@ -121,8 +165,7 @@ def hunt_spark(
         outcome.suppressed.extend(result.suppressed)
     outcome.suppressed.sort(key=alert_order)
     outcome.worker_cpu_s = [result.cpu_s for result in results]
-    alerts = sorted((a for r in results for a in r.alerts), key=alert_order)
-    return _finish(outcome, alerts, sinks, fmt, spark, parquet)
+    return outcome, results
 
 
 def _finish(
@@ -151,6 +194,7 @@ def _detect(
     config: EngineConfig,
     config_b: Any,
     slots: int,
+    known: dict[str, Profile] | None,
 ) -> list[ShardResult]:
     if not any(d.times for d in digests):
         return []
@@ -166,6 +210,7 @@ def _detect(
             group_entities(digests),
         )
     )
+    known_b = None if known is None else sc.broadcast(known)
     try:
         seeds = {address: f"host:{name.lower()}" for name, address in config.host_addresses}
         direct = decoded.flatMap(lambda one: _keyed(one, order_b.value, slots))
@@ -177,11 +222,13 @@ def _detect(
         shards = (
             direct.union(flows)
             .repartitionAndSortWithinPartitions(slots, partitionFunc=_shard_partition)
-            .mapPartitions(lambda events: _run(events, config_b.value, order_b.value))
+            .mapPartitions(lambda events: _run(events, config_b.value, order_b.value, known_b))
         )
         results: list[ShardResult] = shards.collect()
     finally:
         order_b.unpersist()
+        if known_b is not None:
+            known_b.unpersist()
     return results
 
 
@@ -199,7 +246,7 @@ class _Order:
 # --- the executor side ----------------------------------------------------------------------
 
 
-def _decode(task: Iterable[list[Part]], config: EngineConfig) -> Iterator[_Decoded]:
+def _decode(task: Iterable[list[Part]], config: EngineConfig, learning: bool) -> Iterator[_Decoded]:
     for parts in task:
         for part in parts:
             report, unreadable, passed_over = ReadReport(), list[str](), list[str]()
@@ -207,7 +254,7 @@ def _decode(task: Iterable[list[Part]], config: EngineConfig) -> Iterator[_Decod
             yield _Decoded(
                 part.number,
                 [_encode(event) for event in events],
-                digest(events, config),
+                digest(events, config, workloads=learning),
                 report,
                 unreadable,
                 passed_over,
@@ -217,7 +264,7 @@ def _decode(task: Iterable[list[Part]], config: EngineConfig) -> Iterator[_Decod
 def _summary(one: _Decoded) -> _Decoded:
     """What the driver needs of a part: per event only its line, time and host."""
     d = one.digest
-    light = Digest(d.times, d.hosts, d.lines, [], [], d.pods, d.registries, d.platform)
+    light = Digest(d.times, d.hosts, d.lines, [], [], d.pods, d.registries, d.platform, d.workloads)
     return _Decoded(one.number, [], light, one.report, one.unreadable, one.passed_over)
 
 
@@ -274,10 +321,17 @@ def _shard_partition(key: tuple[int, int]) -> int:
 
 
 def _run(
-    events: Iterable[tuple[tuple[int, int], bytes]], config: EngineConfig, order: _Order
+    events: Iterable[tuple[tuple[int, int], bytes]],
+    config: EngineConfig,
+    order: _Order,
+    known: Any,
 ) -> Iterator[ShardResult]:
     mine = ((position, _EVENT.decode(blob)) for (_, position), blob in events)
-    yield detect_shard(mine, config, order.times, order.hosts, order.registries)
+    baselines = None
+    if known is not None:  # `baseline learn`: the whole period trusted, alerts included
+        baselines = Baselines(learn=True, exclude_flagged=False)
+        baselines.profiles = {w: decode_profile(encode_profile(p)) for w, p in known.value.items()}
+    yield detect_shard(mine, config, order.times, order.hosts, order.registries, baselines)
 
 
 # --- findings as Parquet --------------------------------------------------------------------
