@@ -111,3 +111,34 @@ def test_hunt_on_the_command_line_writes_detects_alerts_and_parquet(
     assert main(["hunt", "--parquet", str(parquet), *paths]) == 2
     assert "--parquet needs --spark" in capsys.readouterr().err
     assert spark.sparkContext._jsc is not None  # the command left the session it joined running
+
+
+def test_uris_are_listed_and_read_through_hadoop_as_detect_reads_the_paths(
+    spark: Any, tmp_path: Path
+) -> None:
+    """A folder, a glob and missing files named by URI (file:// here; s3a://, abfss:// on a
+    cluster), read through Spark's Hadoop file systems: detect's findings, the events naming
+    their file by its URI."""
+    folder = tmp_path / "fleet"
+    for scenario in evaluate.discover(SCENARIOS)[:20]:
+        for name in evaluate.load(scenario).telemetry:
+            target = folder / scenario.name / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes((scenario / name).read_bytes())
+    (folder / "_SUCCESS").write_text("")  # a Hadoop job's marker: not telemetry, not listed
+    one = detect_files([str(folder)], EngineConfig(), [])
+    assert len(one.alerts) > 5
+    uris = [f"file://{folder}", f"file://{tmp_path}/none-*.jsonl", f"file://{tmp_path}/gone"]
+    hunted = hunt_spark(spark, uris, EngineConfig(), [])
+
+    def local(alerts: list[dict[str, Any]]) -> str:
+        ordered = sorted(alerts, key=lambda a: str(a["finding_info"]["uid"]))
+        return json.dumps(ordered, sort_keys=True).replace(f"file:{folder}", str(folder))
+
+    assert local(hunted.alerts) == local(one.alerts)
+    assert f"file:{folder}/" in json.dumps(hunted.alerts)
+    assert hunted.report.summary() == one.report.summary()
+    assert hunted.unreadable == [
+        f"file://{tmp_path}/none-*.jsonl: no file matches this pattern",
+        f"file://{tmp_path}/gone: cannot read (No such file)",
+    ]

@@ -59,6 +59,7 @@ from tidewaiter.run import Outcome, expired_suppressions
 from tidewaiter.sinks import Sink
 from tidewaiter.sources import ReadReport
 from tidewaiter.sources.opening import expand
+from tidewaiter.spark.remote import is_uri, list_files, read_whole
 
 _EVENT = msgspec.msgpack.Decoder(Event)
 _encode = msgspec.msgpack.Encoder().encode
@@ -130,20 +131,32 @@ def _stages(
     slots = max(1, int(sc.defaultParallelism))
     outcome = Outcome()
     outcome.expired = expired_suppressions(Engine(lambda _: None, config))
-    expanded = expand(paths)
-    outcome.unreadable.extend(expanded.problems)
+    expanded = expand([path for path in paths if not is_uri(path)])
+    uris = list_files(sc, [path for path in paths if is_uri(path)])
+    outcome.unreadable.extend(expanded.problems + uris.problems)
     parts = parts_of(expanded.files, expanded.listed, fmt, slots)
     tasks = [[part for part in parts if part.worker == n] for n in range(slots)]
     tasks = [task for task in tasks if task]
-    if not tasks:
+    for uri in uris.files:  # read whole, after the local files in the merge order
+        number = len(parts)
+        parts.append(Part(number, number, uri, fmt, 0, listed=uri in uris.listed))
+    if len(parts) == 0:
         return outcome, []
     learning = known is not None
     config_b = sc.broadcast(config)
-    decoded = (
-        sc.parallelize(tasks, len(tasks))
-        .mapPartitions(lambda task: _decode(task, config_b.value, learning))
-        .persist()
-    )
+    inputs = []
+    if tasks:
+        local = sc.parallelize(tasks, len(tasks))
+        inputs.append(local.mapPartitions(lambda task: _decode(task, config_b.value, learning)))
+    if uris.files:
+        remote_parts = {part.path: part for part in parts[len(parts) - len(uris.files) :]}
+        whole = sc.binaryFiles(",".join(uris.files), max(slots, 1))
+        inputs.append(
+            whole.mapPartitions(
+                lambda files: _decode_whole(files, remote_parts, fmt, config_b.value, learning)
+            )
+        )
+    decoded = sc.union(inputs).persist()
     try:
         summaries = decoded.map(_summary).collect()
         summaries.sort(key=lambda d: d.number)
@@ -259,6 +272,26 @@ def _decode(task: Iterable[list[Part]], config: EngineConfig, learning: bool) ->
                 unreadable,
                 passed_over,
             )
+
+
+def _decode_whole(
+    files: Iterable[tuple[str, bytes]],
+    parts: dict[str, Part],
+    fmt: str | None,
+    config: EngineConfig,
+    learning: bool,
+) -> Iterator[_Decoded]:
+    for uri, events, report, problems, unknown in read_whole(files, fmt):
+        part = parts[uri]
+        passed = unknown and part.listed  # in a folder or a glob and in no format: not an error
+        yield _Decoded(
+            part.number,
+            [_encode(event) for event in events],
+            digest(events, config, workloads=learning),
+            report,
+            [] if passed else problems,
+            problems if passed else [],
+        )
 
 
 def _summary(one: _Decoded) -> _Decoded:
