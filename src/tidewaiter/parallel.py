@@ -104,6 +104,7 @@ class Digest:
     # Learning baselines: (key, a part of a workload key it may learn under). The containers of
     # one workload learn into one profile, so they must meet in one Engine.
     workloads: set[tuple[str, str]] = field(default_factory=set)
+    flows: int = 0  # network-only flows with a source address (counted for hunt --spark's plan)
 
 
 def digest(events: Iterable[Event], config: EngineConfig, workloads: bool = False) -> Digest:
@@ -142,6 +143,7 @@ def digest(events: Iterable[Event], config: EngineConfig, workloads: bool = Fals
             ip = event.src_endpoint.ip if event.src_endpoint else None
             if container is None:
                 out.network.append((index, ip, None, key, event.host is not None))
+                out.flows += ip is not None
                 key = None
             else:
                 out.network.append((index, ip, key, key, True))

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import assert_same_findings, bench_trace
+from tests.helpers import assert_same_findings, bench_trace, read
 from tidewaiter import evaluate
 from tidewaiter.cli.main import main
+from tidewaiter.parallel import digest
 from tidewaiter.pipeline import EngineConfig
 from tidewaiter.run import detect_files
 from tidewaiter.spark.hunt import hunt_spark
@@ -39,6 +40,8 @@ def test_the_whole_scenario_set_at_once(spark: Any) -> None:
     """Every scenario's files in one hunt: many containers, hosts and flow logs whose owners
     are joined by address across files."""
     paths = [p for folder in evaluate.discover(SCENARIOS) for p in _scenario_paths(folder)]
+    flows = sum(digest(read(path)[0], EngineConfig()).flows for path in paths)
+    assert flows > 20  # network-only flows (Zeek, flow logs): the join by address is exercised
     one = detect_files(paths, EngineConfig(), [])
     assert len(one.alerts) > 30
     assert_same_findings(one, hunt_spark(spark, paths, EngineConfig(), []))

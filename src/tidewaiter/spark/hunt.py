@@ -16,7 +16,7 @@ The same sources and the same Engine as `detect`, in the stages of `detect --job
    (``parallel.owner_step``) and joined to the network-only flows (Zeek, flow logs) that need an
    owner, on the executors, every address apart.
 4. Detect: every event goes to partition crc32(its group) % P, sorted by position
-   (``repartitionAndSortWithinPartitions``), and each partition runs one Engine over its groups
+   (``partitionBy``; sorted in the task), and each partition runs one Engine over its groups
    (``parallel.detect_shard``): entity groups never span partitions.
 5. The findings come back to the driver (they are few), in the order `detect --jobs` delivers
    them, to the sinks (OCSF JSON lines) and, optionally, Parquet.
@@ -226,16 +226,18 @@ def _detect(
     known_b = None if known is None else sc.broadcast(known)
     try:
         seeds = {address: f"host:{name.lower()}" for name, address in config.host_addresses}
-        direct = decoded.flatMap(lambda one: _keyed(one, order_b.value, slots))
-        flows = (
-            decoded.flatMap(lambda one: _by_address(one, order_b.value))
-            .repartitionAndSortWithinPartitions(slots, partitionFunc=_address_partition)
-            .mapPartitions(lambda items: _owners(items, seeds, order_b.value, slots))
-        )
-        shards = (
-            direct.union(flows)
-            .repartitionAndSortWithinPartitions(slots, partitionFunc=_shard_partition)
-            .mapPartitions(lambda events: _run(events, config_b.value, order_b.value, known_b))
+        keyed = decoded.flatMap(lambda one: _keyed(one, order_b.value, slots))
+        if any(d.flows for d in digests):  # network-only flows to join to their owners
+            flows = (
+                decoded.flatMap(lambda one: _by_address(one, order_b.value))
+                .repartitionAndSortWithinPartitions(slots, partitionFunc=_address_partition)
+                .mapPartitions(lambda items: _owners(items, seeds, order_b.value, slots))
+            )
+            keyed = keyed.union(flows)
+        # Partitioned, not sorted by Spark: its Python sorter spills to disk past
+        # spark.python.worker.memory, and a shard's events are held for the Engine anyway.
+        shards = keyed.partitionBy(slots, _shard_partition).mapPartitions(
+            lambda events: _run(events, config_b.value, order_b.value, known_b)
         )
         results: list[ShardResult] = shards.collect()
     finally:
@@ -298,6 +300,7 @@ def _summary(one: _Decoded) -> _Decoded:
     """What the driver needs of a part: per event only its line, time and host."""
     d = one.digest
     light = Digest(d.times, d.hosts, d.lines, [], [], d.pods, d.registries, d.platform, d.workloads)
+    light.flows = d.flows
     return _Decoded(one.number, [], light, one.report, one.unreadable, one.passed_over)
 
 
@@ -353,13 +356,18 @@ def _shard_partition(key: tuple[int, int]) -> int:
     return key[0]
 
 
+def _first(item: tuple[int, bytes]) -> int:
+    return item[0]
+
+
 def _run(
     events: Iterable[tuple[tuple[int, int], bytes]],
     config: EngineConfig,
     order: _Order,
     known: Any,
 ) -> Iterator[ShardResult]:
-    mine = ((position, _EVENT.decode(blob)) for (_, position), blob in events)
+    held = sorted(((position, blob) for (_, position), blob in events), key=_first)
+    mine = ((position, _EVENT.decode(blob)) for position, blob in held)
     baselines = None
     if known is not None:  # `baseline learn`: the whole period trusted, alerts included
         baselines = Baselines(learn=True, exclude_flagged=False)
