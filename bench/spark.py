@@ -6,7 +6,8 @@
 Each run is a fresh interpreter: `detect` (tidewaiter.run.detect_files, one process), then
 tidewaiter.spark.hunt.hunt_spark on each master. Wall time is the hunt alone (the session is
 started before it; its start-up is given apart); CPU seconds are the whole process tree's
-(driver, Spark's JVM, its Python workers), read from /proc before the session stops. Every
+(driver, Spark's JVM, its Python workers), read from /proc before the session stops, and so
+is peak memory: the sum of each live process's own peak (VmHWM), an upper bound. Every
 run's findings (alerts and suppressed, whole, sorted by uid) and read summary are compared
 with detect's: the script fails if any differs. The machine may be shared: wall figures measure
 the neighbours too, CPU figures much less so.
@@ -29,8 +30,9 @@ from generate import generate
 OUT = Path(__file__).resolve().parent / "out"
 
 
-def _tree_cpu() -> float:
-    """CPU seconds of this process and every descendant alive or reaped (cutime, cstime)."""
+def _tree() -> tuple[float, float]:
+    """CPU seconds of this process and every descendant alive or reaped (cutime, cstime), and
+    the sum of the live ones' peak memory in MB (each process's own peak: an upper bound)."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -44,12 +46,19 @@ def _tree_cpu() -> float:
             continue
         parents[int(entry)] = int(fields[1])
         times[int(entry)] = sum(int(f) for f in fields[11:15]) / tick
-    total, todo = 0.0, [os.getpid()]
+    total, peak, todo = 0.0, 0.0, [os.getpid()]
     while todo:
         pid = todo.pop()
         total += times.get(pid, 0.0)
         todo.extend(child for child, parent in parents.items() if parent == pid)
-    return total
+        try:
+            with open(f"/proc/{pid}/status") as status:
+                peak += next(
+                    (int(line.split()[1]) for line in status if line.startswith("VmHWM:")), 0
+                )
+        except OSError:
+            continue
+    return total, peak / 1024
 
 
 def _findings(outcome: Any) -> dict[str, Any]:
@@ -81,7 +90,7 @@ def _child(path: str, master: str | None) -> dict[str, Any]:
         started = time.perf_counter()
         outcome = hunt_spark(spark, [path], EngineConfig(), [])
         wall = time.perf_counter() - started
-    cpu = _tree_cpu()
+    cpu, peak = _tree()
     findings = _findings(outcome)
     blob = json.dumps(findings, sort_keys=True).encode()
     (OUT / f"spark-findings-{master or 'detect'}.json").write_bytes(blob)
@@ -94,6 +103,7 @@ def _child(path: str, master: str | None) -> dict[str, Any]:
         "wall_s": round(wall, 1),
         "session_start_s": round(start_s, 1),
         "cpu_s": round(cpu, 1),
+        "peak_mb": round(peak),
         "events_per_wall_s": round(outcome.report.events / wall),
         "findings_sha256": hashlib.sha256(blob).hexdigest(),
     }
@@ -132,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
             f"  {result['run']:>8}: {result['events']} events, {result['alerts']} alerts,"
             f" {result['wall_s']} s wall ({result['events_per_wall_s']}/s),"
             f" +{result['session_start_s']} s session start, {result['cpu_s']} CPU-s,"
+            f" peak {result['peak_mb']} MB (all processes),"
             f" same findings as detect: {result['same_as_detect']}",
             flush=True,
         )
