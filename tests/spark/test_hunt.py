@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,41 @@ def test_uris_are_listed_and_read_through_hadoop_as_detect_reads_the_paths(
         f"file://{tmp_path}/none-*.jsonl: no file matches this pattern",
         f"file://{tmp_path}/gone: cannot read (No such file)",
     ]
+
+
+def test_telemetry_kept_as_parquet_reads_as_its_files(spark: Any, tmp_path: Path) -> None:
+    """Each JSON-lines telemetry file of 25 scenarios copied into a Parquet table, one record a
+    row (as a lake keeps a topic's `value`): the findings of detect over the files, each event
+    naming its Parquet file and row."""
+    sources = [
+        Path(os.path.abspath(folder / name))
+        for folder in evaluate.discover(SCENARIOS)[:25]
+        for name in evaluate.load(folder).telemetry
+        if str(name).endswith(".jsonl")
+    ]
+    renamed: dict[str, str] = {}
+    for number, source in enumerate(sources):
+        rows = [(line.decode(),) for line in source.read_bytes().splitlines()]
+        table = tmp_path / "lake" / f"t{number:03d}.parquet"
+        spark.createDataFrame(rows, "value string").coalesce(1).write.parquet(str(table))
+        (written,) = table.glob("part-*.parquet")
+        renamed[str(written)] = str(source)
+    no_records = spark.createDataFrame([(1, 2)], "a int, b int").coalesce(1)
+    no_records.write.parquet(str(tmp_path / "other.parquet"))
+    one = detect_files([str(p) for p in sources], EngineConfig(), [])
+    assert len(one.alerts) > 5
+    hunted = hunt_spark(
+        spark, [str(tmp_path / "lake"), str(tmp_path / "other.parquet")], EngineConfig(), []
+    )
+
+    def named(alerts: list[dict[str, Any]], names: dict[str, str]) -> str:
+        text = json.dumps(sorted(alerts, key=lambda a: str(a["finding_info"]["uid"])))
+        for parquet, original in names.items():
+            text = text.replace(json.dumps(parquet), json.dumps(original))
+        return text
+
+    assert named(hunted.alerts, renamed) == named(one.alerts, {})
+    assert any(parquet in json.dumps(hunted.alerts) for parquet in renamed)
+    assert hunted.report.summary() == one.report.summary()
+    assert len(hunted.unreadable) == 1
+    assert "no column of records (a string or binary one) in a, b" in hunted.unreadable[0]

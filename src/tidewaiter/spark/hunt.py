@@ -57,8 +57,10 @@ from tidewaiter.parallel import (
 from tidewaiter.pipeline import Engine, EngineConfig
 from tidewaiter.run import Outcome, expired_suppressions
 from tidewaiter.sinks import Sink
-from tidewaiter.sources import ReadReport
+from tidewaiter.sources import ReadReport, UnknownFormat
 from tidewaiter.sources.opening import expand
+from tidewaiter.spark.parquet import decode_rows, is_parquet
+from tidewaiter.spark.parquet import rows as parquet_rows
 from tidewaiter.spark.remote import is_uri, list_files, read_whole
 
 _EVENT = msgspec.msgpack.Decoder(Event)
@@ -120,6 +122,69 @@ def learn_spark(
     return Learned(outcome, profiles, sum(r.flagged_windows for r in results), stored)
 
 
+@dataclass
+class _Inputs:
+    """The parts of a run, by how they are read."""
+
+    parts: list[Part]  # every part, numbered in the merge order
+    tasks: list[list[Part]]  # local parts (opened by the tasks), by task
+    whole: list[str]  # files named by URI, read whole through Hadoop
+    tables: dict[int, str]  # Parquet files, by part number
+
+
+def _inputs(
+    sc: Any, paths: Sequence[str], fmt: str | None, slots: int, outcome: Outcome
+) -> _Inputs:
+    expanded = expand([path for path in paths if not is_uri(path)])
+    uris = list_files(sc, [path for path in paths if is_uri(path)])
+    outcome.unreadable.extend(expanded.problems + uris.problems)
+    files = [path for path in expanded.files if not is_parquet(path)]
+    parts = parts_of(files, expanded.listed, fmt, slots)
+    tasks = [[part for part in parts if part.worker == n] for n in range(slots)]
+    whole = [uri for uri in uris.files if not is_parquet(uri)]
+    for uri in whole:  # after the local files in the merge order
+        parts.append(Part(len(parts), len(parts), uri, fmt, 0, listed=uri in uris.listed))
+    tables: dict[int, str] = {}
+    for path in [p for p in expanded.files + uris.files if is_parquet(p)]:
+        tables[len(parts)] = path
+        parts.append(Part(len(parts), len(parts), path, fmt, 0))
+    return _Inputs(parts, [task for task in tasks if task], whole, tables)
+
+
+def _decoders(
+    spark: Any, inputs: _Inputs, fmt: str | None, config_b: Any, learning: bool, outcome: Outcome
+) -> list[Any]:
+    """An RDD of _Decoded, one a part, for each way the parts are read."""
+    sc = spark.sparkContext
+    slots = max(1, int(sc.defaultParallelism))
+    out = []
+    if inputs.tasks:
+        local = sc.parallelize(inputs.tasks, len(inputs.tasks))
+        out.append(local.mapPartitions(lambda task: _decode(task, config_b.value, learning)))
+    if inputs.whole:
+        named = {part.path: part for part in inputs.parts if part.path in set(inputs.whole)}
+        read = sc.binaryFiles(",".join(inputs.whole), slots)
+        out.append(
+            read.mapPartitions(
+                lambda files: _decode_whole(files, named, fmt, config_b.value, learning)
+            )
+        )
+    if inputs.tables:
+        tables = inputs.tables
+        found, problems = parquet_rows(spark, tables.items())
+        outcome.unreadable.extend(problems)
+        # One marker a table, so each yields its part, rows or not.
+        keyed = sc.parallelize([(number, None) for number in tables], 1)
+        if found is not None:
+            keyed = found.union(keyed)
+        out.append(
+            keyed.groupByKey(min(slots, len(tables))).map(
+                lambda item: _decode_table(item, tables, fmt, config_b.value, learning)
+            )
+        )
+    return out
+
+
 def _stages(
     spark: Any,
     paths: Sequence[str],
@@ -131,32 +196,12 @@ def _stages(
     slots = max(1, int(sc.defaultParallelism))
     outcome = Outcome()
     outcome.expired = expired_suppressions(Engine(lambda _: None, config))
-    expanded = expand([path for path in paths if not is_uri(path)])
-    uris = list_files(sc, [path for path in paths if is_uri(path)])
-    outcome.unreadable.extend(expanded.problems + uris.problems)
-    parts = parts_of(expanded.files, expanded.listed, fmt, slots)
-    tasks = [[part for part in parts if part.worker == n] for n in range(slots)]
-    tasks = [task for task in tasks if task]
-    for uri in uris.files:  # read whole, after the local files in the merge order
-        number = len(parts)
-        parts.append(Part(number, number, uri, fmt, 0, listed=uri in uris.listed))
-    if len(parts) == 0:
+    inputs = _inputs(sc, paths, fmt, slots, outcome)
+    if not inputs.parts:
         return outcome, []
-    learning = known is not None
     config_b = sc.broadcast(config)
-    inputs = []
-    if tasks:
-        local = sc.parallelize(tasks, len(tasks))
-        inputs.append(local.mapPartitions(lambda task: _decode(task, config_b.value, learning)))
-    if uris.files:
-        remote_parts = {part.path: part for part in parts[len(parts) - len(uris.files) :]}
-        whole = sc.binaryFiles(",".join(uris.files), max(slots, 1))
-        inputs.append(
-            whole.mapPartitions(
-                lambda files: _decode_whole(files, remote_parts, fmt, config_b.value, learning)
-            )
-        )
-    decoded = sc.union(inputs).persist()
+    decoded = sc.union(_decoders(spark, inputs, fmt, config_b, known is not None, outcome))
+    decoded = decoded.persist()
     try:
         summaries = decoded.map(_summary).collect()
         summaries.sort(key=lambda d: d.number)
@@ -164,7 +209,7 @@ def _stages(
             merge_report(outcome.report, one.report)
             outcome.unreadable.extend(one.unreadable)
             outcome.passed_over.extend(one.passed_over)
-        ordered = [replace(part, worker=0) for part in parts]
+        ordered = [replace(part, worker=0) for part in inputs.parts]
         digests = [one.digest for one in summaries]
         results = _detect(sc, decoded, ordered, digests, config, config_b, slots, known)
     finally:
@@ -294,6 +339,27 @@ def _decode_whole(
             [] if passed else problems,
             problems if passed else [],
         )
+
+
+def _decode_table(
+    item: tuple[int, Iterable[tuple[int, bytes] | None]],
+    tables: dict[int, str],
+    fmt: str | None,
+    config: EngineConfig,
+    learning: bool,
+) -> _Decoded:
+    number, found = item
+    path = tables[number]
+    report, problems = ReadReport(), list[str]()
+    events: list[Event] = []
+    rows = [row for row in found if row is not None]
+    if rows:
+        try:
+            events = decode_rows(path, rows, fmt, report)
+        except UnknownFormat as exc:
+            problems.append(str(exc))
+    encoded = [_encode(event) for event in events]
+    return _Decoded(number, encoded, digest(events, config, learning), report, problems, [])
 
 
 def _summary(one: _Decoded) -> _Decoded:
