@@ -5,8 +5,10 @@ The same sources and the same Engine as `detect`, in the stages of `detect --job
 
 1. Decode, in ``mapPartitions``: the input is cut into parts (``parallel.parts_of``: whole
    files, and a big file of a routable format read by one task per part, each decoding only the
-   lines routed to it, so every record keeps its line number). Each event is keyed alone where
-   it can be (``parallel.digest``) and kept msgpack-encoded in the cached RDD.
+   lines routed to it, so every record keeps its line number; a file named by URI is read whole
+   through Hadoop, ``spark.remote``; a Parquet table of records row by row, ``spark.parquet``).
+   Each event is keyed alone where it can be (``parallel.digest``) and kept msgpack-encoded in
+   the cached RDD.
 2. Order: the driver merges the parts' (line, time) lists into the order one process sees the
    events (``parallel.merge_positions``) and broadcasts it with the clock line (every event's
    time and host by position: every Engine moves its clocks as one process would). Pods, commits
