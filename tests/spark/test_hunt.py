@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -184,3 +186,23 @@ def test_telemetry_kept_as_parquet_reads_as_its_files(spark: Any, tmp_path: Path
     assert hunted.report.summary() == one.report.summary()
     assert len(hunted.unreadable) == 1
     assert "no column of records (a string or binary one) in a, b" in hunted.unreadable[0]
+
+
+def test_a_hunt_in_its_own_process_prints_only_tidewaiters_lines(spark: Any) -> None:
+    """A command line run starts its own Spark (and stops it): its stderr is tidewaiter's
+    summary, not Spark's start-up notes and warnings, and its stdout the alerts."""
+    demo = ROOT / "src" / "tidewaiter" / "demo" / "linux-tar-upload.tetragon.jsonl"
+    command = ["hunt", "--spark", "--master", "local[1]", "--json", str(demo)]
+    done = subprocess.run(
+        [sys.executable, "-m", "tidewaiter", *command],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert [json.loads(line)["severity"] for line in done.stdout.splitlines()] == ["Critical"]
+    assert done.stderr.splitlines() == [
+        "read 9 records from 1 file(s): 9 events, 0 records with nothing to use, 0 skipped;"
+        " 1 alert(s)"
+    ]

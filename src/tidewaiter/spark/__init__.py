@@ -12,9 +12,11 @@ import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 DEFAULT_MASTER = "local[*]"
+QUIET_LOG = Path(__file__).with_name("log4j2-quiet.properties").as_uri()
 
 
 class SparkUnavailable(Exception):
@@ -66,6 +68,10 @@ def session(
         builder = builder.config("spark.sql.shuffle.partitions", str(partitions))
     if quiet:
         builder = builder.config("spark.ui.showConsoleProgress", "false")
+        if effective.startswith("local"):  # the JVM starts here: errors only (a cluster logs)
+            builder = builder.config(
+                "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={QUIET_LOG}"
+            )
     for name, value in (conf or {}).items():
         builder = builder.config(name, value)
     spark = builder.getOrCreate()
