@@ -69,16 +69,31 @@ _EVENT = msgspec.msgpack.Decoder(Event)
 _encode = msgspec.msgpack.Encoder().encode
 
 
+CHUNK = 4096  # events a record of the cached RDD: a record must fit the JVM's heap whole
+
+_Network = tuple[int, str | None, str | None, str, bool]  # as Digest.network
+
+
 @dataclass
 class _Decoded:
-    """One part, decoded: its events (encoded, in the part's order) and what the plan needs."""
+    """One part, decoded: what the plan needs (its events follow, in _Chunks)."""
 
     number: int
-    events: list[bytes]
-    digest: Digest
+    digest: Digest  # per event only its time, host and line
     report: ReadReport
     unreadable: list[str]
     passed_over: list[str]
+
+
+@dataclass
+class _Chunk:
+    """Up to CHUNK events of a part, encoded, in the part's order, with their keys."""
+
+    number: int  # the part
+    start: int  # the index in the part of its first event
+    events: list[bytes]
+    keys: list[str | None]  # None: a network-only flow, keyed by its address's owner
+    network: list[_Network]  # its network events, indexed in the part
 
 
 def hunt_spark(
@@ -156,7 +171,7 @@ def _inputs(
 def _decoders(
     spark: Any, inputs: _Inputs, fmt: str | None, config_b: Any, learning: bool, outcome: Outcome
 ) -> list[Any]:
-    """An RDD of _Decoded, one a part, for each way the parts are read."""
+    """An RDD of _Chunks and one _Decoded a part, for each way the parts are read."""
     sc = spark.sparkContext
     slots = max(1, int(sc.defaultParallelism))
     out = []
@@ -180,7 +195,7 @@ def _decoders(
         if found is not None:
             keyed = found.union(keyed)
         out.append(
-            keyed.groupByKey(min(slots, len(tables))).map(
+            keyed.groupByKey(min(slots, len(tables))).flatMap(
                 lambda item: _decode_table(item, tables, fmt, config_b.value, learning)
             )
         )
@@ -203,9 +218,13 @@ def _stages(
         return outcome, []
     config_b = sc.broadcast(config)
     decoded = sc.union(_decoders(spark, inputs, fmt, config_b, known is not None, outcome))
-    decoded = decoded.persist()
+    from pyspark import StorageLevel
+
+    # Decoded once, kept on the executors' disks: a partition (a part a core: ~0.5 GB a 500k
+    # events) is cached as one block, which in memory would have to fit the JVM's heap whole.
+    decoded = decoded.persist(StorageLevel.DISK_ONLY)
     try:
-        summaries = decoded.map(_summary).collect()
+        summaries = decoded.filter(_is_summary).collect()
         summaries.sort(key=lambda d: d.number)
         for one in summaries:
             merge_report(outcome.report, one.report)
@@ -213,7 +232,8 @@ def _stages(
             outcome.passed_over.extend(one.passed_over)
         ordered = [replace(part, worker=0) for part in inputs.parts]
         digests = [one.digest for one in summaries]
-        results = _detect(sc, decoded, ordered, digests, config, config_b, slots, known)
+        chunks = decoded.filter(_is_chunk)
+        results = _detect(sc, chunks, ordered, digests, config, config_b, slots, known)
     finally:
         decoded.unpersist()
         config_b.unpersist()
@@ -308,18 +328,15 @@ class _Order:
 # --- the executor side ----------------------------------------------------------------------
 
 
-def _decode(task: Iterable[list[Part]], config: EngineConfig, learning: bool) -> Iterator[_Decoded]:
+def _decode(
+    task: Iterable[list[Part]], config: EngineConfig, learning: bool
+) -> Iterator[_Decoded | _Chunk]:
     for parts in task:
         for part in parts:
             report, unreadable, passed_over = ReadReport(), list[str](), list[str]()
             events = decode_part(part, report, unreadable, passed_over)
-            yield _Decoded(
-                part.number,
-                [_encode(event) for event in events],
-                digest(events, config, workloads=learning),
-                report,
-                unreadable,
-                passed_over,
+            yield from _records(
+                part.number, events, report, unreadable, passed_over, config, learning
             )
 
 
@@ -329,18 +346,12 @@ def _decode_whole(
     fmt: str | None,
     config: EngineConfig,
     learning: bool,
-) -> Iterator[_Decoded]:
+) -> Iterator[_Decoded | _Chunk]:
     for uri, events, report, problems, unknown in read_whole(files, fmt):
         part = parts[uri]
         passed = unknown and part.listed  # in a folder or a glob and in no format: not an error
-        yield _Decoded(
-            part.number,
-            [_encode(event) for event in events],
-            digest(events, config, workloads=learning),
-            report,
-            [] if passed else problems,
-            problems if passed else [],
-        )
+        unreadable, passed_over = ([], problems) if passed else (problems, [])
+        yield from _records(part.number, events, report, unreadable, passed_over, config, learning)
 
 
 def _decode_table(
@@ -349,55 +360,81 @@ def _decode_table(
     fmt: str | None,
     config: EngineConfig,
     learning: bool,
-) -> _Decoded:
+) -> Iterator[_Decoded | _Chunk]:
     number, found = item
-    path = tables[number]
     report, problems = ReadReport(), list[str]()
     events: list[Event] = []
     rows = [row for row in found if row is not None]
     if rows:
         try:
-            events = decode_rows(path, rows, fmt, report)
+            events = decode_rows(tables[number], rows, fmt, report)
         except UnknownFormat as exc:
             problems.append(str(exc))
-    encoded = [_encode(event) for event in events]
-    return _Decoded(number, encoded, digest(events, config, learning), report, problems, [])
+    yield from _records(number, events, report, problems, [], config, learning)
 
 
-def _summary(one: _Decoded) -> _Decoded:
-    """What the driver needs of a part: per event only its line, time and host."""
-    d = one.digest
+def _records(
+    number: int,
+    events: list[Event],
+    report: ReadReport,
+    unreadable: list[str],
+    passed_over: list[str],
+    config: EngineConfig,
+    learning: bool,
+) -> Iterator[_Decoded | _Chunk]:
+    """A part's events in chunks, each with its events' keys and network events, then what the
+    plan needs of the part: per event only its time, host and line."""
+    d = digest(events, config, workloads=learning)
+    network = iter(d.network)
+    item = next(network, None)
+    for start in range(0, len(events), CHUNK):
+        end = min(start + CHUNK, len(events))
+        mine: list[_Network] = []
+        while item is not None and item[0] < end:
+            mine.append(item)
+            item = next(network, None)
+        encoded = [_encode(event) for event in events[start:end]]
+        yield _Chunk(number, start, encoded, d.keys[start:end], mine)
     light = Digest(d.times, d.hosts, d.lines, [], [], d.pods, d.registries, d.platform, d.workloads)
     light.flows = d.flows
-    return _Decoded(one.number, [], light, one.report, one.unreadable, one.passed_over)
+    yield _Decoded(number, light, report, unreadable, passed_over)
+
+
+def _is_summary(record: _Decoded | _Chunk) -> bool:
+    return isinstance(record, _Decoded)
+
+
+def _is_chunk(record: _Decoded | _Chunk) -> bool:
+    return isinstance(record, _Chunk)
 
 
 def _slot(key: str, groups: Groups, slots: int) -> int:
     return zlib.crc32(groups.find(key).encode()) % slots
 
 
-def _keyed(one: _Decoded, order: _Order, slots: int) -> Iterator[tuple[tuple[int, int], bytes]]:
+def _keyed(one: _Chunk, order: _Order, slots: int) -> Iterator[tuple[tuple[int, int], bytes]]:
     """((partition, position), event) for every event whose key it decides alone."""
     positions = order.positions[one.number]
     groups = order.groups
-    for index, key in enumerate(one.digest.keys):
+    start = one.start
+    for offset, key in enumerate(one.keys):
         if key is not None:
-            yield (_slot(key, groups, slots), positions[index]), one.events[index]
-    for index, ip, own_key, fallback, _ in one.digest.network:
+            yield (_slot(key, groups, slots), positions[start + offset]), one.events[offset]
+    for index, ip, own_key, fallback, _ in one.network:
         if own_key is None and ip is None:  # no address to own: its host, as AddressBook
-            yield (_slot(fallback, groups, slots), positions[index]), one.events[index]
+            yield (_slot(fallback, groups, slots), positions[index]), one.events[index - start]
 
 
 _Flow = tuple[str | None, str, bool, bytes | None]  # own key, host key, host named, event
 
 
-def _by_address(one: _Decoded, order: _Order) -> Iterator[tuple[tuple[str, int], _Flow]]:
+def _by_address(one: _Chunk, order: _Order) -> Iterator[tuple[tuple[str, int], _Flow]]:
     """((address, position), flow) for every network event with a source address: those that
     teach who holds it, and the network-only flows (carrying the event) that need its owner."""
     positions = order.positions[one.number]
-    for index, ip, own_key, fallback, host_named in one.digest.network:
+    for index, ip, own_key, fallback, host_named in one.network:
         if ip is not None:
-            event = one.events[index] if own_key is None else None
+            event = one.events[index - one.start] if own_key is None else None
             yield (ip, positions[index]), (own_key, fallback, host_named, event)
 
 
