@@ -33,6 +33,7 @@ import multiprocessing
 import os
 import re
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field, replace
@@ -46,11 +47,13 @@ import msgspec
 from tidewaiter.alerts import to_ocsf
 from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.analytics import Finding
+from tidewaiter.detection.baseline import Baselines
+from tidewaiter.detection.baseline import encode as encode_profile
 from tidewaiter.detection.signals import Detector, SignalKind
 from tidewaiter.events import Event, Kind
-from tidewaiter.identity import POD_PREFIX, registry_of
+from tidewaiter.identity import POD_PREFIX, registry_of, workload_key
 from tidewaiter.pipeline import Engine, EngineConfig, unanalysable
-from tidewaiter.run import Outcome, expired_suppressions
+from tidewaiter.run import Outcome, expired_suppressions, workload_of
 from tidewaiter.sinks import Sink
 from tidewaiter.sources import SNIFF_BYTES, ReadReport, UnknownFormat, forced, open_events, sniff
 from tidewaiter.sources.base import MAX_EXAMPLES, Source, read_lines
@@ -98,10 +101,15 @@ class Digest:
     pods: set[tuple[str, str, str]] = field(default_factory=set)  # (key, namespace, pod)
     registries: dict[str, int] = field(default_factory=dict)  # registry -> first index
     platform: set[str] = field(default_factory=set)
+    # Learning baselines: (key, a part of a workload key it may learn under). The containers of
+    # one workload learn into one profile, so they must meet in one Engine.
+    workloads: set[tuple[str, str]] = field(default_factory=set)
+    flows: int = 0  # network-only flows with a source address (counted for hunt --spark's plan)
 
 
-def digest(events: Iterable[Event], config: EngineConfig) -> Digest:
-    """Key each event as the Engine would where the event alone decides it."""
+def digest(events: Iterable[Event], config: EngineConfig, workloads: bool = False) -> Digest:
+    """Key each event as the Engine would where the event alone decides it; with
+    ``workloads``, also note the workloads its container may learn under."""
     detector = Detector(AddressPolicy(config.internal_cidrs, config.external_cidrs))
     out = Digest()
     clocks: dict[str, str] = {}
@@ -125,12 +133,17 @@ def digest(events: Iterable[Event], config: EngineConfig) -> Digest:
                 out.pods.add((key, namespace, rest.partition("/")[0]))
             if container.image is not None and container.image.name:
                 out.registries.setdefault(registry_of(container.image.name), index)
+            if workloads:
+                # Every part (owner, image): an identity merged from several records joins them.
+                for token in workload_key(container).split(" "):
+                    out.workloads.add((key, f"workload:{token}"))
         else:
             key = f"host:{(event.host or 'unknown host').lower()}"
         if event.kind is Kind.NETWORK:
             ip = event.src_endpoint.ip if event.src_endpoint else None
             if container is None:
                 out.network.append((index, ip, None, key, event.host is not None))
+                out.flows += ip is not None
                 key = None
             else:
                 out.network.append((index, ip, key, key, True))
@@ -166,7 +179,7 @@ class Plan:
 
 
 def plan(parts: Sequence[Part], digests: Sequence[Digest], config: EngineConfig, jobs: int) -> Plan:
-    positions = _positions(parts, digests)
+    positions = merge_positions(parts, digests)
     owners: dict[str, str] = {}
     for name, address in config.host_addresses:
         owners[address] = f"host:{name.lower()}"
@@ -175,19 +188,10 @@ def plan(parts: Sequence[Part], digests: Sequence[Digest], config: EngineConfig,
         (positions[p][item[0]], p, item) for p, d in enumerate(digests) for item in d.network
     )
     for _, p, (index, ip, own_key, fallback, host_named) in flows:
-        key, teaches = own_key, True
-        if key is None:  # as AddressBook.owner, then learn
-            owned = owners.get(ip) if ip is not None else None
-            key = keys[p][index] = owned or fallback
-            teaches = owned is not None or host_named
-        if ip is not None and teaches:
-            owners[ip] = key
-    groups = _Groups()
-    for d in digests:
-        for key, namespace, pod in d.pods:
-            groups.union(key, f"pod:{namespace}/{pod}")
-        for key in d.platform:
-            groups.union(key, PLATFORM)
+        owner = owner_step(owners, ip, own_key, fallback, host_named)
+        if own_key is None:
+            keys[p][index] = owner
+    groups = group_entities(digests)
     workers = max(1, jobs)
     held: dict[str, list[int]] = {}  # group -> its events on each worker
     for part, part_keys in zip(parts, keys, strict=True):
@@ -205,22 +209,67 @@ def plan(parts: Sequence[Part], digests: Sequence[Digest], config: EngineConfig,
         shard_of[root] = holder
         load[holder] += size
     shards = [[shard_of[groups.find(key or "")] for key in part_keys] for part_keys in keys]
+    times, hosts = clocks_in_order(positions, digests)
+    return Plan(workers, positions, shards, first_registries(positions, digests), times, hosts)
+
+
+def owner_step(
+    owners: dict[str, str], ip: str | None, own_key: str | None, fallback: str, host_named: bool
+) -> str:
+    """One network event of the replay in merge order: the key it lands on, as
+    AddressBook.owner then learn (a flow with no owner lands on its host, which then owns the
+    address only when the record named that host). ``owners`` maps an address to its key."""
+    key, teaches = own_key, True
+    if key is None:
+        owned = owners.get(ip) if ip is not None else None
+        key = owned or fallback
+        teaches = owned is not None or host_named
+    if ip is not None and teaches:
+        owners[ip] = key
+    return key
+
+
+def group_entities(digests: Iterable[Digest]) -> Groups:
+    """Entities that must meet in one Engine: a pod's audit-log name and its runtime containers;
+    everything that commits or pushes (a push is judged with the last commit on its host); when
+    learning, the containers of one workload."""
+    groups = Groups()
+    for d in digests:
+        for key, namespace, pod in d.pods:
+            groups.union(key, f"pod:{namespace}/{pod}")
+        for key in d.platform:
+            groups.union(key, PLATFORM)
+        for key, workload in d.workloads:
+            groups.union(key, workload)
+    return groups
+
+
+def first_registries(
+    positions: Sequence[Sequence[int]], digests: Sequence[Digest]
+) -> list[tuple[int, str]]:
+    """(position first seen, registry) of every image registry, in order."""
     first: dict[str, int] = {}
     for p, d in enumerate(digests):
         for registry, index in d.registries.items():
             at = positions[p][index]
             if at < first.get(registry, at + 1):
                 first[registry] = at
-    registries = sorted((at, registry) for registry, at in first.items())
+    return sorted((at, registry) for registry, at in first.items())
+
+
+def clocks_in_order(
+    positions: Sequence[Sequence[int]], digests: Sequence[Digest]
+) -> tuple[list[float], list[str]]:
+    """Every event's time and host by position: the clocks every shard moves as one process."""
     total = sum(len(d.times) for d in digests)
     times, hosts = [0.0] * total, [""] * total
     for part_positions, d in zip(positions, digests, strict=True):
         for at, time, host in zip(part_positions, d.times, d.hosts, strict=True):
             times[at], hosts[at] = time, host
-    return Plan(workers, positions, shards, registries, times, hosts)
+    return times, hosts
 
 
-def _positions(parts: Sequence[Part], digests: Sequence[Digest]) -> list[list[int]]:
+def merge_positions(parts: Sequence[Part], digests: Sequence[Digest]) -> list[list[int]]:
     """Each event's place in merge_by_time over the files, each file its parts in order."""
     by_file: dict[int, list[int]] = {}
     for p, part in enumerate(parts):
@@ -248,7 +297,7 @@ def _by_line(p: int, d: Digest) -> Iterator[tuple[int, float, int, int]]:
         yield line, time, p, i
 
 
-class _Groups:
+class Groups:
     """Union-find over entity keys."""
 
     def __init__(self) -> None:
@@ -284,7 +333,7 @@ def detect_parallel(
     outcome.expired = expired_suppressions(Engine(lambda _: None, config))
     expanded = expand(paths)
     outcome.unreadable.extend(expanded.problems)
-    parts = _parts(expanded.files, expanded.listed, fmt, jobs)
+    parts = parts_of(expanded.files, expanded.listed, fmt, jobs)
     workers = max(1, min(jobs, len(parts)))
     parts = [replace(part, worker=part.worker % workers) for part in parts]
     context = multiprocessing.get_context("fork")  # the config (and users' rules) inherited
@@ -306,7 +355,7 @@ def detect_parallel(
             decoded.update(pipe.recv())
         for number in range(len(parts)):
             _, report, unreadable, passed_over = decoded[number]
-            _merge_report(outcome.report, report)
+            merge_report(outcome.report, report)
             outcome.unreadable.extend(unreadable)
             outcome.passed_over.extend(passed_over)
         digests = [decoded[number][0] for number in range(len(parts))]
@@ -317,7 +366,7 @@ def detect_parallel(
         for number, pipe in enumerate(pipes):
             pipe.send([blobs[number] for sender, blobs in enumerate(outgoing) if sender != number])
         del outgoing
-        results: list[_WorkerResult] = [pipe.recv() for pipe in pipes]
+        results: list[ShardResult] = [pipe.recv() for pipe in pipes]
     except BaseException:
         for process in processes:
             process.kill()
@@ -327,15 +376,15 @@ def detect_parallel(
             pipe.close()
         for process in processes:
             process.join()
-    alerts = sorted((a for r in results for a in r.alerts), key=_alert_order)
+    alerts = sorted((a for r in results for a in r.alerts), key=alert_order)
     for alert in alerts:
         outcome.alerts.append(alert)
         for sink in sinks:
             sink.write(alert)
-    outcome.suppressed = sorted((a for r in results for a in r.suppressed), key=_alert_order)
+    outcome.suppressed = sorted((a for r in results for a in r.suppressed), key=alert_order)
     outcome.hidden_below_min = sum(result.below_min for result in results)
     for result in results:
-        _merge_report(outcome.report, result.report)  # records the engine could not analyse
+        merge_report(outcome.report, result.report)  # records the engine could not analyse
         outcome.ahead_total += result.ahead
         outcome.ahead.extend(result.ahead_examples[: max(0, 5 - len(outcome.ahead))])
     outcome.report.check_forced(fmt)
@@ -343,11 +392,11 @@ def detect_parallel(
     return outcome
 
 
-def _alert_order(alert: dict[str, Any]) -> tuple[Any, str]:
+def alert_order(alert: dict[str, Any]) -> tuple[Any, str]:
     return alert.get("time", 0), alert["finding_info"]["uid"]
 
 
-def _parts(paths: Sequence[str], listed: set[str], fmt: str | None, jobs: int) -> list[Part]:
+def parts_of(paths: Sequence[str], listed: set[str], fmt: str | None, jobs: int) -> list[Part]:
     """Whole files spread over the workers by size; a big routable file in one part per worker."""
     parts: list[Part] = []
     load = [0] * jobs
@@ -376,14 +425,20 @@ def _routable_size(path: str, fmt: str | None) -> int | None:
     return size if source.routable and size >= _MIN_PART and head[:2] != b"\x1f\x8b" else None
 
 
-def _merge_report(into: ReadReport, part: ReadReport) -> None:
+def merge_report(into: ReadReport, part: ReadReport) -> None:
     into.records += part.records
     into.events += part.events
     into.ignored += part.ignored
+    into.abandoned += part.abandoned
+    into.problems += part.problems
     into.files.update(part.files)
     into.notes.extend(part.notes)
     for reason, count in part.skipped.items():
         into.skipped[reason] += count
+    into.foreign.update(part.foreign)
+    into.file_events.update(part.file_events)  # check_forced reads them once all are merged
+    for path, reasons in part.file_reasons.items():
+        into.file_reasons.setdefault(path, Counter()).update(reasons)
     into.examples.extend(part.examples[: max(0, MAX_EXAMPLES - len(into.examples))])
 
 
@@ -391,7 +446,7 @@ def _merge_report(into: ReadReport, part: ReadReport) -> None:
 
 
 @dataclass
-class _WorkerResult:
+class ShardResult:
     alerts: list[dict[str, Any]]
     suppressed: list[dict[str, Any]]
     below_min: int
@@ -399,9 +454,14 @@ class _WorkerResult:
     ahead: int
     ahead_examples: list[str]
     cpu_s: float = 0.0  # this worker's CPU time, for the measurements (bench/jobs.py)
+    # Learning baselines: each finding's (workload, suppressed by) by uid, to store it as
+    # detect --db does; the profiles learned (encoded, by workload); windows that alerted.
+    stored: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)
+    profiles: dict[str, bytes] = field(default_factory=dict)
+    flagged_windows: int = 0
 
 
-def _decode_part(
+def decode_part(
     part: Part, report: ReadReport, unreadable: list[str], passed_over: list[str]
 ) -> list[Event]:
     if part.route is None:  # as open_all, for one file
@@ -442,7 +502,7 @@ def _worker(
     decoded: dict[int, tuple[Digest, ReadReport, list[str], list[str]]] = {}
     for part in parts:
         report, unreadable, passed_over = ReadReport(), list[str](), list[str]()
-        events[part.number] = _decode_part(part, report, unreadable, passed_over)
+        events[part.number] = decode_part(part, report, unreadable, passed_over)
         summary = digest(events[part.number], config)
         decoded[part.number] = (summary, report, unreadable, passed_over)
     pipe.send(decoded)
@@ -468,34 +528,49 @@ def _worker(
     kept.sort(key=lambda item: item[0])  # runs already in order: a cheap merge
     gc.freeze()  # the input stays; detection's own garbage is collected as usual
     gc.enable()
-    result = _detect(kept, config, layout)
+    result = detect_shard(kept, config, layout.times, layout.hosts, layout.registries)
     result.cpu_s = process_time()
     pipe.send(result)
     pipe.close()
 
 
-def _detect(
-    events: Iterable[tuple[int, Event]], config: EngineConfig, layout: Plan
-) -> _WorkerResult:
-    """An Engine over this worker's events; every other event of the input moves its host's
-    clock, and every registry is noted, where one process would."""
+def detect_shard(
+    events: Iterable[tuple[int, Event]],
+    config: EngineConfig,
+    times: Sequence[float],
+    hosts: Sequence[str],
+    registries: Sequence[tuple[int, str]],
+    baselines: Baselines | None = None,
+) -> ShardResult:
+    """An Engine over one shard's events (position, event), in position order; every other
+    event of the input moves its host's clock, and every registry is noted, where one process
+    would. ``times`` and ``hosts`` are every event's, by position. With ``baselines``, the
+    Engine learns into them (every workload of the shard wholly in it)."""
     alerts: list[dict[str, Any]] = []
     suppressed: list[dict[str, Any]] = []
+    stored: dict[str, tuple[str | None, str | None]] = {}
 
     def deliver(finding: Finding) -> None:
-        alerts.append(to_ocsf(finding))
+        alert = to_ocsf(finding)
+        alerts.append(alert)
+        if baselines is not None:
+            stored[alert["finding_info"]["uid"]] = (workload_of(finding), None)
 
     def hold(finding: Finding) -> None:
-        suppressed.append(to_ocsf(finding))
+        alert = to_ocsf(finding)
+        suppressed.append(alert)
+        if baselines is not None:
+            stored[alert["finding_info"]["uid"]] = (workload_of(finding), finding.suppressed_by)
 
     report = ReadReport()
-    engine = Engine(deliver, config, on_suppressed=hold, on_error=unanalysable(report))
+    engine = Engine(
+        deliver, config, on_suppressed=hold, on_error=unanalysable(report), baselines=baselines
+    )
     ceiling = engine.time_ceiling()  # records dated past it are clamped, as process does
-    advance = engine.correlator.advance
-    times, hosts = layout.times, layout.hosts
+    advance = engine.correlator.advance if baselines is None else engine.pass_by
     mine = iter(events)
     own = next(mine, None)
-    notes = iter(layout.registries)
+    notes = iter(registries)
     note = next(notes, None)
     for position in range(len(times)):
         while note is not None and note[0] < position:
@@ -511,6 +586,11 @@ def _detect(
         engine.identities.note_registry(note[1])
         note = next(notes, None)
     engine.flush()
-    return _WorkerResult(
+    result = ShardResult(
         alerts, suppressed, engine.suppressed_below_min, report, engine.ahead, engine.ahead_examples
     )
+    if baselines is not None:
+        result.stored = stored
+        result.profiles = {w: encode_profile(baselines.profiles[w]) for w in baselines.changed}
+        result.flagged_windows = baselines.flagged_windows
+    return result

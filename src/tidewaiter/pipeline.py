@@ -228,6 +228,17 @@ class Engine:
             self.baselines.flush()
             self._spikes(self.baselines)
 
+    def pass_by(self, time: float, host: str) -> None:
+        """An event of the same input that another Engine analyses (a shard of `detect --jobs`,
+        a Spark partition): its host's clock moves here as it would in one process, and the
+        baselines' windows close by its time. ``time`` is already clamped, ``host`` lower-cased."""
+        self.correlator.advance(time, host)
+        baselines = self.baselines
+        if baselines is not None and time - self._baseline_tick >= WINDOW / 10:
+            self._baseline_tick = time
+            baselines.advance(time)
+            self._spikes(baselines)
+
     def _baseline(self, event: Event, entity: Entity, signals: list[Signal]) -> None:
         baselines = self.baselines
         if baselines is None:

@@ -65,7 +65,7 @@ def detect_files(
         alert = to_ocsf(finding)
         outcome.alerts.append(alert)
         if store is not None:
-            store.add_alert(alert, _workload(finding))
+            store.add_alert(alert, workload_of(finding))
         for sink in sinks:
             sink.write(alert)
 
@@ -73,7 +73,7 @@ def detect_files(
         alert = to_ocsf(finding)
         outcome.suppressed.append(alert)
         if store is not None:
-            store.add_alert(alert, _workload(finding), suppressed_by=finding.suppressed_by)
+            store.add_alert(alert, workload_of(finding), suppressed_by=finding.suppressed_by)
 
     engine = Engine(
         deliver,
@@ -107,6 +107,7 @@ def expired_suppressions(engine: Engine) -> list[str]:
     ]
 
 
-def _workload(finding: Finding) -> str | None:
+def workload_of(finding: Finding) -> str | None:
+    """The workload a finding is stored under (its baseline's key), if it is a container's."""
     container = finding.entity.container
     return workload_key(container) if container is not None else None

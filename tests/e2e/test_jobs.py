@@ -2,34 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from tests.builders import CID, connect, container, flow, launch
+from tests.helpers import assert_same_findings, bench_trace
 from tidewaiter import evaluate
 from tidewaiter.cli.main import main
 from tidewaiter.events import Container, Event
 from tidewaiter.parallel import Part, digest, plan
 from tidewaiter.pipeline import EngineConfig
-from tidewaiter.run import Outcome, detect_files
+from tidewaiter.run import detect_files
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
-
-
-def _same(one: Outcome, many: Outcome) -> None:
-    def by_uid(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return sorted(alerts, key=lambda a: str(a["finding_info"]["uid"]))
-
-    assert by_uid(many.alerts) == by_uid(one.alerts)  # uids, severities, evidence: everything
-    assert by_uid(many.suppressed) == by_uid(one.suppressed)
-    assert many.hidden_below_min == one.hidden_below_min
-    assert many.report.summary() == one.report.summary()
 
 
 @pytest.mark.parametrize("folder", evaluate.discover(SCENARIOS), ids=lambda f: f.name)
@@ -37,7 +25,7 @@ def test_each_scenario_gives_the_same_findings_on_two_processes(folder: Path) ->
     scenario = evaluate.load(folder)
     config = evaluate.engine_config(scenario)
     paths = [str(folder / t) for t in scenario.telemetry]
-    _same(detect_files(paths, config, []), detect_files(paths, config, [], jobs=2))
+    assert_same_findings(detect_files(paths, config, []), detect_files(paths, config, [], jobs=2))
 
 
 def test_the_whole_scenario_set_at_once_shards_and_matches() -> None:
@@ -49,31 +37,23 @@ def test_the_whole_scenario_set_at_once_shards_and_matches() -> None:
     ]
     one = detect_files(paths, EngineConfig(), [])
     assert len(one.alerts) > 30
-    _same(one, detect_files(paths, EngineConfig(), [], jobs=3))
-
-
-def _bench_trace(path: Path, events: int) -> None:
-    spec = importlib.util.spec_from_file_location("bench_generate", ROOT / "bench" / "generate.py")
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    module.generate(path, events, containers=200, seed=11, attacks=10, backups=10)
+    assert_same_findings(one, detect_files(paths, EngineConfig(), [], jobs=3))
 
 
 def test_the_100k_bench_gives_the_same_findings_on_two_processes(tmp_path: Path) -> None:
     trace = tmp_path / "tetragon-100k.jsonl"
-    _bench_trace(trace, 100_000)
+    bench_trace(trace, 100_000)
     lines = trace.read_bytes().splitlines(keepends=True)
     halves = [tmp_path / "a.jsonl", tmp_path / "b.jsonl"]  # two nodes' exports, decoded apart
     halves[0].write_bytes(b"".join(lines[::2]))
     halves[1].write_bytes(b"".join(lines[1::2]))
     one = detect_files([str(trace)], EngineConfig(), [])
     assert len(one.alerts) >= 10
-    _same(one, detect_files([str(trace)], EngineConfig(), [], jobs=2))
+    assert_same_findings(one, detect_files([str(trace)], EngineConfig(), [], jobs=2))
     split = [str(p) for p in halves]
-    _same(detect_files(split, EngineConfig(), []), detect_files(split, EngineConfig(), [], jobs=2))
+    assert_same_findings(
+        detect_files(split, EngineConfig(), []), detect_files(split, EngineConfig(), [], jobs=2)
+    )
 
 
 def _shards(events: list[Event]) -> list[int]:
@@ -123,11 +103,13 @@ def test_jobs_on_the_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "--jobs must be at least 1" in capsys.readouterr().err
 
 
-def test_a_routed_file_with_pretty_printed_records_reads_the_same(tmp_path: Path) -> None:
+def test_a_routed_file_with_pretty_printed_records_reads_the_same(
+    tmp_path: Path,
+) -> None:
     """Lines of a big Tetragon file are routed to workers before decoding; a pretty-printed
     object (several lines) cannot be, and must still be read whole, once, at its line."""
     trace = tmp_path / "compact.jsonl"
-    _bench_trace(trace, 4_000)
+    bench_trace(trace, 4_000)
     lines = trace.read_bytes().splitlines()
     mixed = tmp_path / "mixed.json"
     with mixed.open("wb") as out:
@@ -140,4 +122,4 @@ def test_a_routed_file_with_pretty_printed_records_reads_the_same(tmp_path: Path
     one = detect_files([str(mixed)], EngineConfig(), [])
     assert one.report.records == len(lines)
     assert one.report.skipped_total == 0
-    _same(one, detect_files([str(mixed)], EngineConfig(), [], jobs=2))
+    assert_same_findings(one, detect_files([str(mixed)], EngineConfig(), [], jobs=2))

@@ -22,11 +22,12 @@ from tidewaiter.cli.options import (
     with_store,
 )
 from tidewaiter.cli.progress import reading
-from tidewaiter.detection.baseline import Profile
+from tidewaiter.detection.baseline import Baselines, Profile
 from tidewaiter.detection.suppress import SuppressionError
 from tidewaiter.layout import print_records
+from tidewaiter.pipeline import EngineConfig
 from tidewaiter.printable import printable
-from tidewaiter.run import detect_files
+from tidewaiter.run import Outcome, detect_files
 from tidewaiter.store import Store
 
 
@@ -46,6 +47,12 @@ def add_parser(commands: Any) -> None:
     )
     learn.add_argument("paths", nargs="+", metavar="PATH")
     add_format_option(learn)
+    learn.add_argument(
+        "--spark",
+        action="store_true",
+        help="learn on Spark (pip install 'tidewaiter[spark]', Java 17): the same baselines",
+    )
+    learn.add_argument("--master", metavar="URL", help="with --spark: the Spark master")
     add_detection_options(learn)
     add_verbosity_options(learn)
     show = actions.add_parser(
@@ -74,13 +81,22 @@ def _learn(store: Store, args: argparse.Namespace) -> int:
     except SuppressionError as exc:
         print(f"tidewaiter: {printable(exc)}", file=sys.stderr)
         return exits.USAGE
+    if args.master and not args.spark:
+        print("tidewaiter: --master needs --spark", file=sys.stderr)
+        return exits.USAGE
     baselines = store.load_baselines(learn=True, exclude_flagged=False)
     # The findings are stored like detect's, so each one it asks you to review opens in
     # `investigate` (and `alerts` lists them).
-    with reading("learning", args.quiet) as progress:
-        outcome = detect_files(
-            args.paths, config, [], args.fmt, store=store, baselines=baselines, progress=progress
-        )
+    if args.spark:
+        learned = _learn_on_spark(store, args, config, baselines)
+        if learned is None:
+            return exits.USAGE
+        outcome = learned
+    else:
+        with reading("learning", args.quiet) as progress:
+            outcome = detect_files(
+                args.paths, config, [], args.fmt, store, baselines, progress=progress
+            )
     store.save_baselines(baselines)
     # What was read, skipped, not read, and why.
     report_outcome(outcome, quiet=args.quiet, verbose=args.verbose)
@@ -101,6 +117,30 @@ def _learn(store: Store, args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return exits.USAGE if outcome.unreadable else exits.OK
+
+
+def _learn_on_spark(
+    store: Store, args: argparse.Namespace, config: EngineConfig, baselines: Baselines
+) -> Outcome | None:
+    """Learn on Spark into ``baselines`` (saved by the caller) and store the period's findings
+    as one process would have; None when Spark cannot start (said on stderr)."""
+    from tidewaiter.spark import missing, running
+    from tidewaiter.spark.hunt import learn_spark
+
+    why = missing()
+    if why is not None:
+        print(f"tidewaiter: --spark: {why}", file=sys.stderr)
+        return None
+    with running(args.master, quiet=True) as spark:
+        learned = learn_spark(spark, args.paths, config, baselines.profiles, args.fmt)
+    outcome = learned.outcome
+    for alert in [*outcome.alerts, *outcome.suppressed]:
+        workload, suppressed_by = learned.stored.get(alert["finding_info"]["uid"], (None, None))
+        store.add_alert(alert, workload, suppressed_by=suppressed_by)
+    baselines.profiles.update(learned.profiles)
+    baselines.changed.update(learned.profiles)
+    baselines.flagged_windows += learned.flagged_windows
+    return outcome
 
 
 def _show(store: Store, wanted: str | None, as_json: bool = False) -> int:

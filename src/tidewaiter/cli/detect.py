@@ -63,7 +63,7 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--jobs",
-        type=_jobs,
+        type=jobs_count,
         default=1,
         metavar="N",
         help="processes to shard the work over by container and host; the findings are the "
@@ -76,7 +76,7 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _jobs(text: str) -> int:
+def jobs_count(text: str) -> int:
     try:
         value = int(text)
     except ValueError:

@@ -20,6 +20,7 @@ from tidewaiter.cli import (
     emulate,
     evaluate,
     exits,
+    hunt,
     investigate,
     report,
     respond,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tidewaiter {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     detect.add_parser(commands)
+    hunt.add_parser(commands)
     demo.add_parser(commands)
     evaluate.add_parser(commands)
     alerts.add_parser(commands)

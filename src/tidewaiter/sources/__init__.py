@@ -16,9 +16,11 @@ from tidewaiter.sources.base import Decoder, ReadReport, RecordError, Source
 from tidewaiter.sources.opening import (
     FIRST_LINE_MAX,
     SNIFF_BYTES,
+    Opened,
     compression,
     expand,
     open_input,
+    open_stream,
     read_errors,
 )
 
@@ -34,6 +36,7 @@ __all__ = [
     "get",
     "open_all",
     "open_events",
+    "open_events_in",
     "register",
     "sniff",
 ]
@@ -192,7 +195,20 @@ def open_events(path: str, report: ReadReport, fmt: str | None = None) -> Iterat
     Opening, decompressing and sniffing happen now, so a missing file, an unknown format or a
     compression this build cannot read raises here (OSError, UnknownFormat) rather than in the
     middle of a merged read."""
-    opened = open_input(path)
+    return _opened_events(open_input(path), path, report, fmt)
+
+
+def open_events_in(
+    stream: BinaryIO, path: str, report: ReadReport, fmt: str | None = None
+) -> Iterator[Event]:
+    """``open_events`` for a file's bytes already open as ``stream`` (read from object storage
+    by Spark), named ``path`` in the report and the events' raw references."""
+    return _opened_events(open_stream(stream), path, report, fmt)
+
+
+def _opened_events(
+    opened: Opened, path: str, report: ReadReport, fmt: str | None
+) -> Iterator[Event]:
     try:
         source = forced(fmt, opened.head) if fmt else sniff(opened.head, path, opened.compression)
     except UnknownFormat:

@@ -136,6 +136,12 @@ def open_input(path: str) -> Opened:
         if Path(path).is_dir():
             raise IsADirectoryError(21, "Is a directory", path)
         raw = Path(path).open("rb")  # noqa: SIM115 - closed with the returned stream
+    return open_stream(raw)
+
+
+def open_stream(raw: BinaryIO) -> Opened:
+    """``open_input`` for a stream already open (a file's bytes fetched from object storage);
+    it is closed with the returned stream, or here if its head cannot be read."""
     try:
         magic = _read_up_to(raw, MAGIC_BYTES)
         kind = compression(magic)
