@@ -206,3 +206,17 @@ def test_a_hunt_in_its_own_process_prints_only_tidewaiters_lines(spark: Any) -> 
         "read 9 records from 1 file(s): 9 events, 0 records with nothing to use, 0 skipped;"
         " 1 alert(s)"
     ]
+
+
+def test_a_node_container_log_gives_detects_findings(spark: Any, tmp_path: Path) -> None:
+    """Tetragon's export-stdout as the node keeps it (CRI lines, a long record in parts)."""
+    plain = ROOT / "src" / "tidewaiter" / "demo" / "linux-tar-upload.tetragon.jsonl"
+    wrapped = tmp_path / "tetragon_export-stdout.log"
+    stamp = b"2026-12-07T05:00:00.123456789Z stdout "
+    lines: list[bytes] = []
+    for line in plain.read_bytes().splitlines():
+        lines += [stamp + b"P " + line[:200] + b"\n", stamp + b"F " + line[200:] + b"\n"]
+    wrapped.write_bytes(b"".join(lines))
+    one = detect_files([str(wrapped)], EngineConfig(), [])
+    assert len(one.alerts) == 1
+    assert_same_findings(one, hunt_spark(spark, [str(wrapped)], EngineConfig(), []))

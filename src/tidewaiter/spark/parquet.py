@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO, cast
 
 from tidewaiter.events import Event
-from tidewaiter.sources import SNIFF_BYTES, get, sniff
+from tidewaiter.sources import SNIFF_BYTES, forced, sniff
 from tidewaiter.sources.base import ReadReport, read_lines
 
 SUFFIX = ".parquet"
@@ -87,7 +87,7 @@ def decode_rows(
     for index, data in ordered:
         lines[index] = data.rstrip(b"\r\n") + b"\n"
     head = b"".join(_head(lines))
-    source = get(fmt) if fmt else sniff(head, path)
+    source = forced(fmt, head) if fmt else sniff(head, path)
     report.files[path] = source.name
     return list(read_lines(source, path, cast(BinaryIO, iter(lines)), report))
 
