@@ -86,14 +86,16 @@ def jobs_count(text: str) -> int:
     return value
 
 
-def run(args: argparse.Namespace) -> int:
-    sinks: list[Sink] = []
-    console_sink = None
+def printed_sinks(args: argparse.Namespace) -> tuple[list[Sink], ConsoleSink | None]:
+    """Where `--json` or the console view prints alerts (the console sink, when it is one)."""
     if args.json:
-        sinks.append(JsonLinesSink(sys.stdout.buffer))
-    else:
-        console_sink = ConsoleSink(Console())
-        sinks.append(console_sink)
+        return [JsonLinesSink(sys.stdout.buffer)], None
+    console_sink = ConsoleSink(Console())
+    return [console_sink], console_sink
+
+
+def run(args: argparse.Namespace) -> int:
+    sinks, console_sink = printed_sinks(args)
     if args.out:
         try:
             sinks.append(JsonLinesSink.to_path(args.out))

@@ -9,11 +9,10 @@ import argparse
 import sys
 from typing import Any
 
-from rich.console import Console
 from rich.text import Text
 
 from tidewaiter.cli import exits
-from tidewaiter.cli.detect import jobs_count, report_outcome
+from tidewaiter.cli.detect import jobs_count, printed_sinks, report_outcome
 from tidewaiter.cli.options import (
     add_detection_options,
     add_format_option,
@@ -25,7 +24,6 @@ from tidewaiter.printable import printable
 from tidewaiter.run import Outcome, detect_files
 from tidewaiter.sigma import SigmaLoadError
 from tidewaiter.sinks import Sink
-from tidewaiter.sinks.console import ConsoleSink
 from tidewaiter.sinks.jsonl import JsonLinesSink
 
 
@@ -69,13 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.master and not args.spark:
         print("tidewaiter: --master needs --spark", file=sys.stderr)
         return exits.USAGE
-    sinks: list[Sink] = []
-    console_sink = None
-    if args.json:
-        sinks.append(JsonLinesSink(sys.stdout.buffer))
-    else:
-        console_sink = ConsoleSink(Console())
-        sinks.append(console_sink)
+    sinks, console_sink = printed_sinks(args)
     try:
         if args.out:
             sinks.append(JsonLinesSink.to_path(args.out))
