@@ -676,13 +676,11 @@ class Detector:
             return []
         if spec.needs_input and not fed and not _remote_write(opts):
             return []
-        if spec.destination in ("remote_last", "cloud", "remote_name"):
+        if spec.destination in ("remote_last", "cloud", "remote_name", "registry"):
             sent = (*sent, *_local_sources(opts.positionals, spec))
         elif spec.destination == "service":  # `gh release upload TAG FILE...`: the file paths
             skip = bool(spec.subcommands) + bool(spec.verbs)
             sent = (*sent, *(p for p in opts.positionals[skip:] if "/" in p or "." in p))
-        elif spec.destination == "registry":  # `oras push REF FILE...`
-            sent = (*sent, *_local_sources(opts.positionals, spec, registry=True))
         targets = self._routes(spec, opts) or self._more_urls(spec, opts, destination)
         return [self._upload(event, spec.tool, spec.technique, d, sent, fed) for d in targets]
 
@@ -977,13 +975,11 @@ def _remote_host(arg: str) -> str | None:
     return head.rsplit("@", 1)[-1].strip("[]") or None
 
 
-def _local_sources(
-    positionals: list[str], spec: Transfer, registry: bool = False
-) -> tuple[str, ...]:
+def _local_sources(positionals: list[str], spec: Transfer) -> tuple[str, ...]:
     """The local files a copy names: every positional but the target (the last, or for a
     registry push the reference after the subcommand)."""
     body = [p for p in positionals if p not in spec.subcommands and p not in spec.verbs]
-    files = body[1:] if registry else body[:-1]
+    files = body[1:] if spec.destination == "registry" else body[:-1]
     return tuple(p for p in files if _remote_host(p) is None and not p.startswith(_REMOTE_SCHEMES))
 
 
