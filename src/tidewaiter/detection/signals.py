@@ -681,14 +681,21 @@ class Detector:
         elif spec.destination == "service":  # `gh release upload TAG FILE...`: the file paths
             skip = bool(spec.subcommands) + bool(spec.verbs)
             sent = (*sent, *(p for p in opts.positionals[skip:] if "/" in p or "." in p))
-        targets = self._routes(spec, opts) or self._more_urls(spec, opts, destination)
+        pinned = self._routes(spec.route_options, opts)
+        relays = self._routes(spec.relay_options, opts)
+        targets = pinned or self._more_urls(spec, opts, destination)
+        if relays:  # the URL's host gets the bytes too: judged as well, and says through what
+            how = (relays[0].note or "").removeprefix("routed by ")
+            through = f"through {how}"[:120]
+            targets = [msgspec.structs.replace(d, note=d.note or through) for d in targets]
+        targets = [*targets, *relays]
         return [self._upload(event, spec.tool, spec.technique, d, sent, fed) for d in targets]
 
-    def _routes(self, spec: Transfer, opts: Parsed) -> list[Destination]:
+    def _routes(self, options: tuple[str, ...], opts: Parsed) -> list[Destination]:
         """Where a proxy or a pinned address sends the bytes, whatever the URL names: `curl
         --resolve github.com:443:203.0.113.77 https://github.com/` reaches 203.0.113.77."""
         out: list[Destination] = []
-        for option in spec.route_options:
+        for option in options:
             value = opts.value(option)
             if not value:
                 continue

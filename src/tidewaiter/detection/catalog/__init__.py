@@ -100,6 +100,7 @@ class Transfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     needs_input: bool = False
     service: str | None = None  # the destination of a `service` transfer
     route_options: tuple[str, ...] = ()  # options that send the bytes elsewhere than the URL
+    relay_options: tuple[str, ...] = ()  # options that relay the bytes to the URL (a proxy)
     config_options: tuple[str, ...] = ()  # options read from a file the telemetry does not show
 
 
