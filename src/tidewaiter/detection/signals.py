@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from itertools import islice
 
 import msgspec
 
@@ -28,6 +29,7 @@ _COMPRESSED_SUFFIX = {
 _DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/([^/\s'\"]+)/(\d+)")
 _WORD = re.compile(r"[^\s'\"<>|;&()=,]+")
 DNS_DATA_LABEL = 24  # a DNS label this long is data, not a name someone chose
+MAX_SCRIPT_URLS = 8  # addresses judged per script upload, as curl's URLs
 MAX_QUIET = 4096  # process starts remembered as raising nothing (Detector._quiet)
 # Only a start whose text is this short is remembered: the text is the attacker's, and 4,096
 # megabyte command lines must not be held. Health checks and cron lines are far shorter.
@@ -618,12 +620,14 @@ class Detector:
             )
         for transfer, pattern, dest_pattern in self.catalog.script_transfers:
             if pattern.search(text):
-                url = dest_pattern.search(text)
+                # Every address the script names, not the first: a decoy internal URL (or
+                # PowerShell's -Proxy) written before the real one must not make it internal.
+                named = (m.group(1) for m in dest_pattern.finditer(text))
+                urls: list[str | None] = [*dict.fromkeys(islice(named, MAX_SCRIPT_URLS))] or [None]
                 sent = self._archives_named(text)
-                found.append(
-                    self._upload(
-                        event, transfer.tool, transfer.technique, url and url.group(1), sent, False
-                    )
+                found.extend(
+                    self._upload(event, transfer.tool, transfer.technique, url, sent, False)
+                    for url in urls
                 )
         return found
 
