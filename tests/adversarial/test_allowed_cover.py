@@ -79,3 +79,15 @@ def test_an_internal_proxy_does_not_make_an_upload_to_an_outside_url_internal(
     assert alert["severity_id"] >= 5  # critical: curl names the archive tar wrote
     evidence = str(alert["evidences"])
     assert f"non-internal {PUBLIC} (through {option} 10.0.0.5:3128)" in evidence
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_second_resolve_does_not_hide_the_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    # curl keeps every --resolve entry: github.com still goes to the outside address.
+    pins = ("--resolve", f"github.com:443:{PUBLIC}", "--resolve", "example.org:443:10.0.0.9")
+    path = build_then_upload((*pins, "https://github.com/")).write(tmp_path, fmt)
+    [alert] = exfil(detect(capsys, str(path), *ALLOW))
+    assert alert["severity_id"] >= 4
+    assert f"routed by --resolve github.com:443:{PUBLIC}" in str(alert["evidences"])

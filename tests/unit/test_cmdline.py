@@ -10,7 +10,7 @@ from tidewaiter.detection.cmdline import (
     powershell_payload,
     split_windows,
 )
-from tidewaiter.detection.options import parse
+from tidewaiter.detection.options import MAX_REPEATS, parse
 
 
 def test_exe_names() -> None:
@@ -64,3 +64,13 @@ def test_option_parser_clusters_values_and_old_style() -> None:
     attached = parse(["-fout.tgz", "--level=9", "--", "-weird-name"], value_short="f")
     assert attached.values == {"-f": "out.tgz", "--level": "9"}
     assert attached.positionals == ["-weird-name"]
+
+
+def test_an_option_given_again_keeps_every_value_in_order_and_bounded() -> None:
+    parsed = parse(["--resolve", "a:443:10.0.0.1", "-x", "p:1", "--resolve=b:443:203.0.113.7"], "x")
+    assert parsed.value("--resolve") == "b:443:203.0.113.7"  # the last, as most tools read it
+    assert parsed.all_values("--resolve") == ["a:443:10.0.0.1", "b:443:203.0.113.7"]
+    assert parsed.all_values("-x") == ["p:1"]
+    assert parsed.all_values("-o") == []
+    flood = parse([f"--resolve=h{n}:443:10.0.0.1" for n in range(1000)])
+    assert len(flood.all_values("--resolve")) == MAX_REPEATS

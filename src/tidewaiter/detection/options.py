@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MAX_REPEATS = 16  # values kept of one option given again and again (the command is the sender's)
+
 
 @dataclass(slots=True)
 class Parsed:
     shorts: set[str] = field(default_factory=set)
     longs: set[str] = field(default_factory=set)
-    values: dict[str, str] = field(default_factory=dict)  # "-f" / "--file" -> value
+    values: dict[str, str] = field(default_factory=dict)  # "-f" / "--file" -> value (the last)
+    # Every value of an option given more than once, in order (MAX_REPEATS at most): a second
+    # `--resolve` or `-x` must not hide the first.
+    repeated: dict[str, list[str]] = field(default_factory=dict)
     positionals: list[str] = field(default_factory=list)
     raw_options: list[str] = field(default_factory=list)  # every option argument as written
 
@@ -28,6 +33,19 @@ class Parsed:
         if len(option) == 2:
             return option[1] in self.shorts
         return any(raw.startswith(option) for raw in self.raw_options)
+
+    def all_values(self, option: str) -> list[str]:
+        """Every value the option was given, in order."""
+        if option in self.repeated:
+            return self.repeated[option]
+        return [self.values[option]] if option in self.values else []
+
+    def set_value(self, option: str, value: str) -> None:
+        if option in self.values:
+            every = self.repeated.setdefault(option, [self.values[option]])
+            if len(every) < MAX_REPEATS:
+                every.append(value)
+        self.values[option] = value
 
     def value(self, *options: str) -> str | None:
         for option in options:
@@ -61,11 +79,11 @@ def parse(
             parsed.longs.add(name)
             parsed.raw_options.append(arg)
             if eq:
-                parsed.values[name] = value
+                parsed.set_value(name, value)
             elif index < len(args) and not args[index].startswith("-"):
                 # Without a schema a long option may or may not take the next argument; record
                 # it as a value but keep it positional too, so neither reading is lost.
-                parsed.values[name] = args[index]
+                parsed.set_value(name, args[index])
             continue
         if arg.startswith("-") and len(arg) > 1:
             parsed.raw_options.append(arg)
@@ -93,7 +111,7 @@ def _cluster(
         for letter in letters:
             parsed.shorts.add(letter)
             if letter in value_short and index < len(args):
-                parsed.values[f"-{letter}"] = args[index]
+                parsed.set_value(f"-{letter}", args[index])
                 index += 1
         return index
     for position, letter in enumerate(letters):
@@ -101,9 +119,9 @@ def _cluster(
         if letter in value_short:
             rest = letters[position + 1 :]
             if rest:
-                parsed.values[f"-{letter}"] = rest
+                parsed.set_value(f"-{letter}", rest)
             elif index < len(args):
-                parsed.values[f"-{letter}"] = args[index]
+                parsed.set_value(f"-{letter}", args[index])
                 index += 1
             break
     return index

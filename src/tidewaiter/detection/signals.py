@@ -685,8 +685,10 @@ class Detector:
         elif spec.destination == "service":  # `gh release upload TAG FILE...`: the file paths
             skip = bool(spec.subcommands) + bool(spec.verbs)
             sent = (*sent, *(p for p in opts.positionals[skip:] if "/" in p or "." in p))
-        pinned = self._routes(spec.route_options, opts)
-        relays = self._routes(spec.relay_options, opts)
+        # Every pinned address counts (`--resolve` is given once per name, and which name the
+        # bytes took is not always clear); a proxy given twice is the last one, as curl reads it.
+        pinned = self._routes(spec.route_options, opts, every=True)
+        relays = self._routes(spec.relay_options, opts, every=False)
         targets = pinned or self._more_urls(spec, opts, destination)
         if relays:  # the URL's host gets the bytes too: judged as well, and says through what
             how = (relays[0].note or "").removeprefix("routed by ")
@@ -695,27 +697,28 @@ class Detector:
         targets = [*targets, *relays]
         return [self._upload(event, spec.tool, spec.technique, d, sent, fed) for d in targets]
 
-    def _routes(self, options: tuple[str, ...], opts: Parsed) -> list[Destination]:
+    def _routes(self, options: tuple[str, ...], opts: Parsed, every: bool) -> list[Destination]:
         """Where a proxy or a pinned address sends the bytes, whatever the URL names: `curl
         --resolve github.com:443:203.0.113.77 https://github.com/` reaches 203.0.113.77."""
         out: list[Destination] = []
         for option in options:
-            value = opts.value(option)
-            if not value:
-                continue
-            fields = value.split(":")
-            if option == "--resolve" and len(fields) >= 3:
-                target = ":".join(fields[2:]).split(",", 1)[0]  # ADDR[,ADDR...], maybe [v6]
-            elif option == "--connect-to" and len(fields) >= 4:
-                target = fields[2] or fields[0]  # an empty CHOST keeps the name
-            else:
-                target = value if "://" in value else f"proxy://{value}"
-            try:
-                routed = self._url_destination(target if "://" in target else f"x://{target}")
-            except ValueError:  # `[oops`: unreadable, so certainly not the allowed name
-                routed = Destination(host=target[:80], internal=False)
-            out.append(msgspec.structs.replace(routed, note=f"routed by {option} {value}"[:120]))
+            values = opts.all_values(option) if every else [opts.value(option)]
+            out.extend(self._route(option, value) for value in values if value)
         return out
+
+    def _route(self, option: str, value: str) -> Destination:
+        fields = value.split(":")
+        if option == "--resolve" and len(fields) >= 3:
+            target = ":".join(fields[2:]).split(",", 1)[0]  # ADDR[,ADDR...], maybe [v6]
+        elif option == "--connect-to" and len(fields) >= 4:
+            target = fields[2] or fields[0]  # an empty CHOST keeps the name
+        else:
+            target = value if "://" in value else f"proxy://{value}"
+        try:
+            routed = self._url_destination(target if "://" in target else f"x://{target}")
+        except ValueError:  # `[oops`: unreadable, so certainly not the allowed name
+            routed = Destination(host=target[:80], internal=False)
+        return msgspec.structs.replace(routed, note=f"routed by {option} {value}"[:120])
 
     def _more_urls(self, spec: Transfer, opts: Parsed, first: Destination) -> list[Destination]:
         """Every URL a command sends to (`curl -T a.tgz https://allowed/ https://other/`)."""
