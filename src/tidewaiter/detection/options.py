@@ -32,7 +32,9 @@ class Parsed:
             return option.lower() in (p.lower() for p in self.positionals)
         if len(option) == 2:
             return option[1] in self.shorts
-        return any(raw.startswith(option) for raw in self.raw_options)
+        # A word switch is a Windows or 7-Zip/RAR one (`-Post`, `-HP`): their case is free.
+        option = option.lower()
+        return any(raw.lower().startswith(option) for raw in self.raw_options)
 
     def all_values(self, option: str) -> list[str]:
         """Every value the option was given, in order."""
