@@ -51,6 +51,10 @@ def kinds(cmd: str, **kw: object) -> list[tuple[str, str, str | None]]:
             "hdiutil",
             "/tmp/d.dmg",
         ),
+        ("mksquashfs /srv/data /etc /tmp/d.sqsh -comp xz -e tmp", "mksquashfs", "/tmp/d.sqsh"),
+        ("genisoimage -V DATA -J -o /tmp/d.iso /srv/data", "genisoimage", "/tmp/d.iso"),
+        ("xorriso -as mkisofs -o /tmp/d.iso /srv/data", "xorriso", "/tmp/d.iso"),
+        ("lrzip -l -o /tmp/d.lrz /srv/db.tar", "lrzip", "/tmp/d.lrz"),
     ],
 )
 def test_archivers_creating(cmd: str, tool: str, path: str) -> None:
@@ -78,6 +82,8 @@ def test_archivers_creating(cmd: str, tool: str, path: str) -> None:
         "pax -rw /srv/data /mnt/copy",  # copies a tree
         "pax -r -f a.pax",
         "aa extract -d /tmp/out -i a.aar",
+        "xorriso -indev /tmp/d.iso -ls",  # native mode reads an image
+        "lrzip -d /tmp/d.lrz",
         "xar -xf a.xar",
         "hdiutil create -size 100m -fs APFS /tmp/empty.dmg",  # an empty image
         "hdiutil attach a.dmg",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
-from itertools import islice
+from itertools import islice, takewhile
 
 import msgspec
 
@@ -949,6 +949,9 @@ def _archive_output(
         return positionals[-1] if len(positionals) > 1 else None
     if kind == "first_after_subcommand":
         return positionals[1] if len(positionals) > 1 else None
+    if kind == "last_before_options":  # `mksquashfs SOURCE... DEST [-comp xz ...]`
+        leading = list(takewhile(lambda arg: not arg.startswith("-"), command.argv[1:]))
+        return leading[-1] if len(leading) > 1 else None
     # compressed_input: gzip writes FILE.gz beside FILE, or to stdout
     if command.stdout_file:
         return command.stdout_file

@@ -18,6 +18,7 @@ OutputKind = Literal[
     "option",
     "first_positional",
     "last_positional",
+    "last_before_options",
     "first_after_subcommand",
     "compressed_input",
 ]
