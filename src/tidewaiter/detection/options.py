@@ -61,8 +61,10 @@ def parse(
     value_short: str = "",
     bundled: bool = False,
     long_table: frozenset[str] = frozenset(),
+    word_values: frozenset[str] = frozenset(),
 ) -> Parsed:
-    """``long_table``: the tool's long options, to resolve abbreviations (`--cre`)."""
+    """``long_table``: the tool's long options, to resolve abbreviations (`--cre`).
+    ``word_values``: single-dash words that take the next argument (`openssl -connect H:P`)."""
     parsed = Parsed()
     index = 0
     if bundled and args and args[0].isascii() and args[0].isalnum():
@@ -86,6 +88,12 @@ def parse(
                 # Without a schema a long option may or may not take the next argument; record
                 # it as a value but keep it positional too, so neither reading is lost.
                 parsed.set_value(name, args[index])
+            continue
+        if arg in word_values:
+            parsed.raw_options.append(arg)
+            if index < len(args):
+                parsed.set_value(arg, args[index])
+                index += 1
             continue
         if arg.startswith("-") and len(arg) > 1:
             parsed.raw_options.append(arg)

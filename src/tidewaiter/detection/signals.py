@@ -29,6 +29,8 @@ _COMPRESSED_SUFFIX = {
 _DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/([^/\s'\"]+)/(\d+)")
 _WORD = re.compile(r"[^\s'\"<>|;&()=,]+")
 DNS_DATA_LABEL = 24  # a DNS label this long is data, not a name someone chose
+_LITERAL_FEEDERS = frozenset({"echo", "printf", "true", "false", ":", "yes"})
+MAX_LITERAL_FEED = 256  # characters of literal text piped in that still read as a probe
 MAX_SCRIPT_URLS = 8  # addresses judged per script upload, as curl's URLs
 MAX_QUIET = 4096  # process starts remembered as raising nothing (Detector._quiet)
 # Only a start whose text is this short is remembered: the text is the attacker's, and 4,096
@@ -431,7 +433,7 @@ class Detector:
             return False
         for command in self._wrapped(parent.cmd_line, parent.path):
             if command.argv and cmdline.exe_name(command.argv[0]) == name:
-                return command.piped_in or command.stdin_file is not None
+                return _feeds_data(command)
         return False
 
     def _wrapped(self, cmd: str, path: str | None) -> list[cmdline.Command]:
@@ -652,7 +654,7 @@ class Detector:
 
     def _transfer(self, event: Event, spec: Transfer, command: cmdline.Command) -> list[Signal]:
         argv = command.argv
-        opts = parse(argv[1:], spec.value_short)
+        opts = parse(argv[1:], spec.value_short, word_values=frozenset(spec.connect_options))
         if spec.listen_options and any(opts.has(o) for o in spec.listen_options):
             return []
         if spec.subcommands and not (opts.positionals and opts.positionals[0] in spec.subcommands):
@@ -660,7 +662,7 @@ class Detector:
         if spec.verbs and not any(p in spec.verbs for p in opts.positionals[1:3]):
             return []
         sent = _sent_paths(spec, opts)
-        fed = command.piped_in or command.stdin_file is not None
+        fed = _feeds_data(command)
         if spec.needs_input and not fed:
             fed = self._fed_by_parent(event, cmdline.exe_name(argv[0]))
         if command.stdin_file:
@@ -776,6 +778,12 @@ class Detector:
             return self._host_destination(positionals[0], netloc.port(positionals[1]))
         if kind == "socat":
             return _socat_destination(self, positionals)
+        if kind == "connect_option":  # `openssl s_client -connect HOST:PORT`
+            target = opts.value(*spec.connect_options)
+            if not target:
+                return None
+            named, number = netloc.url_host_port(f"tcp://{target}")
+            return self._host_destination(named or target[:80], number)
         if kind == "cloud":
             target = next((p for p in reversed(positionals) if p.startswith(_REMOTE_SCHEMES)), None)
             return (
@@ -1016,6 +1024,22 @@ def _remote_write(opts: Parsed) -> bool:
     """ssh host 'cat > x' / 'dd of=x': the remote command writes what ssh carries."""
     tail = " ".join(opts.positionals[1:])
     return "cat >" in tail or "dd of=" in tail or tail.startswith("tee ")
+
+
+def _feeds_data(command: cmdline.Command) -> bool:
+    """Whether what the shell feeds the command can be collected data: a file, or a pipe from
+    anything but echo or printf of short literal text (`echo | openssl s_client -connect`
+    checking a certificate, `printf 'GET /'` probing a port). Text that expands (`$(...)`,
+    `$VAR`, backquotes) may be a file's content, and a long literal may be data typed in."""
+    if command.stdin_file is not None:
+        return True
+    if not command.piped_in:
+        return False
+    upstream = command.upstream
+    if not upstream or cmdline.exe_name(upstream[0]) not in _LITERAL_FEEDERS:
+        return True
+    text = " ".join(upstream[1:])
+    return len(text) > MAX_LITERAL_FEED or "$" in text or "`" in text
 
 
 def _socat_destination(detector: Detector, positionals: list[str]) -> Destination | None:

@@ -34,6 +34,7 @@ DestinationKind = Literal[
     "service",
     "registry",
     "git_remote",
+    "connect_option",
 ]
 
 
@@ -100,6 +101,7 @@ class Transfer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     value_short: str = ""
     needs_input: bool = False
     service: str | None = None  # the destination of a `service` transfer
+    connect_options: tuple[str, ...] = ()  # HOST:PORT of a `connect_option` transfer
     route_options: tuple[str, ...] = ()  # options that send the bytes elsewhere than the URL
     relay_options: tuple[str, ...] = ()  # options that relay the bytes to the URL (a proxy)
     config_options: tuple[str, ...] = ()  # options read from a file the telemetry does not show
