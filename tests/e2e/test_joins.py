@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -79,3 +80,26 @@ def test_benign_platform_activity_stays_quiet(
     folder = ROOT / "scenarios" / "benign" / scenario
     files = sorted(str(p) for p in folder.iterdir() if p.name != "scenario.yaml")
     assert [a for a in alerts(capsys, *files) if a["severity_id"] > 2] == []  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    "launcher",
+    [
+        ["nice", "-n", "19"],
+        ["timeout", "-s", "KILL", "600"],
+        ["env", "LC_ALL=C"],
+        ["sudo", "-u", "postgres"],
+    ],
+)
+def test_a_launcher_in_an_audited_exec_command_does_not_hide_the_copy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, launcher: list[str]
+) -> None:
+    # Only the audit log: `kubectl exec ledger-db-0 -- nice -n 19 tar cf - /var/lib/...`.
+    source = ROOT / "scenarios" / "attack" / "kubectl-cp-from-pod-database-files" / "audit.jsonl"
+    prefix = "".join(f"command={quote(word, safe='')}&" for word in launcher)
+    audit = tmp_path / "audit.jsonl"
+    audit.write_text(source.read_text().replace("/exec?command=", f"/exec?{prefix}command="))
+    assert "command=tar" in audit.read_text()
+    [alert] = alerts(capsys, str(audit))
+    assert alert["finding_info"]["analytic"]["uid"] == "tw-k8s-exec-copy"  # type: ignore[index]
+    assert alert["severity_id"] >= 4  # type: ignore[operator]

