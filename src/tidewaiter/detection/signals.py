@@ -172,7 +172,7 @@ class Detector:
             if event.activity is Activity.LAUNCH:
                 return self._launch(event)
             if event.activity is Activity.SCRIPT and event.process and event.process.cmd_line:
-                return self._script(event, event.process.cmd_line)
+                return self._script(event, powershell.plain(event.process.cmd_line))
             return []
         if kind is Kind.NETWORK:
             return self._egress(event)
@@ -488,6 +488,7 @@ class Detector:
             payload = cmdline.powershell_payload(argv)
             if payload is None:
                 return []
+            payload = powershell.plain(payload)
             scripted = self._script(event, payload)
             return scripted or self._pipeline(
                 event, cmdline.parse_cmd_pipeline(payload.replace(";", "&"))
