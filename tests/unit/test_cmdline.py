@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tidewaiter.detection.cmdline import (
+    MAX_VARIABLES,
     exe_name,
     parse_cmd_pipeline,
     parse_posix_pipeline,
@@ -74,3 +77,29 @@ def test_an_option_given_again_keeps_every_value_in_order_and_bounded() -> None:
     assert parsed.all_values("-o") == []
     flood = parse([f"--resolve=h{n}:443:10.0.0.1" for n in range(1000)])
     assert len(flood.all_values("--resolve")) == MAX_REPEATS
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "t''ar czf /tmp/a.tgz /srv",
+        "t\\ar czf /tmp/a.tgz /srv",
+        "T=tar; $T czf /tmp/a.tgz /srv",
+        "T=tar OUT=/tmp/a.tgz; ${T} czf $OUT /srv",
+        'eval "tar czf /tmp/a.tgz /srv"',
+        # echo 'tar czf /tmp/a.tgz /srv' | base64
+        "echo dGFyIGN6ZiAvdG1wL2EudGd6IC9zcnYK | base64 -d | sh",
+        "printf %s dGFyIGN6ZiAvdG1wL2EudGd6IC9zcnYK | base64 --decode | bash -s",
+    ],
+)
+def test_a_payload_is_read_as_the_shell_resolves_it(payload: str) -> None:
+    argvs = [c.argv for c in parse_posix_pipeline(payload)]
+    assert ["tar", "czf", "/tmp/a.tgz", "/srv"] in argvs
+
+
+def test_nesting_and_variables_are_bounded() -> None:
+    inner = 'eval "tar czf /tmp/a.tgz /srv"'
+    deep = f"eval 'eval \"{inner}\"'"  # three levels: the third is not read
+    assert ["tar", "czf", "/tmp/a.tgz", "/srv"] not in [c.argv for c in parse_posix_pipeline(deep)]
+    many = "; ".join(f"V{n}=x" for n in range(MAX_VARIABLES)) + "; T=tar; $T czf a.tgz /srv"
+    assert [c.argv for c in parse_posix_pipeline(many)][-1][0] == "$T"  # past the bound

@@ -382,6 +382,26 @@ def test_a_launcher_running_nothing_in_the_catalog_is_no_signal(cmd: str) -> Non
     assert detector.signals(launch(cmd)) == []
 
 
+@pytest.mark.parametrize(
+    ("cmd", "tool"),
+    [
+        ("sh -c \"t''ar czf /tmp/a.tgz /srv\"", "tar"),
+        ("sh -c 'T=tar; $T czf /tmp/a.tgz /srv'", "tar"),
+        ("sh -c 'echo dGFyIGN6ZiAvdG1wL2EudGd6IC9zcnYK | base64 -d | sh'", "tar"),
+        ("bash -c 'eval \"tar czf /tmp/a.tgz /srv\"'", "tar"),
+        ("sh -c '/???/t?r czf /tmp/a.tgz /srv'", "tar"),
+        ("sh -c '/usr/bin/[t]ar czf /tmp/a.tgz /srv'", "tar"),
+    ],
+)
+def test_a_shell_payload_obfuscated_still_names_the_archiver(cmd: str, tool: str) -> None:
+    # Where only the shell's line is recorded (an audited `kubectl exec -- sh -c ...`).
+    assert kinds(cmd) == [("archive", tool, "/tmp/a.tgz")]
+
+
+def test_a_glob_that_names_nothing_in_the_catalog_is_no_signal() -> None:
+    assert detector.signals(launch("sh -c 'ls /var/log/*.gz; [ -f /x ] && echo ok'")) == []
+
+
 def test_git_archive_is_archiving() -> None:
     assert kinds("git archive --format=tar.gz -o /tmp/src.tgz HEAD") == [
         ("archive", "git", "/tmp/src.tgz")

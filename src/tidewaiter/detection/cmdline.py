@@ -205,7 +205,14 @@ class Command:
     upstream: list[str] = field(default_factory=list)  # argv of the command piping into this one
 
 
-def parse_posix_pipeline(text: str) -> list[Command]:
+def parse_posix_pipeline(text: str, depth: int = 0) -> list[Command]:
+    """The commands of a shell payload, with what a shell would resolve before running them:
+    a variable set earlier in it (`T=tar; $T czf ...`), the text of `eval`, and a script that
+    `echo <base64> | base64 -d | sh` decodes (nested payloads: MAX_NESTING deep)."""
+    return _resolve(_parse_posix(text), depth)
+
+
+def _parse_posix(text: str) -> list[Command]:
     tokens = tokenize(text[:_MAX_PAYLOAD], operators=True)
     if tokens is None:
         tokens = text[:_MAX_PAYLOAD].split()
@@ -231,9 +238,66 @@ def parse_posix_pipeline(text: str) -> list[Command]:
             current.argv.append(token)
     if current.argv:
         commands.append(current)
-    for command in commands:
-        command.argv = strip_prefixes(command.argv)
     return commands
+
+
+MAX_NESTING = 2  # eval and decoded scripts inside a payload, read this many levels deep
+MAX_VARIABLES = 64
+_VARIABLE_WORD = re.compile(r"^\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))$")
+_STDIN_SHELLS = frozenset({"sh", "bash", "dash", "ash", "zsh", "ksh", "mksh"})
+_BASE64_DECODE = frozenset({"-d", "--decode", "-D"})
+
+
+def _resolve(commands: list[Command], depth: int) -> list[Command]:
+    variables: dict[str, str] = {}
+    out: list[Command] = []
+    for command in commands:
+        for word in command.argv:  # leading NAME=value words (alone, they set a variable)
+            name, equals, value = word.partition("=")
+            if not equals or not _ASSIGNMENT.match(word):
+                break
+            if len(variables) < MAX_VARIABLES:
+                variables[name] = value
+        argv = strip_prefixes(command.argv)
+        argv = [_substitute(word, variables) for word in argv]
+        command.argv = [word for word in argv if word]
+        if depth < MAX_NESTING and command.argv[:1] == ["eval"]:
+            out.extend(parse_posix_pipeline(" ".join(command.argv[1:]), depth + 1))
+            continue
+        decoded = _decoded_script(command, out) if depth < MAX_NESTING else None
+        if decoded is not None:
+            out.extend(parse_posix_pipeline(decoded, depth + 1))
+            continue
+        out.append(command)
+    return out
+
+
+def _substitute(word: str, variables: dict[str, str]) -> str:
+    match = _VARIABLE_WORD.match(word) if word.startswith("$") else None
+    if match is None:
+        return word
+    return variables.get(match.group(1) or match.group(2), word)
+
+
+def _decoded_script(command: Command, before: list[Command]) -> str | None:
+    """The script `echo <base64> | base64 -d | sh` runs, where the base64 is written out."""
+    if not command.piped_in or len(before) < 2 or len(command.argv) > 2:
+        return None
+    if exe_name(command.argv[0]) not in _STDIN_SHELLS or command.argv[1:] not in ([], ["-s"]):
+        return None
+    decoder, source = before[-1].argv, before[-2].argv
+    if not decoder or exe_name(decoder[0]) != "base64" or _BASE64_DECODE.isdisjoint(decoder):
+        return None
+    if not source or exe_name(source[0]) not in ("echo", "printf"):
+        return None
+    words = [word for word in source[1:] if not word.startswith("-")]
+    if exe_name(source[0]) == "printf" and len(words) > 1 and "%" in words[0]:
+        words = words[1:]  # `printf %s <base64>`: the format is not the text
+    text = "".join(words)
+    try:
+        return base64.b64decode(text[:_MAX_PAYLOAD], validate=False).decode("utf-8", "replace")
+    except (binascii.Error, ValueError):
+        return None
 
 
 # Words that start a shell command without being it: `for f in x; do nc h 1 < "$f"; done`,

@@ -542,11 +542,15 @@ class Detector:
             if not command.argv:
                 continue
             name = cmdline.exe_name(command.argv[0])
-            if name not in self.catalog.interesting:
+            # A glob (`/???/t?r`) is each tool it may name, until one reads as that tool.
+            names = [name] if name in self.catalog.interesting else self.catalog.glob_names(name)
+            if not names:
                 piped_archive = False
                 continue
             text = " ".join(command.argv)
-            signals = self._command(event, command, name, text)
+            signals = next(
+                (hit for n in names if (hit := self._command(event, command, n, text))), []
+            )
             for signal in signals:
                 if signal.kind is SignalKind.UPLOAD and command.piped_in and piped_archive:
                     found.append(

@@ -6,6 +6,7 @@ New archivers, uploaders and patterns are added to the YAML files beside this mo
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from functools import cache
 from importlib import resources
@@ -278,7 +279,8 @@ class Catalog:
             | {"tarfile", "zipfile", "gzip", "bz2", "lzma", "make_archive", "iwr", "irm"}
         )
         self.prefilter_fragments = (
-            "compress", "zipfile", "upload", "invoke-", "archive",
+            "compress", "zipfile", "upload", "invoke-", "archive", "eval", "base64",
+            "?", "*", "[",  # a glob may name a tool (`/???/t?r`)
             "socket", "sockopen", "/dev/tcp/", "/dev/udp/",
             *dict.fromkeys(
                 [
@@ -291,6 +293,21 @@ class Catalog:
     def mentions_catalog(self, text: str) -> bool:
         """Whether text names any tool, library or cmdlet of the catalog (a cheap pre-filter)."""
         lowered = text.lower()
+        if self._mentions(lowered):
+            return True
+        # `t''ar`, `t\ar` and `"t"ar` are tar to a shell: read again without quotes.
+        unquoted = lowered.translate(_UNQUOTE)
+        return unquoted != lowered and self._mentions(unquoted)
+
+    def glob_names(self, name: str) -> list[str]:
+        """The catalog names a command word's glob matches (`/???/t?r` is tar): four at most,
+        in order; none for a pattern that matches more (`*`), which names nothing."""
+        if not any(c in name for c in "?*[") or len(name) > 64:
+            return []
+        matches = sorted(fnmatch.filter(self.interesting, name))
+        return matches if len(matches) <= MAX_GLOB_NAMES else []
+
+    def _mentions(self, lowered: str) -> bool:
         if any(fragment in lowered for fragment in self.prefilter_fragments):
             return True
         return not self.prefilter_words.isdisjoint(_WORDS.findall(lowered))
@@ -337,7 +354,9 @@ class Catalog:
         return None
 
 
+MAX_GLOB_NAMES = 4
 _WORDS = re.compile(r"[a-z0-9_-]+")
+_UNQUOTE = str.maketrans("", "", "'\"\\")
 
 
 def _fold_path(path: str) -> str:
