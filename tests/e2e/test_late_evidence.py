@@ -90,14 +90,14 @@ def test_the_finding_is_emitted_then_updated_as_the_uploader_joins(
 def test_updates_are_bounded_in_time(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = dump_then_upload(tmp_path)
     lines = path.read_bytes().splitlines()
-    # The same records with the uploader two days late: beyond every window (an upload that
-    # names the archive joins it for a day; any other late evidence for 30 minutes).
+    # The same records with the uploader eight days late: beyond every window (an upload that
+    # names the archive joins it for a week; any other late evidence for 30 minutes).
     late = []
     for raw in lines:
         record = json.loads(raw)
         body = record.get("process_exec") or record.get("process_kprobe")
         if body["process"]["pid"] == 43:
-            shifted = fleet.iso(fleet.START + 3600 + 2 * 86_400 + (len(late) % 10))
+            shifted = fleet.iso(fleet.START + 3600 + 8 * 86_400 + (len(late) % 10))
             record["time"] = shifted
         late.append(json.dumps(record).encode())
     path.write_bytes(b"\n".join(sorted(late, key=lambda r: json.loads(r)["time"])) + b"\n")

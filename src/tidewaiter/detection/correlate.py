@@ -38,7 +38,10 @@ class CorrelationConfig(msgspec.Struct, frozen=True):
     skew: float = 5.0  # a transfer this much earlier than the archive still counts (clock and
     # ordering skew between sources: a pipeline's connection can be logged before its archiver)
     max_clock_skew: float = 7200.0  # a silent node's episodes close this long past due (quorum)
-    named_window: float = 86_400.0  # an upload that names an archive joins it this long after
+    # An upload that names an archive joins it this long after: a week, since an attacker who
+    # knows the window waits it out, and naming the very file is strong evidence however late.
+    # (Memory is bounded by the archives kept per entity and max_open, not by this.)
+    named_window: float = 7 * 86_400.0
     update_window: float = 1800.0  # seconds after a finding in which late evidence updates it
     max_updates: int = 8  # updates per finding, at most
 
