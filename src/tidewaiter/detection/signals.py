@@ -434,9 +434,23 @@ class Detector:
         if parent_name not in self.catalog.posix_shells | self.catalog.cmd_shells:
             return False
         for command in self._wrapped(parent.cmd_line, parent.path):
-            if command.argv and cmdline.exe_name(command.argv[0]) == name:
+            argv = self._unlaunched(command.argv)
+            if argv and cmdline.exe_name(argv[0]) == name:
                 return _feeds_data(command)
         return False
+
+    def _unlaunched(self, argv: list[str]) -> list[str]:
+        """The command launchers run (`nice -n 5 timeout 60 nc h 1` runs `nc h 1`): argv
+        itself when it starts with none, [] when a launcher runs nothing."""
+        while argv and (launcher := self.catalog.launchers.get(cmdline.exe_name(argv[0]))):
+            argv = cmdline.launched(
+                argv,
+                launcher.value_short,
+                launcher.value_long,
+                launcher.operands,
+                launcher.assignments,
+            )
+        return argv
 
     def _wrapped(self, cmd: str, path: str | None) -> list[cmdline.Command]:
         return self._wrapped_argv(cmdline.split_command(cmd, path), cmd)
@@ -456,15 +470,8 @@ class Detector:
     def _command(self, event: Event, command: cmdline.Command, name: str, cmd: str) -> list[Signal]:
         catalog = self.catalog
         argv = command.argv
-        launcher = catalog.launchers.get(name)
-        if launcher is not None:
-            inner = cmdline.launched(
-                argv,
-                launcher.value_short,
-                frozenset(launcher.value_long),
-                launcher.operands,
-                launcher.assignments,
-            )
+        if name in catalog.launchers:
+            inner = self._unlaunched(argv)
             inner_name = cmdline.exe_name(inner[0]) if inner else ""
             if inner_name not in catalog.interesting:
                 return []
@@ -675,7 +682,7 @@ class Detector:
 
     def _transfer(self, event: Event, spec: Transfer, command: cmdline.Command) -> list[Signal]:
         argv = command.argv
-        opts = parse(argv[1:], spec.value_short, word_values=frozenset(spec.connect_options))
+        opts = parse(argv[1:], spec.value_short, word_values=spec.connect_options)
         if spec.listen_options and any(opts.has(o) for o in spec.listen_options):
             return []
         if spec.subcommands and not (opts.positionals and opts.positionals[0] in spec.subcommands):
